@@ -1,0 +1,8 @@
+module mppd
+
+go 1.26
+
+require (
+	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+)
