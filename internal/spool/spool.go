@@ -1,0 +1,139 @@
+// Package spool stages one message while it is being received: in memory up
+// to a threshold, then in an unlinked temporary file, so that memory per
+// session stays bounded and delivery only ever sees a complete message.
+package spool
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// Spool collects the bytes of one message. Write to it, then call Reader
+// once; Close releases the memory or the file. It is not safe for
+// concurrent use.
+type Spool struct {
+	dir       string
+	threshold int
+
+	mem  []byte
+	file *os.File
+	w    *bufio.Writer
+	size int64
+	err  error // the first write error; later writes are dropped
+}
+
+// New returns an empty spool that keeps up to threshold bytes in memory and
+// spills the rest into an unlinked file in dir ("" means os.TempDir()).
+func New(dir string, threshold int) *Spool {
+	return &Spool{dir: dir, threshold: threshold}
+}
+
+// Write appends p. Once a write has failed (the disk is full, say), the
+// error is kept and every later Write returns it.
+func (s *Spool) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	s.size += int64(len(p))
+	if s.file == nil && len(s.mem)+len(p) <= s.threshold {
+		s.mem = append(s.mem, p...)
+		return len(p), nil
+	}
+	if s.file == nil {
+		if err := s.spill(); err != nil {
+			s.err = err
+			return 0, err
+		}
+	}
+	if _, err := s.w.Write(p); err != nil {
+		s.err = fmt.Errorf("spool: %w", err)
+		return 0, s.err
+	}
+	return len(p), nil
+}
+
+// spill moves what is in memory into a new unlinked file.
+func (s *Spool) spill() error {
+	f, err := os.CreateTemp(s.dir, "mppd-spool-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	// Unlink at once: the file lives only as long as the descriptor, so
+	// nothing is left behind whatever happens to mppd.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.file = f
+	s.w = bufio.NewWriterSize(f, 64<<10)
+	if _, err := s.w.Write(s.mem); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.mem = nil
+	return nil
+}
+
+// Size is the number of bytes written.
+func (s *Spool) Size() int64 { return s.size }
+
+// Err is the first write error, if any.
+func (s *Spool) Err() error { return s.err }
+
+// Reader returns the staged bytes from the start: a *bytes.Reader while
+// they are in memory, the *os.File once spilled.
+func (s *Spool) Reader() (io.Reader, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.file == nil {
+		return bytes.NewReader(s.mem), nil
+	}
+	if err := s.w.Flush(); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return s.file, nil
+}
+
+// Spilled reports whether the message went to a file.
+func (s *Spool) Spilled() bool { return s.file != nil }
+
+// Close frees the spool.
+func (s *Spool) Close() error {
+	s.mem = nil
+	if s.file == nil {
+		return nil
+	}
+	err := s.file.Close()
+	s.file = nil
+	return err
+}
+
+// ErrLowSpace is returned by CheckFree when the staging filesystem is too
+// full to take a message of the largest allowed size.
+var ErrLowSpace = errors.New("spool: not enough free space in the staging directory")
+
+// CheckFree reports ErrLowSpace when the filesystem holding dir ("" means
+// os.TempDir()) has fewer than need bytes available to an unprivileged
+// user. Postfix refuses mail below 1.5 times its message size limit for the
+// same reason: better to say 451 before the text than to fail after it.
+func CheckFree(dir string, need int64) error {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if free := int64(st.Bavail) * int64(st.Bsize); free < need {
+		return fmt.Errorf("%w: %d bytes free, %d needed", ErrLowSpace, free, need)
+	}
+	return nil
+}
