@@ -1,0 +1,86 @@
+package protocol
+
+import (
+	"bytes"
+	"strings"
+)
+
+// command is one parsed command line.
+type command struct {
+	// verb is upper-cased; commands are case-insensitive as in SMTP and
+	// FTP, which RFC 1204 builds on.
+	verb string
+	// arg is everything after the single space that follows the verb,
+	// byte for byte. A PASS argument may itself contain spaces.
+	arg string
+	// hasArg is true when a space followed the verb, even if nothing came
+	// after it ("PASS " has an empty argument; "PASS" has none).
+	hasArg bool
+	// badSeparator is true when the verb was followed by something other
+	// than a space, e.g. "USER\talice": the verb is known but the line is
+	// not RFC 1204 syntax.
+	badSeparator bool
+}
+
+// parseCommand splits a command line (without its line ending) into verb and
+// argument. It never fails: what the verb and argument may be is for the
+// handlers to judge.
+func parseCommand(line []byte) command {
+	end := len(line)
+	for i, c := range line {
+		if c == ' ' || c < 0x20 || c == 0x7f {
+			end = i
+			break
+		}
+	}
+	cmd := command{verb: strings.ToUpper(string(line[:end]))}
+	switch {
+	case end == len(line):
+	case line[end] == ' ':
+		cmd.hasArg = true
+		cmd.arg = string(line[end+1:])
+	default:
+		cmd.badSeparator = true
+		cmd.arg = string(line[end:])
+	}
+	return cmd
+}
+
+// httpVerbs are the first words of HTTP requests. A browser or proxy tricked
+// into talking to mppd (a cross-protocol attack such as ALPACA) gets one 500
+// and the connection is closed, rather than three 500s.
+var httpVerbs = map[string]bool{
+	"GET": true, "POST": true, "HEAD": true, "PUT": true, "DELETE": true,
+	"CONNECT": true, "OPTIONS": true, "PATCH": true, "TRACE": true,
+}
+
+// looksLikeTLS reports whether the first bytes of a session are a TLS
+// handshake record (content type 22, version 3.x): a TLS client on the
+// plain port. Nothing sensible can be said to it.
+func looksLikeTLS(line []byte) bool {
+	return len(line) >= 2 && line[0] == 0x16 && line[1] == 0x03
+}
+
+// hasControl reports whether s holds a control byte (including NUL, CR, TAB
+// and DEL).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// logVerb is what the log shows of a verb the server did not recognise: at
+// most six bytes, quoted and escaped, so junk cannot fill or forge log lines.
+func logVerb(line []byte) string {
+	v := line
+	if i := bytes.IndexByte(v, ' '); i >= 0 {
+		v = v[:i]
+	}
+	if len(v) > 6 {
+		v = v[:6]
+	}
+	return string(v)
+}

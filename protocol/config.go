@@ -1,0 +1,112 @@
+package protocol
+
+import (
+	"regexp"
+	"time"
+)
+
+// Limits bound what one client can make the server do. The defaults, and
+// where each number comes from, are in DefaultLimits and mppd(8).
+type Limits struct {
+	// MaxLine is the longest command line accepted, CRLF included (RFC 5321
+	// §4.5.3.1.4 uses 512 for SMTP commands; we take 1000 like its text
+	// lines, since a PASS argument may be long). A longer line is drained
+	// to its end and answered 500.
+	MaxLine int
+	// MaxMessage is the largest message text, in octets after
+	// dot-unstuffing. A larger one is read to its end and answered 550.
+	MaxMessage int64
+	// MaxHeader is the largest header block (Postfix header_size_limit).
+	MaxHeader int
+	// MaxRecipients is the most recipients one message may name.
+	MaxRecipients int
+	// MaxReceived is the most Received: headers a message may carry
+	// before it is taken for a mail loop (Postfix hopcount_limit).
+	MaxReceived int
+	// IdleTimeout bounds every read and write (RFC 1204 §3.3).
+	IdleTimeout time.Duration
+	// SessionTimeout bounds a whole connection.
+	SessionTimeout time.Duration
+	// MinDataRate is the slowest message text accepted, in octets per
+	// second, after a grace of one IdleTimeout... see dataDeadline.
+	MinDataRate int
+	// MaxErrors is how many 500/501/503 replies a session may get; the
+	// one that reaches it is followed by 451 and the connection closes.
+	MaxErrors int
+	// MaxJunk is how many NOOPs a session may send between messages
+	// before each further one counts as an error.
+	MaxJunk int
+}
+
+// DefaultLimits returns the limits in ../shared/notes/limits-and-bad-input.md.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxLine:        1000,
+		MaxMessage:     10_240_000,
+		MaxHeader:      102_400,
+		MaxRecipients:  100,
+		MaxReceived:    50,
+		IdleTimeout:    5 * time.Minute,
+		SessionTimeout: 20 * time.Minute,
+		MinDataRate:    500,
+		MaxErrors:      3,
+		MaxJunk:        100,
+	}
+}
+
+// SenderPolicy says what happens to a message whose From: names someone
+// other than the authenticated user.
+type SenderPolicy int
+
+const (
+	// SenderAddHeader keeps the From: and adds a Sender: naming the
+	// authenticated address (RFC 5322 §3.6.2), replacing any Sender: the
+	// client wrote that is not the user's.
+	SenderAddHeader SenderPolicy = iota
+	// SenderReject refuses the message with 550.
+	SenderReject
+)
+
+// DefaultUserPattern is the grammar a USER argument must match by default:
+// a POSIX-style login name (no leading '-', not starting with a digit, at
+// most 32 characters).
+const DefaultUserPattern = `^[a-z_][a-z0-9_.-]{0,31}$`
+
+// Config is everything about a session that is not a backend.
+type Config struct {
+	// Hostname names this server in the greeting, Received: and
+	// Message-ID:.
+	Hostname string
+	Limits   Limits
+	// UserPattern is the USER grammar; nil means DefaultUserPattern.
+	// Whatever it says, a user name never contains a control character,
+	// a space or a NUL, never starts with '-', and is at most 256 octets.
+	UserPattern *regexp.Regexp
+	// SenderPolicy, see the constants.
+	SenderPolicy SenderPolicy
+	// ReceivedClientAddress puts the client's IP address in the Received:
+	// header mppd adds (RFC 6409 §8.5 leaves it to local policy).
+	ReceivedClientAddress bool
+	// AuthFailureDelay is the least time a failed PASS takes, from the
+	// command to the reply, plus up to 20% random extra, so that the
+	// reason for the failure cannot be told from the timing. Zero turns
+	// it off (tests only).
+	AuthFailureDelay time.Duration
+	// StagingDir is where message text larger than MemoryThreshold is
+	// spilled, in an unlinked file. Empty means os.TempDir().
+	StagingDir string
+	// MemoryThreshold is how much of a message is kept in memory before
+	// it spills to StagingDir.
+	MemoryThreshold int
+}
+
+// DefaultConfig returns the defaults for everything but Hostname.
+func DefaultConfig() Config {
+	return Config{
+		Limits:                DefaultLimits(),
+		SenderPolicy:          SenderAddHeader,
+		ReceivedClientAddress: true,
+		AuthFailureDelay:      time.Second,
+		MemoryThreshold:       1 << 20,
+	}
+}

@@ -1,0 +1,106 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"mppd/delivery"
+	"mppd/internal/address"
+	"mppd/internal/message"
+	"mppd/internal/spool"
+)
+
+func validAddress(a string) error { return address.Valid(a) }
+
+// finishMessage decides what becomes of a message whose text has been read
+// to its end: refuse it (550, or 451 for a local fault), or prepare its
+// header and hand it to the delivery backend. 250 only once the backend has
+// said the message is queued.
+func (s *session) finishMessage(ctx context.Context, res textResult, body *spool.Spool) reply {
+	log := s.log.With("user", s.user, "size", res.size)
+	refuse := func(reason, text string) reply {
+		log.Warn("message refused", "event", "rejected", "reason", reason)
+		return replyError.with(text)
+	}
+	switch {
+	case res.tooBig:
+		return refuse("too-big", "Message too large.")
+	case res.bareLFDot:
+		log.Warn("dot line next to a bare LF in message text", "event", "bare-lf-in-data")
+		return refuse("bare-lf-dot", "Message contains a \".\" line next to a bare LF.")
+	case res.bareCR:
+		return refuse("bare-cr", "Message contains a bare CR.")
+	case res.nul:
+		return refuse("nul", "Message contains a NUL byte.")
+	case res.headerBig:
+		return refuse("header-too-big", "Message header too large.")
+	case res.writeErr != nil:
+		log.Error("cannot stage the message", "event", "staging-failed", "err", res.writeErr)
+		return s.localError("Local error in staging the message, try again later.")
+	}
+
+	id := s.identity
+	prep, err := message.Prepare(res.header, message.Trace{
+		Login:     id.Login,
+		Addresses: id.Addresses,
+		Client:    s.client,
+		Session:   s.id,
+		Time:      time.Now(),
+	}, message.Options{
+		Hostname:              s.cfg.Hostname,
+		MaxRecipients:         s.cfg.Limits.MaxRecipients,
+		MaxReceived:           s.cfg.Limits.MaxReceived,
+		Sender:                messagePolicy(s.cfg.SenderPolicy),
+		ReceivedClientAddress: s.cfg.ReceivedClientAddress,
+	})
+	if err != nil {
+		var rej *message.Rejection
+		if errors.As(err, &rej) {
+			return refuse(rej.Reason, rej.Text)
+		}
+		log.Error("cannot prepare the message", "event", "prepare-failed", "err", err)
+		return s.localError("Local error in processing the message.")
+	}
+
+	bodyReader, err := body.Reader()
+	if err != nil {
+		log.Error("cannot read the staged message", "event", "staging-failed", "err", err)
+		return s.localError("Local error in staging the message, try again later.")
+	}
+	env := delivery.Envelope{
+		Sender:     id.Addresses[0],
+		Recipients: prep.Recipients,
+		Identity:   id,
+		Session:    s.id,
+	}
+	msg := io.MultiReader(bytesReader(prep.Header), bodyReader)
+
+	// A delivery that has started is never cut short by a shutdown: the
+	// client gets the real outcome, so a message is either acknowledged
+	// and queued, or neither.
+	start := time.Now()
+	err = s.srv.Delivery.Deliver(context.WithoutCancel(ctx), env, msg)
+	took := time.Since(start).Round(time.Millisecond)
+	if err != nil {
+		if delivery.IsPermanent(err) {
+			log.Warn("delivery refused", "event", "delivery-failed", "permanent", true,
+				"reason", delivery.Reason(err), "err", err, "duration", took)
+			return replyError.with("Message refused by the mail system.")
+		}
+		log.Error("delivery failed", "event", "delivery-failed", "permanent", false,
+			"reason", delivery.Reason(err), "err", err, "duration", took)
+		return s.localError("Message not queued, try again later.")
+	}
+	log.Info("message queued", "event", "delivered", "from", env.Sender,
+		"recipients", len(env.Recipients), "duration", took)
+	return replyOK.with("Message queued.")
+}
+
+func messagePolicy(p SenderPolicy) message.SenderPolicy {
+	if p == SenderReject {
+		return message.Reject
+	}
+	return message.AddSender
+}

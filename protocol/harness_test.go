@@ -1,0 +1,272 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mppd/authn"
+	"mppd/delivery"
+)
+
+// fakeAuth knows users by password and records how often it was asked.
+type fakeAuth struct {
+	mu     sync.Mutex
+	users  map[string]string // user -> password
+	err    error             // returned for every call when set
+	calls  int
+	seen   []authn.Request
+	addrOf func(user string) []string
+}
+
+func (a *fakeAuth) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls++
+	a.seen = append(a.seen, req)
+	if a.err != nil {
+		return authn.Identity{}, a.err
+	}
+	pw, ok := a.users[req.User]
+	if !ok {
+		return authn.Identity{}, authn.Rejected("unknown-user", nil)
+	}
+	if pw != req.Password {
+		return authn.Identity{}, authn.Rejected("bad-password", nil)
+	}
+	addrs := []string{req.User + "@example.test"}
+	if a.addrOf != nil {
+		addrs = a.addrOf(req.User)
+	}
+	return authn.Identity{Login: req.User, Addresses: addrs, Account: req.User}, nil
+}
+
+func (a *fakeAuth) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls
+}
+
+// delivered is one message the fake delivery backend took.
+type delivered struct {
+	env delivery.Envelope
+	msg string
+}
+
+// fakeDelivery records messages; err, when set, is returned instead.
+type fakeDelivery struct {
+	mu    sync.Mutex
+	got   []delivered
+	err   error
+	delay time.Duration
+}
+
+func (d *fakeDelivery) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
+	b, err := io.ReadAll(msg)
+	if err != nil {
+		return err
+	}
+	time.Sleep(d.delay)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
+	d.got = append(d.got, delivered{env, string(b)})
+	return nil
+}
+
+func (d *fakeDelivery) messages() []delivered {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]delivered(nil), d.got...)
+}
+
+// testServer is a protocol.Server on a loopback listener with fake
+// backends.
+type testServer struct {
+	t      *testing.T
+	srv    *Server
+	auth   *fakeAuth
+	del    *fakeDelivery
+	ln     net.Listener
+	logBuf *syncBuffer
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testConfig is the default config with no failure delay.
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Hostname = "mpp.example.test"
+	cfg.AuthFailureDelay = 0
+	return cfg
+}
+
+func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
+	t.Helper()
+	cfg := testConfig()
+	cfg.StagingDir = t.TempDir()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{
+		t:      t,
+		auth:   &fakeAuth{users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"}},
+		del:    &fakeDelivery{},
+		ln:     ln,
+		logBuf: &syncBuffer{},
+	}
+	ts.srv = &Server{
+		Config:   cfg,
+		Auth:     ts.auth,
+		Delivery: ts.del,
+		Log:      slog.New(slog.NewTextHandler(ts.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	ts.ctx, ts.cancel = context.WithCancel(context.Background())
+	ts.wg.Add(1)
+	go func() {
+		defer ts.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ts.wg.Add(1)
+			go func() {
+				defer ts.wg.Done()
+				ts.srv.Serve(ts.ctx, conn)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		ts.cancel()
+		ts.wg.Wait()
+	})
+	return ts
+}
+
+// client is the test's side of one session.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// dial connects and reads the greeting.
+func (ts *testServer) dial() *client {
+	ts.t.Helper()
+	c := ts.dialRaw()
+	c.expect(220)
+	return c
+}
+
+func (ts *testServer) dialRaw() *client {
+	ts.t.Helper()
+	conn, err := net.Dial("tcp", ts.ln.Addr().String())
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	ts.t.Cleanup(func() { conn.Close() })
+	return &client{t: ts.t, conn: conn, r: bufio.NewReader(conn)}
+}
+
+// send writes raw bytes.
+func (c *client) send(s string) {
+	c.t.Helper()
+	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c.conn, s); err != nil {
+		c.t.Fatalf("send %q: %v", s, err)
+	}
+}
+
+// line reads one reply line and checks it ends in CRLF.
+func (c *client) line() string {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("reading a reply: %v (got %q)", err, l)
+	}
+	if !strings.HasSuffix(l, "\r\n") {
+		c.t.Fatalf("reply %q does not end in CRLF", l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
+// expect reads one reply and requires its code.
+func (c *client) expect(code int) string {
+	c.t.Helper()
+	l := c.line()
+	if len(l) < 4 || l[:3] != itoa3(code) || l[3] != ' ' {
+		c.t.Fatalf("got reply %q, want %d", l, code)
+	}
+	return l
+}
+
+// cmd sends one command line with CRLF and requires the reply code.
+func (c *client) cmd(line string, code int) string {
+	c.t.Helper()
+	c.send(line + "\r\n")
+	return c.expect(code)
+}
+
+// login does USER and PASS as alice.
+func (c *client) login() {
+	c.t.Helper()
+	c.cmd("USER alice", 250)
+	c.cmd("PASS alice-pw", 250)
+}
+
+// post sends DATA, the text (already in wire form, without the final
+// terminator) and the terminator, and requires the final code.
+func (c *client) post(wire string, code int) string {
+	c.t.Helper()
+	c.cmd("DATA", 354)
+	c.send(wire + ".\r\n")
+	return c.expect(code)
+}
+
+// closed requires the server to have closed the connection.
+func (c *client) closed() {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := c.r.ReadByte()
+	if err == nil {
+		rest, _ := c.r.ReadString('\n')
+		c.t.Fatalf("connection still open, read %q", string(b)+rest)
+	}
+}
+
+// simpleMessage is a small valid message from alice to bob, in wire form.
+const simpleMessage = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n"

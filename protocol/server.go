@@ -1,0 +1,44 @@
+// Package protocol is the server side of the Message Posting Protocol,
+// RFC 1204: framing, the command state machine, message text, and the
+// replies. It knows nothing of PAM, LDAP or sendmail; it talks to them
+// through authn.Authenticator and delivery.Deliverer.
+package protocol
+
+import (
+	"context"
+	"log/slog"
+	"net"
+
+	"mppd/authn"
+	"mppd/delivery"
+)
+
+// Server serves MPP sessions. Its fields must not change once Serve has
+// been called.
+type Server struct {
+	Config   Config
+	Auth     authn.Authenticator
+	Delivery delivery.Deliverer
+	Log      *slog.Logger
+}
+
+// Serve runs one session on conn until QUIT, an error, a limit, or ctx is
+// done, and closes conn. It works on any net.Conn: a TCP connection, an
+// Accept=yes socket, or one end of a net.Pipe in tests.
+//
+// When ctx is cancelled (the daemon is shutting down), a session waiting
+// for a command is told 451 and closed at once; a session receiving message
+// text reads it to its end, delivers it, replies, and then closes with 451.
+// A delivery already running is never cancelled by ctx.
+func (s *Server) Serve(ctx context.Context, conn net.Conn) {
+	newSession(s, conn).run(ctx)
+}
+
+// Refuse tells a client that the server will not serve it now (too many
+// sessions, throttled, shutting down) with 451 and closes conn. It is for
+// the accept loop, before a session starts.
+func Refuse(conn net.Conn, why string) {
+	writeAndClose(conn, reply{code: 451, text: why})
+}
+
+var _ = net.Conn(nil)
