@@ -1,0 +1,255 @@
+package passwdfile
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// readTable parses path the way the daemon would.
+func readTable(t *testing.T, path string) *table {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := parse(path, data, "example.org")
+	if err != nil {
+		t.Fatalf("file written by SetPassword does not parse: %v\n%s", err, data)
+	}
+	return tab
+}
+
+func checkUser(t *testing.T, tab *table, user, pw string, addrs ...string) {
+	t.Helper()
+	e := tab.users[user]
+	if e == nil {
+		t.Fatalf("user %q missing", user)
+	}
+	if !e.hash.verify([]byte(pw)) {
+		t.Errorf("%s: password %q does not verify", user, pw)
+	}
+	if !slices.Equal(e.addrs, addrs) {
+		t.Errorf("%s: addresses %q, want %q", user, e.addrs, addrs)
+	}
+}
+
+func TestSetPasswordRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "passwd")
+
+	// Add to a file that does not exist yet: created 0600.
+	if err := SetPassword(path, "alice", "pw1", nil); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("new file mode %04o, want 0600", fi.Mode().Perm())
+	}
+	checkUser(t, readTable(t, path), "alice", "pw1", "alice@example.org")
+
+	// Comments, blank lines, odd spacing and other users survive.
+	data, _ := os.ReadFile(path)
+	bobLine := "bob:" + bcryptHash4(t, "bob-pw", "$2b") + ":bob@example.com"
+	prefix := "# mppd users\n\n"
+	suffix := "  # trailing comment\n" + bobLine + "\n"
+	os.WriteFile(path, []byte(prefix+string(data)+suffix), 0o600)
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	// Add a second user with addresses.
+	if err := SetPassword(path, "carol", "carol-pw", []string{"Carol@Example.com", "c@example.net"}); err != nil {
+		t.Fatal(err)
+	}
+	// Replace alice, giving her addresses.
+	if err := SetPassword(path, "alice", "pw2", []string{"alice@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	// Change alice's password again; nil keeps her addresses.
+	if err := SetPassword(path, "alice", "pw3", nil); err != nil {
+		t.Fatal(err)
+	}
+	tab := readTable(t, path)
+	checkUser(t, tab, "alice", "pw3", "alice@example.com")
+	checkUser(t, tab, "bob", "bob-pw", "bob@example.com")
+	checkUser(t, tab, "carol", "carol-pw", "carol@example.com", "c@example.net")
+
+	got, _ := os.ReadFile(path)
+	lines := strings.Split(string(got), "\n")
+	if lines[0] != "# mppd users" || lines[1] != "" || !strings.HasPrefix(lines[2], "alice:$argon2id$") ||
+		lines[3] != "  # trailing comment" || lines[4] != bobLine || !strings.HasPrefix(lines[5], "carol:") {
+		t.Errorf("lines not kept in place:\n%s", got)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("existing mode not kept: %04o", fi.Mode().Perm())
+	}
+
+	// An empty, non-nil list removes the addresses.
+	if err := SetPassword(path, "carol", "carol-pw", []string{}); err != nil {
+		t.Fatal(err)
+	}
+	checkUser(t, readTable(t, path), "carol", "carol-pw", "carol@example.org")
+
+	// No temporary files left behind.
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only the file", len(entries))
+	}
+}
+
+func TestSetPasswordDuplicateLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
+	h := argonHash(t, "x")
+	os.WriteFile(path, []byte("alice:"+h+"\nbob:"+h+"\nalice:"+h+":a@example.com\n"), 0o600)
+	if err := SetPassword(path, "alice", "y", nil); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if n := strings.Count(string(data), "alice:"); n != 1 {
+		t.Errorf("%d lines for alice, want 1:\n%s", n, data)
+	}
+	checkUser(t, readTable(t, path), "alice", "y", "alice@example.org")
+}
+
+func TestSetPasswordSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "real")
+	link := filepath.Join(dir, "passwd")
+	os.WriteFile(target, nil, 0o600)
+	if err := os.Symlink("real", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetPassword(link, "alice", "pw", nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("symlink replaced: %v", err)
+	}
+	checkUser(t, readTable(t, target), "alice", "pw", "alice@example.org")
+}
+
+func TestSetPasswordRefuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
+	tests := []struct {
+		user, pw string
+		addrs    []string
+		want     string
+	}{
+		{"", "pw", nil, "empty user"},
+		{"-rf", "pw", nil, "starts with '-'"},
+		{"a:b", "pw", nil, "contains ':'"},
+		{"#a", "pw", nil, "starts with '#'"},
+		{"a\nb", "pw", nil, "control"},
+		{"a b", "pw", nil, "space"},
+		{"alice", "", nil, "empty password"},
+		{"alice", "a\nb", nil, "CR or LF"},
+		{"alice", "a\x00b", nil, "NUL"},
+		{"alice", strings.Repeat("p", 513), nil, "longer than 512"},
+		{"alice", "pw", []string{"bad"}, "no '@'"},
+		{"alice", "pw", []string{"a@example.com", "-x@example.com"}, "starts with '-'"},
+		{"alice", "pw", []string{"a@exa_mple.com"}, "not allowed"},
+		{"alice", "pw", []string{""}, "empty address"},
+	}
+	for _, tt := range tests {
+		err := SetPassword(path, tt.user, tt.pw, tt.addrs)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("SetPassword(%q, %q, %q) = %v, want %q", tt.user, tt.pw, tt.addrs, err, tt.want)
+		}
+		if strings.Contains(err.Error(), tt.pw) && tt.pw != "" && tt.pw != "pw" {
+			t.Errorf("error quotes the password: %v", err)
+		}
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a refused call created the file")
+	}
+}
+
+func TestPasswdCommand(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "passwd")
+	run := func(stdin string, args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := Passwd(args, PasswdEnv{Path: path, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut})
+		return out.String() + errOut.String(), err
+	}
+	if out, err := run("s3cret\n", "alice"); err != nil || !strings.Contains(out, "password for alice set in "+path) {
+		t.Fatalf("add: %v %q", err, out)
+	}
+	checkUser(t, readTable(t, path), "alice", "s3cret", "alice@example.org")
+
+	if _, err := run("other\r\n", "-address", "Alice@Example.com,al@example.com", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	checkUser(t, readTable(t, path), "alice", "other", "alice@example.com", "al@example.com")
+
+	if _, err := run("third", "--address=", "alice"); err != nil { // no final newline
+		t.Fatal(err)
+	}
+	checkUser(t, readTable(t, path), "alice", "third", "alice@example.org")
+
+	other := filepath.Join(dir, "other")
+	if _, err := run("pw\n", "-file", other, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	checkUser(t, readTable(t, other), "bob", "pw", "bob@example.org")
+
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"pw\n", nil, "exactly one USER"},
+		{"pw\n", []string{"a", "b"}, "exactly one USER"},
+		{"pw\n", []string{"--", "-root"}, "starts with '-'"},
+		{"", []string{"alice"}, "no password"},
+		{"\n", []string{"alice"}, "empty password"},
+		{strings.Repeat("x", 10000), []string{"alice"}, "longer than 512"},
+		{"pw\n", []string{"-address", "nope", "alice"}, "no '@'"},
+		{"pw\n", []string{"-bogus", "alice"}, "flag provided but not defined"},
+	} {
+		out, err := run(tc.stdin, tc.args...)
+		if err == nil || !strings.Contains(err.Error()+out, tc.want) {
+			t.Errorf("%q: err = %v, output %q; want %q", tc.args, err, out, tc.want)
+		}
+	}
+	if _, err := run("", "-h"); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+	var errOut bytes.Buffer
+	err := Passwd([]string{"alice"}, PasswdEnv{Stdin: strings.NewReader("pw\n"), Stdout: &errOut, Stderr: &errOut})
+	if err == nil || !strings.Contains(err.Error(), "no password file") {
+		t.Errorf("no path: %v", err)
+	}
+}
+
+func TestSetPasswordKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: only root can give a file another owner; run as root to check that SetPassword keeps it")
+	}
+	path := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(path, nil, 0o640)
+	if err := os.Chown(path, 4321, 4322); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetPassword(path, "alice", "pw", nil); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != 4321 || st.Gid != 4322 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("owner %d:%d mode %04o, want 4321:4322 0640", st.Uid, st.Gid, fi.Mode().Perm())
+	}
+}
