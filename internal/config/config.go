@@ -1,0 +1,242 @@
+// Package config reads mppd's configuration file (TOML), checks every value
+// once at load time, and turns the result into what the daemon needs: the
+// protocol engine's Config, the chosen authentication and delivery
+// backends, and the listener settings.
+//
+// Loading starts from Default(), overlays the file, and validates. Unknown
+// keys and bad values are errors of the form "FILE:LINE: KEY: problem", so
+// a typo never silently falls back to a default.
+//
+// Relative paths in the file (the password file, the maildir root, the
+// staging directory) are resolved against the directory holding the config
+// file, not the daemon's working directory, so a config works the same
+// from wherever mppd is started.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"mppd/authn/passwdfile"
+	"mppd/delivery/maildir"
+	"mppd/protocol"
+)
+
+// DefaultPath is where mppd looks for its config file without --config.
+const DefaultPath = "/etc/mppd/mppd.toml"
+
+// DefaultPort is the MPP port, RFC 1204 §3.2.
+const DefaultPort = 218
+
+// Config is the whole configuration file. The toml tags are the file's
+// keys; the fields without tags are derived by Load.
+type Config struct {
+	// Hostname names this server in the greeting, Received: and
+	// Message-ID:. Empty means os.Hostname().
+	Hostname string `toml:"hostname"`
+	// Listen is the TCP addresses to accept MPP connections on.
+	Listen []string `toml:"listen"`
+	// DrainTimeout is how long a shutdown waits for sessions to end
+	// before closing their connections.
+	DrainTimeout Duration `toml:"drain_timeout"`
+	// MaxSessions caps concurrent sessions; more are refused with 451.
+	MaxSessions int `toml:"max_sessions"`
+	// MaxSessionsPerClient caps concurrent sessions from one IP address,
+	// except from TrustedNetworks.
+	MaxSessionsPerClient int `toml:"max_sessions_per_client"`
+	// TrustedNetworks are CIDR prefixes exempt from MaxSessionsPerClient.
+	TrustedNetworks []string `toml:"trusted_networks"`
+
+	Log      Log      `toml:"log"`
+	Session  Session  `toml:"session"`
+	Message  Message  `toml:"message"`
+	Authn    Authn    `toml:"authn"`
+	Delivery Delivery `toml:"delivery"`
+
+	// Path is the file the config was loaded from ("" for Default()).
+	Path string `toml:"-"`
+
+	trusted     []netip.Prefix
+	userPattern *regexp.Regexp
+	level       slog.Level
+}
+
+// Log says how mppd logs (always to stderr).
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text, json
+}
+
+// Session holds the per-connection limits.
+type Session struct {
+	MaxLine          int      `toml:"max_line"`
+	IdleTimeout      Duration `toml:"idle_timeout"`
+	SessionTimeout   Duration `toml:"session_timeout"`
+	MinDataRate      int      `toml:"min_data_rate"`
+	MaxErrors        int      `toml:"max_errors"`
+	MaxJunkCommands  int      `toml:"max_junk_commands"`
+	UserPattern      string   `toml:"user_pattern"`
+	AuthFailureDelay Duration `toml:"auth_failure_delay"`
+}
+
+// Message holds the per-message limits and policies.
+type Message struct {
+	MaxSize               int64  `toml:"max_size"`
+	MaxHeaderSize         int    `toml:"max_header_size"`
+	MaxRecipients         int    `toml:"max_recipients"`
+	MaxReceived           int    `toml:"max_received"`
+	SenderPolicy          string `toml:"sender_policy"` // add-sender, reject
+	ReceivedClientAddress bool   `toml:"received_client_address"`
+	StagingDir            string `toml:"staging_dir"`
+	MemoryThreshold       int    `toml:"memory_threshold"`
+}
+
+// Authn chooses the authentication backend and holds each backend's
+// section. Only the chosen backend's section is validated and used.
+type Authn struct {
+	Backend    string            `toml:"backend"`
+	Passwdfile passwdfile.Config `toml:"passwdfile"`
+	// Later backends add their section here, e.g.
+	// PAM pam.Config `toml:"pam"`, and a case in authnBackend.
+}
+
+// Delivery chooses the delivery backend and holds each backend's section.
+type Delivery struct {
+	Backend string         `toml:"backend"`
+	Maildir maildir.Config `toml:"maildir"`
+	// Later backends add their section here, e.g.
+	// Sendmail sendmail.Config `toml:"sendmail"`, and a case in
+	// deliveryBackend.
+}
+
+// Default returns the built-in configuration: what an empty file means.
+func Default() *Config {
+	p := protocol.DefaultConfig()
+	l := p.Limits
+	return &Config{
+		Listen:               []string{":" + strconv.Itoa(DefaultPort)},
+		DrainTimeout:         Duration(30 * time.Second),
+		MaxSessions:          10000,
+		MaxSessionsPerClient: 50,
+		TrustedNetworks:      []string{"127.0.0.0/8", "::1/128"},
+		Log:                  Log{Level: "info", Format: "text"},
+		Session: Session{
+			MaxLine:          l.MaxLine,
+			IdleTimeout:      Duration(l.IdleTimeout),
+			SessionTimeout:   Duration(l.SessionTimeout),
+			MinDataRate:      l.MinDataRate,
+			MaxErrors:        l.MaxErrors,
+			MaxJunkCommands:  l.MaxJunk,
+			UserPattern:      protocol.DefaultUserPattern,
+			AuthFailureDelay: Duration(p.AuthFailureDelay),
+		},
+		Message: Message{
+			MaxSize:               l.MaxMessage,
+			MaxHeaderSize:         l.MaxHeader,
+			MaxRecipients:         l.MaxRecipients,
+			MaxReceived:           l.MaxReceived,
+			SenderPolicy:          "add-sender",
+			ReceivedClientAddress: p.ReceivedClientAddress,
+			StagingDir:            p.StagingDir,
+			MemoryThreshold:       p.MemoryThreshold,
+		},
+		Authn: Authn{
+			Backend:    "passwdfile",
+			Passwdfile: passwdfile.DefaultConfig(),
+		},
+		Delivery: Delivery{
+			Backend: "maildir",
+			Maildir: maildir.DefaultConfig(),
+		},
+	}
+}
+
+// Load reads the file at path over Default() and validates the result.
+// Every error names the file, and where it can the line and the key.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, data)
+}
+
+// parse is Load without the file system read, for tests.
+func parse(path string, data []byte) (*Config, error) {
+	c := Default()
+	c.Path = path
+	lines, err := keyLines(path, data)
+	if err != nil {
+		return nil, err
+	}
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, decodeError(path, err)
+	}
+	if err := c.validate(lines); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeError rewrites go-toml's errors as "FILE:LINE: KEY: message", one
+// line per problem (strict mode reports every unknown key at once).
+func decodeError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var msgs []string
+		for i := range strict.Errors {
+			e := &strict.Errors[i]
+			row, _ := e.Position()
+			msgs = append(msgs, fmt.Sprintf("%s:%d: %s: unknown key", path, row, strings.Join(e.Key(), ".")))
+		}
+		return errors.New(strings.Join(msgs, "\n"))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if k := de.Key(); len(k) > 0 {
+			return fmt.Errorf("%s:%d: %s: %s", path, row, strings.Join(k, "."), msg)
+		}
+		return fmt.Errorf("%s:%d: %s", path, row, msg)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// Duration is a time.Duration written in the file as a Go duration string
+// ("30s", "5m", "1h30m").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d as a duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses a duration string and refuses negative values.
+// (A number without quotes never gets here: keyLines refuses it first with
+// its line, since "30" could mean seconds or minutes.)
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (write it like \"30s\", \"5m\" or \"1h\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", b)
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,253 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// validator collects the problems of one config file, each with its line.
+type validator struct {
+	path  string
+	lines map[string]int
+	errs  []string
+}
+
+// fail records a problem with key. The line is the key's own line when the
+// file sets it, else the line of its table header, else none (the value is
+// a default).
+func (v *validator) fail(key, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if n := v.line(key); n > 0 {
+		v.errs = append(v.errs, fmt.Sprintf("%s:%d: %s: %s", v.path, n, key, msg))
+		return
+	}
+	v.errs = append(v.errs, fmt.Sprintf("%s: %s: %s", v.path, key, msg))
+}
+
+func (v *validator) line(key string) int {
+	for k := key; k != ""; {
+		if n, ok := v.lines[k]; ok {
+			return n
+		}
+		i := strings.LastIndexByte(k, '.')
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
+
+func (v *validator) err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(v.errs, "\n"))
+}
+
+func (v *validator) intRange(key string, val, lo, hi int64, why string) {
+	if val < lo || val > hi {
+		if why != "" {
+			why = " (" + why + ")"
+		}
+		v.fail(key, "%d is out of range %d..%d%s", val, lo, hi, why)
+	}
+}
+
+func (v *validator) durRange(key string, d Duration, lo, hi time.Duration) {
+	if d.D() < lo || d.D() > hi {
+		v.fail(key, "%s is out of range %s..%s", d, lo, hi)
+	}
+}
+
+func (v *validator) oneOf(key, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	v.fail(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
+}
+
+// validate checks every value, resolves relative paths, and fills in the
+// derived fields. lines comes from keyLines; nil for a config that has no
+// file.
+func (c *Config) validate(lines map[string]int) error {
+	v := &validator{path: c.Path, lines: lines}
+	if c.Path == "" {
+		v.path = "(defaults)"
+	}
+
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			v.fail("hostname", "not set and os.Hostname failed: %v", err)
+		}
+		c.Hostname = h
+	}
+	if c.Hostname != "" && !validHostname(c.Hostname) {
+		v.fail("hostname", "%q is not a host name (letters, digits, '-', '.', at most 253 octets)", c.Hostname)
+	}
+
+	if len(c.Listen) == 0 {
+		v.fail("listen", "no address to listen on")
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Listen {
+		if err := checkListen(a); err != nil {
+			v.fail("listen", "%q: %v", a, err)
+		}
+		if seen[a] {
+			v.fail("listen", "%q is listed twice", a)
+		}
+		seen[a] = true
+	}
+	v.durRange("drain_timeout", c.DrainTimeout, 0, time.Hour)
+	v.intRange("max_sessions", int64(c.MaxSessions), 1, 1_000_000, "")
+	v.intRange("max_sessions_per_client", int64(c.MaxSessionsPerClient), 1, 1_000_000, "")
+	c.trusted = nil
+	for _, n := range c.TrustedNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			v.fail("trusted_networks", "%q is not a network in CIDR form (like \"192.0.2.0/24\" or \"2001:db8::/32\")", n)
+			continue
+		}
+		c.trusted = append(c.trusted, p.Masked())
+	}
+
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	if err := c.level.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		c.level = slog.LevelInfo
+	}
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+
+	s := &c.Session
+	// The longest legal PASS line ("PASS " + 512 octets + CRLF) must fit.
+	v.intRange("session.max_line", int64(s.MaxLine), 520, 65536, "a 512-octet PASS line must fit")
+	v.durRange("session.idle_timeout", s.IdleTimeout, time.Second, 24*time.Hour)
+	v.durRange("session.session_timeout", s.SessionTimeout, time.Second, 7*24*time.Hour)
+	if s.SessionTimeout < s.IdleTimeout {
+		v.fail("session.session_timeout", "%s is shorter than session.idle_timeout (%s)", s.SessionTimeout, s.IdleTimeout)
+	}
+	v.intRange("session.min_data_rate", int64(s.MinDataRate), 0, 1<<30, "0 turns it off")
+	v.intRange("session.max_errors", int64(s.MaxErrors), 1, 1000, "")
+	v.intRange("session.max_junk_commands", int64(s.MaxJunkCommands), 1, 100000, "")
+	c.userPattern = nil
+	if !strings.HasPrefix(s.UserPattern, "^") || !strings.HasSuffix(s.UserPattern, "$") {
+		// Unanchored, a pattern matches any name that merely contains
+		// something acceptable ("-oProxyCommand=x" contains "x").
+		v.fail("session.user_pattern", "%q must be anchored: start with ^ and end with $", s.UserPattern)
+	} else if re, err := regexp.Compile(s.UserPattern); err != nil {
+		v.fail("session.user_pattern", "%v", err)
+	} else {
+		c.userPattern = re
+	}
+	v.durRange("session.auth_failure_delay", s.AuthFailureDelay, 0, time.Minute)
+
+	m := &c.Message
+	v.intRange("message.max_size", m.MaxSize, 1024, 1<<32, "")
+	v.intRange("message.max_header_size", int64(m.MaxHeaderSize), 1024, 1<<24, "")
+	if int64(m.MaxHeaderSize) > m.MaxSize {
+		v.fail("message.max_header_size", "%d is larger than message.max_size (%d)", m.MaxHeaderSize, m.MaxSize)
+	}
+	v.intRange("message.max_recipients", int64(m.MaxRecipients), 1, 1000, "")
+	v.intRange("message.max_received", int64(m.MaxReceived), 1, 1000, "")
+	v.oneOf("message.sender_policy", m.SenderPolicy, "add-sender", "reject")
+	if m.StagingDir != "" {
+		m.StagingDir = c.resolve(m.StagingDir)
+		if fi, err := os.Stat(m.StagingDir); err != nil {
+			v.fail("message.staging_dir", "%v", err)
+		} else if !fi.IsDir() {
+			v.fail("message.staging_dir", "%s is not a directory", m.StagingDir)
+		}
+	}
+	v.intRange("message.memory_threshold", int64(m.MemoryThreshold), 0, 1<<30, "")
+
+	c.resolvePaths()
+	if sec, _, err := c.authnBackend(); err != nil {
+		v.fail("authn.backend", "%v", err)
+	} else if err := sec.Validate(); err != nil {
+		v.fail("authn."+c.Authn.Backend, "%s", trimBackend(err, c.Authn.Backend))
+	}
+	if sec, _, err := c.deliveryBackend(); err != nil {
+		v.fail("delivery.backend", "%v", err)
+	} else if err := sec.Validate(); err != nil {
+		v.fail("delivery."+c.Delivery.Backend, "%s", trimBackend(err, c.Delivery.Backend))
+	}
+	return v.err()
+}
+
+// resolve makes a relative path relative to the config file's directory.
+func (c *Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.Path == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.Path), p)
+}
+
+// resolvePaths resolves the backends' relative paths against the config
+// file's directory, and fills in the settings that default to something
+// outside their section. A backend with such a setting adds a line here.
+func (c *Config) resolvePaths() {
+	c.Authn.Passwdfile.Path = c.resolve(c.Authn.Passwdfile.Path)
+	if c.Authn.Passwdfile.MailDomain == "" {
+		c.Authn.Passwdfile.MailDomain = c.Hostname
+	}
+	c.Delivery.Maildir.Root = c.resolve(c.Delivery.Maildir.Root)
+}
+
+// checkListen accepts "host:port" where host is empty (every address) or
+// an IP address, and port is a number. Host names are refused: what a
+// name resolves to can change under a running daemon.
+func checkListen(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number 0..65535", port)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("host %q is not an IP address (leave it empty for all addresses)", host)
+		}
+	}
+	return nil
+}
+
+// validHostname checks the LDH syntax (RFC 1123 §2.1) loosely: the name
+// goes into the greeting, Received: and Message-ID:, so it must not carry
+// spaces, control bytes or anything a header parser would choke on.
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			b := label[i]
+			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// trimBackend drops the "name: " a backend puts before its messages; the
+// caller already names the section.
+func trimBackend(err error, name string) string {
+	return strings.TrimPrefix(err.Error(), name+": ")
+}
