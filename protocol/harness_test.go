@@ -270,3 +270,5 @@ func (c *client) closed() {
 
 // simpleMessage is a small valid message from alice to bob, in wire form.
 const simpleMessage = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n"
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }

@@ -381,7 +381,9 @@ func (s *session) localError(text string) reply {
 
 // cmdNoop: NOOP, legal everywhere outside the message text. It answers
 // 451 once an internal error has happened in the session, as §2.3 says.
-// Past MaxJunk NOOPs without a message each one counts as an error.
+// Past MaxJunk NOOPs without a message each one is answered 503 and
+// counts as an error (Postfix's smtpd_junk_command_limit), so a NOOP flood
+// ends at the error limit.
 func (s *session) cmdNoop(cmd command) reply {
 	if cmd.hasArg || cmd.badSeparator {
 		return replySyntax.with("Argument syntax error: NOOP takes no argument.")
@@ -396,10 +398,7 @@ func (s *session) cmdNoop(cmd command) reply {
 			s.junkFlag = true
 			s.log.Warn("too many NOOP commands", "event", "junk-limit", "noops", s.noops)
 		}
-		if !s.send(r) {
-			return reply{close: true}
-		}
-		return s.countError(replySequence.with("Too many NOOP commands."))
+		return replySequence.with("Too many NOOP commands.")
 	}
 	return r
 }
@@ -430,7 +429,12 @@ func (s *session) send(r reply) bool {
 	if r.code == 451 {
 		s.localErr = true
 	}
-	s.conn.SetWriteDeadline(s.limit(time.Now().Add(s.cfg.Limits.IdleTimeout)))
+	if r.close {
+		// A last word is sent even past the session deadline, briefly.
+		s.conn.SetWriteDeadline(time.Now().Add(min(s.cfg.Limits.IdleTimeout, closeGrace)))
+	} else {
+		s.conn.SetWriteDeadline(s.limit(time.Now().Add(s.cfg.Limits.IdleTimeout)))
+	}
 	s.w.WriteString(itoa3(r.code))
 	s.w.WriteByte(' ')
 	s.w.WriteString(r.text)
@@ -445,6 +449,9 @@ func (s *session) send(r reply) bool {
 	}
 	return true
 }
+
+// closeGrace is how long the reply that ends a session may take to write.
+const closeGrace = 5 * time.Second
 
 func itoa3(code int) string {
 	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
