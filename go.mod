@@ -3,6 +3,7 @@ module mppd
 go 1.26
 
 require (
+	github.com/msteinert/pam/v2 v2.1.0
 	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 )

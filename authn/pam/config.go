@@ -1,0 +1,151 @@
+// Package pam checks passwords through the host's PAM stack (Linux-PAM),
+// so that mppd accepts exactly the logins the administrator's policy in
+// /etc/pam.d/<service> accepts: pam_unix and /etc/shadow, SSSD, Kerberos,
+// pam_faillock, pam_access, and so on.
+//
+// Each login is one PAM transaction on the service named in the config:
+// pam_start with the user name, PAM_RHOST set to the client's address,
+// pam_authenticate with PAM_DISALLOW_NULL_AUTHTOK, pam_acct_mgmt (an expired,
+// locked or refused account does not log in), and always pam_end. The user
+// PAM settled on (PAM_USER, which a module may have rewritten) is the local
+// account; its only address is <PAM_USER>@<mail_domain>.
+//
+// PAM is C code that blocks (pam_unix sleeps about two seconds after a
+// failure, network modules wait for their servers) and is not promised to be
+// thread-safe. Transactions therefore run on a bounded pool of workers, each
+// locked to its own OS thread from pam_start to pam_end; see Backend.
+//
+// The cgo part builds only with the build tag "pam" (it needs libpam's
+// headers, Debian package libpam0g-dev). Without the tag, New returns an
+// error saying so; the configuration types below exist either way, so the
+// daemon's config file can always be parsed and checked.
+package pam
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"mppd/internal/address"
+)
+
+// Config is the [authn.pam] table of mppd.toml.
+type Config struct {
+	// Service is the PAM service name: the policy is /etc/pam.d/<Service>.
+	Service string `toml:"service"`
+	// MailDomain makes the address of a PAM user: <PAM_USER>@<MailDomain>.
+	// Required: PAM knows accounts, not mail addresses.
+	MailDomain string `toml:"mail_domain"`
+	// Timeout bounds one transaction, pam_start to pam_end. A transaction
+	// that takes longer is answered "unavailable" (451) at once; its worker
+	// stays busy until PAM returns, because a C call cannot be interrupted.
+	Timeout Duration `toml:"timeout"`
+	// Workers is how many PAM transactions may run at once, each on its own
+	// OS thread.
+	Workers int `toml:"workers"`
+	// QueueTimeout is how long a login waits for a free worker before it is
+	// answered "unavailable" (451). Zero means do not wait at all.
+	QueueTimeout Duration `toml:"queue_timeout"`
+}
+
+// Defaults. Why these numbers:
+//
+//   - Timeout 10s: a failed pam_unix login takes about 2 s (its fail delay,
+//     randomised by libpam up to +25 %), a network module (SSSD, Kerberos,
+//     RADIUS) may wait several seconds for a server; 10 s covers those
+//     without letting a hung module keep a client waiting for long.
+//   - Workers 64: a transaction holds an OS thread for its whole life, and
+//     most of that life is spent sleeping (the fail delay, network waits),
+//     not computing, so the pool can be larger than the number of CPUs.
+//     64 threads cost little memory and are far below the Go runtime's
+//     10,000-thread limit (the crash the pool exists to prevent, decision
+//     "concurrent PAM transactions: e.g. 64" in the team notes). With
+//     failures holding a worker for ~2 s, 64 workers still serve about 30
+//     failed logins a second, while a flood of them queues and then gets
+//     451 instead of creating threads without bound. Memory-hard hashes
+//     (yescrypt in /etc/shadow) are computed in these threads when mppd runs
+//     as root, so a small machine may want fewer.
+//   - QueueTimeout 5s: long enough to ride out a burst, short enough that a
+//     saturated PAM stack answers 451 well before a client gives up.
+const (
+	DefaultService      = "mppd"
+	DefaultTimeout      = 10 * time.Second
+	DefaultWorkers      = 64
+	DefaultQueueTimeout = 5 * time.Second
+
+	// MaxWorkers caps Workers: every worker may hold an OS thread, and the
+	// Go runtime aborts the whole process past 10,000 threads.
+	MaxWorkers = 1024
+)
+
+// DefaultConfig returns the built-in [authn.pam] settings. MailDomain has no
+// default: it must be configured.
+func DefaultConfig() Config {
+	return Config{
+		Service:      DefaultService,
+		Timeout:      Duration(DefaultTimeout),
+		Workers:      DefaultWorkers,
+		QueueTimeout: Duration(DefaultQueueTimeout),
+	}
+}
+
+// serviceRE is what a service name may look like. libpam opens
+// /etc/pam.d/<service> by name, so a slash or ".." would reach another
+// directory; no real service needs more than these characters.
+var serviceRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$`)
+
+// Validate checks c, naming the key at fault.
+func (c Config) Validate() error {
+	var errs []error
+	switch {
+	case c.Service == "":
+		errs = append(errs, errors.New("service: must not be empty"))
+	case !serviceRE.MatchString(c.Service):
+		errs = append(errs, fmt.Errorf("service: %q is not a PAM service name (letters, digits, '_', '.', '+', '-'; at most 64; it names a file in /etc/pam.d)", c.Service))
+	}
+	if c.MailDomain == "" {
+		errs = append(errs, errors.New("mail_domain: required: addresses are <PAM user>@<mail_domain>"))
+	} else if err := address.ValidDomain(c.MailDomain); err != nil {
+		errs = append(errs, fmt.Errorf("mail_domain: %w", err))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, errors.New("timeout: must be greater than zero"))
+	} else if c.Timeout.D() > 10*time.Minute {
+		errs = append(errs, errors.New("timeout: must be at most 10m"))
+	}
+	if c.Workers < 1 || c.Workers > MaxWorkers {
+		errs = append(errs, fmt.Errorf("workers: must be between 1 and %d", MaxWorkers))
+	}
+	if c.QueueTimeout < 0 {
+		errs = append(errs, errors.New("queue_timeout: must not be negative"))
+	} else if c.QueueTimeout.D() > 10*time.Minute {
+		errs = append(errs, errors.New("queue_timeout: must be at most 10m"))
+	}
+	return errors.Join(errs...)
+}
+
+// Duration is a time.Duration written in the file as a Go duration string
+// ("10s", "500ms").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d as a duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses a duration string and refuses negative values.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (write it like \"10s\" or \"500ms\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", b)
+	}
+	*d = Duration(v)
+	return nil
+}
