@@ -1,0 +1,400 @@
+// Package maildir delivers each recipient's copy of a message into a
+// Maildir under a configured root: the development backend, and a real one
+// for small sites whose mail is read straight from disk (by an IMAP server
+// such as Dovecot pointed at the same tree, or by a mail reader).
+//
+// # Layout
+//
+// A copy for recipient R goes to <root>/<R lowercased>/new/, in the usual
+// Maildir way: the message is written to tmp/ under a unique name, synced,
+// and renamed into new/, whose directory is then synced too. A reader never
+// sees a partial file. The directories are created (mode 0700) as needed;
+// files get mode 0600.
+//
+// A recipient whose directory name would be unsafe (empty, "." or "..",
+// starting with '.' or '-', containing '/', NUL or another control
+// character, longer than 255 octets) makes the whole message fail
+// permanently before anything is written.
+//
+// # One message, several recipients
+//
+// All the copies are first written to their tmp/ directories; only when
+// every one of them is safely on disk are they renamed into new/. If
+// anything fails the temporary files are removed and, should a rename fail
+// half-way, the copies already moved are taken back, so the client's retry
+// (it got 451) does not deliver twice.
+//
+// # Content
+//
+// The message is stored as the engine hands it over, with LF line endings,
+// except that a "Return-Path: <sender>" line is put in front of it, as
+// local delivery agents do when they take a message out of the envelope
+// (RFC 5321 §4.4). No Delivered-To: header is added.
+package maildir
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"mppd/delivery"
+)
+
+// Config configures the backend, under [delivery.maildir] in mppd.conf.
+type Config struct {
+	// Root is the directory holding one Maildir per recipient. Required;
+	// created (mode 0700) when missing; a relative path is taken from the
+	// daemon's working directory at start-up.
+	Root string `toml:"root"`
+}
+
+// DefaultConfig returns the defaults: the root /var/lib/mppd/maildir.
+func DefaultConfig() Config {
+	return Config{Root: "/var/lib/mppd/maildir"}
+}
+
+// Validate checks the configuration without touching the file system.
+func (c Config) Validate() error {
+	if c.Root == "" {
+		return errors.New("maildir: root is required")
+	}
+	if strings.ContainsRune(c.Root, 0) {
+		return errors.New("maildir: root contains a NUL")
+	}
+	return nil
+}
+
+// Deliverer writes messages into Maildirs. It is safe for concurrent use.
+type Deliverer struct {
+	root string
+	log  *slog.Logger
+	host string // for unique file names, with '/' and ':' escaped
+	pid  int
+	seq  atomic.Uint64
+	// beforeRename, when set (tests only), runs between writing the
+	// copies and moving them into new/.
+	beforeRename func()
+}
+
+var _ delivery.Deliverer = (*Deliverer)(nil)
+
+// New checks the root, creating it if needed, and returns a Deliverer.
+// log may be nil.
+func New(cfg Config, log *slog.Logger) (*Deliverer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: root: %w", err)
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("maildir: root: %w", err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("maildir: root %s is not a directory", root)
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return &Deliverer{
+		root: root,
+		log:  log.With("backend", "maildir"),
+		host: escapeHost(host),
+		pid:  os.Getpid(),
+	}, nil
+}
+
+// String describes the backend for the start-up log.
+func (d *Deliverer) String() string { return "maildir " + d.root }
+
+// escapeHost makes a host name safe as the last part of a Maildir file
+// name: '/' and ':' are written as \057 and \072, the usual convention.
+func escapeHost(h string) string {
+	return strings.NewReplacer("/", `\057`, ":", `\072`).Replace(h)
+}
+
+// CheckName reports why a lowercased recipient address cannot be used as
+// a directory name under the root, or nil when it can.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty recipient")
+	case name == "." || name == "..":
+		return fmt.Errorf("recipient %q is a special directory name", name)
+	case name[0] == '.':
+		return fmt.Errorf("recipient %q starts with '.'", name)
+	case name[0] == '-':
+		return fmt.Errorf("recipient %q starts with '-'", name)
+	case len(name) > 255: // NAME_MAX
+		return errors.New("recipient longer than 255 octets")
+	case strings.ContainsRune(name, '/'):
+		return fmt.Errorf("recipient %q contains '/'", name)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("recipient %q contains a control character", name)
+		}
+	}
+	return nil
+}
+
+// copyFile is one recipient's copy on its way into the Maildir.
+type copyFile struct {
+	dir  string // the recipient's Maildir
+	name string // unique file name, the same in tmp/ and new/
+	// state: written to tmp/, then moved to new/
+	written, moved bool
+}
+
+func (c *copyFile) tmpPath() string { return filepath.Join(c.dir, "tmp", c.name) }
+func (c *copyFile) newPath() string { return filepath.Join(c.dir, "new", c.name) }
+
+// Deliver stores one copy of msg per recipient. See the package comment.
+func (d *Deliverer) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) (err error) {
+	if len(env.Recipients) == 0 {
+		return delivery.Permanent("no-recipients", nil)
+	}
+	// The sender comes from authentication, not from the client; still,
+	// nothing that could break the header line goes into it.
+	if strings.ContainsAny(env.Sender, "\x00\r\n<>") {
+		return delivery.Permanent("bad-sender", fmt.Errorf("sender %q", env.Sender))
+	}
+	// Every name is checked before anything is written.
+	var copies []*copyFile
+	seen := make(map[string]bool)
+	for _, r := range env.Recipients {
+		name := strings.ToLower(r)
+		if err := CheckName(name); err != nil {
+			return delivery.Permanent("unsafe-recipient", err)
+		}
+		if seen[name] {
+			continue // Alice@x and alice@x share a Maildir
+		}
+		seen[name] = true
+		copies = append(copies, &copyFile{dir: filepath.Join(d.root, name), name: d.uniqueName()})
+	}
+	if err := ctx.Err(); err != nil {
+		return delivery.Temporary("canceled", err)
+	}
+
+	defer func() {
+		if err != nil {
+			d.undo(copies)
+		}
+	}()
+	header := "Return-Path: <" + env.Sender + ">\n"
+	var size int64
+	for i, c := range copies {
+		if err := ctx.Err(); err != nil {
+			return delivery.Temporary("canceled", err)
+		}
+		if err := d.makeMaildir(c.dir); err != nil {
+			return err
+		}
+		var n int64
+		if i == 0 {
+			n, err = writeTmp(c.tmpPath(), io.MultiReader(strings.NewReader(header), msg))
+		} else {
+			// The message may be a stream that can be read only once:
+			// the other copies are made from the first one.
+			f, oerr := os.Open(copies[0].tmpPath())
+			if oerr != nil {
+				return diskError("reopening the first copy", oerr)
+			}
+			n, err = writeTmp(c.tmpPath(), f)
+			f.Close()
+		}
+		if err != nil {
+			return err
+		}
+		c.written = true
+		size = n
+	}
+	if err := ctx.Err(); err != nil {
+		return delivery.Temporary("canceled", err)
+	}
+	if d.beforeRename != nil {
+		d.beforeRename()
+	}
+	// Every copy is on disk; now make them visible. From here on the
+	// steps are quick renames; ctx is no longer consulted.
+	for _, c := range copies {
+		if err := os.Rename(c.tmpPath(), c.newPath()); err != nil {
+			return diskError("moving into new/", err)
+		}
+		c.moved = true
+	}
+	for _, c := range copies {
+		if err := syncDir(filepath.Join(c.dir, "new")); err != nil {
+			return diskError("syncing new/", err)
+		}
+	}
+	d.log.Info("delivered", "session", env.Session, "recipients", len(copies), "bytes", size)
+	return nil
+}
+
+// undo removes what a failed delivery left: temporary files, and copies
+// already moved into new/ (best effort: a reader may have moved one on).
+func (d *Deliverer) undo(copies []*copyFile) {
+	for _, c := range copies {
+		var p string
+		switch {
+		case c.moved:
+			p = c.newPath()
+		case c.written:
+			p = c.tmpPath()
+		default:
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("cannot remove the file of a failed delivery", "file", p, "err", err)
+		}
+	}
+}
+
+// uniqueName returns a Maildir file name no other delivery uses: seconds,
+// microseconds, process id, a per-process sequence number, random bits and
+// the host name, in the form Maildir writers commonly use
+// (sec.MusecPpidQseqRrandom.host).
+func (d *Deliverer) uniqueName() string {
+	now := time.Now()
+	var rnd [8]byte
+	rand.Read(rnd[:]) // never fails (crypto/rand panics rather)
+	return fmt.Sprintf("%d.M%06dP%dQ%dR%s.%s",
+		now.Unix(), now.Nanosecond()/1000, d.pid, d.seq.Add(1), hex.EncodeToString(rnd[:]), d.host)
+}
+
+// makeMaildir creates dir and its tmp, new and cur subdirectories as
+// needed, syncing the parent of each directory it creates so the new entry
+// survives a crash.
+func (d *Deliverer) makeMaildir(dir string) error {
+	if err := mkdirSynced(dir); err != nil {
+		return err
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := mkdirSynced(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mkdirSynced(dir string) error {
+	err := os.Mkdir(dir, 0o700)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		fi, serr := os.Stat(dir)
+		if serr != nil {
+			return diskError("checking the maildir", serr)
+		}
+		if !fi.IsDir() {
+			return diskError("checking the maildir", &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR})
+		}
+		return nil
+	case err != nil:
+		return diskError("creating the maildir", err)
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return diskError("syncing the maildir's parent", err)
+	}
+	return nil
+}
+
+// writeTmp writes src to a new file at path and syncs it. It returns the
+// number of octets written. An error is a delivery error, and then no file
+// is left at path.
+func writeTmp(path string, src io.Reader) (n int64, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, diskError("creating the file", err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	r := &errReader{r: src}
+	n, err = io.Copy(f, r)
+	if err != nil {
+		if r.err != nil {
+			return n, delivery.Temporary("read-message", r.err)
+		}
+		return n, diskError("writing the file", err)
+	}
+	if err := f.Sync(); err != nil {
+		return n, diskError("syncing the file", err)
+	}
+	err = f.Close()
+	f = nil
+	if err != nil {
+		return n, diskError("closing the file", err)
+	}
+	return n, nil
+}
+
+// errReader remembers a read error, to tell it from a write error after
+// io.Copy.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// diskError makes a file-system error a temporary delivery failure with a
+// short reason: the client keeps its copy and may try again once the disk
+// is fixed.
+func diskError(op string, err error) error {
+	reason := "io-error"
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		reason = "disk-full"
+	case errors.Is(err, syscall.EDQUOT):
+		reason = "quota"
+	case errors.Is(err, syscall.EROFS):
+		reason = "read-only"
+	case errors.Is(err, fs.ErrPermission):
+		reason = "permission"
+	case errors.Is(err, syscall.ENOTDIR):
+		reason = "not-a-directory"
+	}
+	return delivery.Temporary(reason, fmt.Errorf("%s: %w", op, err))
+}
