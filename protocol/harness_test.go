@@ -272,3 +272,67 @@ func (c *client) closed() {
 const simpleMessage = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n"
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// benchServer runs the engine with fake backends for benchmarks.
+type benchServer struct {
+	b    *testing.B
+	addr string
+}
+
+func newBenchServer(b *testing.B) *benchServer {
+	cfg := testConfig()
+	cfg.StagingDir = b.TempDir()
+	srv := &Server{
+		Config:   cfg,
+		Auth:     &fakeAuth{users: map[string]string{"alice": "alice-pw"}},
+		Delivery: discardDelivery{},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go srv.Serve(ctx, conn)
+		}
+	}()
+	b.Cleanup(func() { cancel(); ln.Close() })
+	return &benchServer{b: b, addr: ln.Addr().String()}
+}
+
+// session runs one whole session and checks every reply.
+func (bs *benchServer) session(msg string) {
+	conn, err := net.Dial("tcp", bs.addr)
+	if err != nil {
+		bs.b.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	expect := func(code string) {
+		l, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(l, code) {
+			bs.b.Fatalf("got %q (%v), want %s", l, err, code)
+		}
+	}
+	expect("220")
+	io.WriteString(conn, "USER alice\r\nPASS alice-pw\r\nDATA\r\n")
+	expect("250")
+	expect("250")
+	expect("354")
+	io.WriteString(conn, msg+".\r\nQUIT\r\n")
+	expect("250")
+	expect("221")
+}
+
+// discardDelivery reads and drops every message.
+type discardDelivery struct{}
+
+func (discardDelivery) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
+	_, err := io.Copy(io.Discard, msg)
+	return err
+}
