@@ -323,6 +323,13 @@ func (m *mppd) dialRaw(t testing.TB) *client {
 	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
 }
 
+// netDial connects to addr on loopback with the harness's timeout.
+func netDial(addr string) (net.Conn, error) {
+	return net.DialTimeout("tcp", addr, ioTimeout)
+}
+
+func newReader(conn net.Conn) *bufio.Reader { return bufio.NewReader(conn) }
+
 // send writes raw bytes, exactly as given.
 func (c *client) send(raw string) {
 	c.t.Helper()

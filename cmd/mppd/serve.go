@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Backoff after a failed Accept. EMFILE/ENFILE (out of file descriptors)
+// and their kin clear only when other connections close, so the loop waits
+// instead of spinning, doubling the wait up to a second.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// daemon accepts connections on its listeners and runs a session for each,
+// within the caps on concurrent sessions, and shuts down gracefully.
+type daemon struct {
+	// serve runs one session to its end and closes conn
+	// (protocol.Server.Serve).
+	serve func(ctx context.Context, conn net.Conn)
+	// refuse answers 451 and closes conn (protocol.Refuse).
+	refuse func(conn net.Conn, why string)
+	log    *slog.Logger
+	// maxSessions caps sessions in total; maxPerClient caps them per
+	// client IP address, except for trusted ones.
+	maxSessions  int
+	maxPerClient int
+	trusted      func(netip.Addr) bool
+	// drainTimeout is how long shutdown waits for sessions to end by
+	// themselves before closing their connections.
+	drainTimeout time.Duration
+
+	mu       sync.Mutex
+	sessions map[net.Conn]struct{}
+	perIP    map[netip.Addr]int
+	wg       sync.WaitGroup // one per running session
+	sleep    func(ctx context.Context, d time.Duration)
+}
+
+// run serves on listeners until ctx is done (a signal), then shuts down:
+// it stops accepting, lets sessions see ctx's cancellation (the engine
+// closes idle ones with 451 and lets a message in progress finish), waits
+// up to drainTimeout, closes the connections that remain, and waits for
+// every session goroutine. stopSignals is called once ctx is done, so that
+// a second signal terminates the process at once.
+//
+// It returns nil after a shutdown, or the error of a listener that failed
+// for good (it then shuts down the same way).
+func (d *daemon) run(ctx context.Context, stopSignals func(), listeners []net.Listener) error {
+	d.sessions = map[net.Conn]struct{}{}
+	d.perIP = map[netip.Addr]int{}
+	if d.sleep == nil {
+		d.sleep = sleepCtx
+	}
+
+	// acceptCtx ends with ctx or when a listener fails; sessionCtx is
+	// cancelled right after, and its cancellation is the shutdown signal
+	// the engine acts on.
+	acceptCtx, cancelAccept := context.WithCancel(ctx)
+	defer cancelAccept()
+	sessionCtx, cancelSessions := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSessions()
+
+	errs := make(chan error, len(listeners))
+	var loops sync.WaitGroup
+	for _, l := range listeners {
+		d.log.Info("listening", "addr", l.Addr().String())
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			if err := d.acceptLoop(acceptCtx, sessionCtx, l); err != nil {
+				errs <- err
+				cancelAccept()
+			}
+		}()
+	}
+
+	<-acceptCtx.Done()
+	if stopSignals != nil {
+		stopSignals()
+	}
+	var failure error
+	select {
+	case failure = <-errs:
+	default:
+	}
+	// Stop accepting: closing a listener makes its Accept return.
+	for _, l := range listeners {
+		l.Close()
+	}
+	loops.Wait()
+	cancelSessions()
+	d.drain()
+	return failure
+}
+
+// drain waits up to drainTimeout for the sessions to end, then closes the
+// connections that are left and waits for their goroutines.
+func (d *daemon) drain() {
+	n := d.count()
+	d.log.Info("shutting down", "sessions", n, "drain_timeout", d.drainTimeout)
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(d.drainTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return
+	case <-timer.C:
+	}
+	d.mu.Lock()
+	left := len(d.sessions)
+	for c := range d.sessions {
+		c.Close()
+	}
+	d.mu.Unlock()
+	d.log.Warn("drain timeout, closed remaining sessions", "sessions", left)
+	// A session whose connection is closed returns at its next read or
+	// write; one waiting on a delivery finishes that first (the engine
+	// never cancels a delivery under way).
+	<-done
+}
+
+func (d *daemon) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.sessions)
+}
+
+// acceptLoop accepts on l until acceptCtx is done. A failed Accept is
+// retried after a growing pause, whatever the error (EMFILE, ENFILE,
+// ENOBUFS, ECONNABORTED...), so the loop neither spins nor gives up; only a
+// listener closed under it ends the loop with an error.
+func (d *daemon) acceptLoop(acceptCtx, sessionCtx context.Context, l net.Listener) error {
+	backoff := time.Duration(0)
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if acceptCtx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			if backoff == 0 {
+				backoff = minBackoff
+			} else {
+				backoff = min(2*backoff, maxBackoff)
+			}
+			d.log.Warn("accept failed, pausing", "addr", l.Addr().String(), "err", err, "pause", backoff)
+			d.sleep(acceptCtx, backoff)
+			continue
+		}
+		backoff = 0
+		d.start(sessionCtx, conn)
+	}
+}
+
+// start runs a session for conn, or refuses it when a cap is reached.
+func (d *daemon) start(ctx context.Context, conn net.Conn) {
+	ip := remoteIP(conn)
+	d.mu.Lock()
+	reason := ""
+	switch {
+	case len(d.sessions) >= d.maxSessions:
+		reason = "max-sessions"
+	case ip.IsValid() && d.perIP[ip] >= d.maxPerClient && !d.trusted(ip):
+		reason = "max-sessions-per-client"
+	}
+	if reason != "" {
+		total, fromIP := len(d.sessions), d.perIP[ip]
+		d.mu.Unlock()
+		d.log.Warn("session refused", "ip", ipString(ip), "reason", reason, "sessions", total, "client_sessions", fromIP)
+		// A fresh socket's send buffer takes the one short line at once;
+		// the deadline only guards against a pathological peer.
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
+		d.refuse(conn, "Too many sessions, try again later")
+		return
+	}
+	d.sessions[conn] = struct{}{}
+	if ip.IsValid() {
+		d.perIP[ip]++
+	}
+	d.wg.Add(1)
+	d.mu.Unlock()
+	d.log.Debug("connection accepted", "ip", ipString(ip))
+
+	go func() {
+		defer d.wg.Done()
+		defer d.release(conn, ip)
+		d.serve(ctx, conn)
+	}()
+}
+
+// release forgets a finished session.
+func (d *daemon) release(conn net.Conn, ip netip.Addr) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.sessions, conn)
+	if ip.IsValid() {
+		if d.perIP[ip]--; d.perIP[ip] <= 0 {
+			delete(d.perIP, ip)
+		}
+	}
+}
+
+// remoteIP is the client's IP address, IPv4-mapped IPv6 unmapped so that
+// one client counts once; the zero Addr when the connection has none.
+func remoteIP(conn net.Conn) netip.Addr {
+	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+func ipString(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return "-"
+	}
+	return ip.String()
+}
+
+// sleepCtx sleeps for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

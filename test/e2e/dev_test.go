@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"mppd/authn/passwdfile"
+)
+
+// testMailDomain is the mail_domain devBackends configures: a user whose
+// password-file line lists no address posts as user@testMailDomain.
+const testMailDomain = "example.test"
+
+// testUser is one line of a test password file.
+type testUser struct {
+	name, password string
+	addresses      []string // none: name@testMailDomain
+}
+
+// alice is the user most tests log in as.
+var alice = testUser{name: "alice", password: "alice-e2e-password"}
+
+// writePasswd writes a password file with users (argon2id hashes made by
+// passwdfile.HashPassword) under t.TempDir() and returns its path.
+func writePasswd(t testing.TB, users ...testUser) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("# written by the e2e harness\n")
+	for _, u := range users {
+		h, err := passwdfile.HashPassword(u.password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(u.name + ":" + h)
+		if len(u.addresses) > 0 {
+			b.WriteString(":" + strings.Join(u.addresses, ","))
+		}
+		b.WriteString("\n")
+	}
+	path := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// devBackends returns extraTOML configuring the development backends: a
+// password file with users and a maildir root, both under t.TempDir(). It
+// returns the root for delivered/waitDelivered.
+func devBackends(t testing.TB, users ...testUser) (extraTOML, maildirRoot string) {
+	t.Helper()
+	pw := writePasswd(t, users...)
+	maildirRoot = filepath.Join(t.TempDir(), "maildir")
+	extraTOML = fmt.Sprintf(`
+[authn]
+backend = "passwdfile"
+
+[authn.passwdfile]
+path = %q
+mail_domain = %q
+
+[delivery]
+backend = "maildir"
+
+[delivery.maildir]
+root = %q
+`, pw, testMailDomain, maildirRoot)
+	return extraTOML, maildirRoot
+}
+
+// delivered returns the messages delivered to recipient under a maildir
+// root (the files in <root>/<recipient>/new/), oldest name first.
+func delivered(t testing.TB, root, recipient string) []string {
+	t.Helper()
+	dir := filepath.Join(root, strings.ToLower(recipient), "new")
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	var msgs []string
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, string(b))
+	}
+	return msgs
+}
+
+// waitDelivered waits until recipient has n messages and returns them. The
+// maildir backend has renamed a copy into new/ before the 250, so no
+// waiting is normally needed; the loop only tolerates a slow disk.
+func waitDelivered(t testing.TB, root, recipient string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(ioTimeout)
+	for {
+		msgs := delivered(t, root, recipient)
+		if len(msgs) >= n {
+			if len(msgs) > n {
+				t.Fatalf("%s has %d messages, want %d", recipient, len(msgs), n)
+			}
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d messages after %v, want %d", recipient, len(msgs), ioTimeout, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// login dials m and logs in as u, requiring 250 for both USER and PASS.
+func login(t testing.TB, m *mppd, u testUser) *client {
+	t.Helper()
+	c := m.dial(t)
+	c.cmd("USER "+u.name, 250)
+	c.cmd("PASS "+u.password, 250)
+	return c
+}
+
+// headerBody splits a delivered message (LF line endings) into its header
+// block and body.
+func headerBody(t testing.TB, msg string) (header, body string) {
+	t.Helper()
+	h, b, ok := strings.Cut(msg, "\n\n")
+	if !ok {
+		t.Fatalf("message has no blank line after the header:\n%s", msg)
+	}
+	return h + "\n", b
+}
+
+// hasHeader reports whether a header block has a field called name.
+func hasHeader(header, name string) bool {
+	for _, line := range strings.Split(header, "\n") {
+		if k, _, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) && !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "\t") {
+			return true
+		}
+	}
+	return false
+}
