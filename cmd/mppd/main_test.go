@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"mppd/internal/config"
+)
+
+func TestSplitPasswdArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		configPath string
+		rest       []string
+	}{
+		{[]string{"alice"}, config.DefaultPath, []string{"alice"}},
+		{[]string{"--config", "c.toml", "alice"}, "c.toml", []string{"alice"}},
+		{[]string{"-config=c.toml", "--file", "pw", "alice"}, "c.toml", []string{"--file", "pw", "alice"}},
+		{[]string{"--address", "a@x,b@x", "--address=c@x", "alice"}, config.DefaultPath, []string{"-address=a@x,b@x,c@x", "alice"}},
+		{[]string{"--address", "", "alice"}, config.DefaultPath, []string{"-address=", "alice"}},
+		{[]string{"--file=pw", "--", "-odd"}, config.DefaultPath, []string{"--file=pw", "--", "-odd"}},
+		{[]string{"-h"}, config.DefaultPath, []string{"-h"}},
+	} {
+		cp, rest, err := splitPasswdArgs(tc.args)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if cp != tc.configPath || !reflect.DeepEqual(rest, tc.rest) {
+			t.Errorf("%q: got %q %q, want %q %q", tc.args, cp, rest, tc.configPath, tc.rest)
+		}
+	}
+	if _, _, err := splitPasswdArgs([]string{"--config"}); err == nil {
+		t.Error("--config without a value accepted")
+	}
+}
+
+// TestRunExitStatus checks the exit statuses of run without serving.
+func TestRunExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(filepath.Join(dir, "passwd"), nil, 0o600)
+	os.WriteFile(good, []byte(`
+[authn.passwdfile]
+path = "passwd"
+mail_domain = "example.test"
+[delivery.maildir]
+root = "maildir"
+`), 0o644)
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("max_sessions = -1\n"), 0o644)
+	noBackend := filepath.Join(dir, "nobackend.toml")
+	os.WriteFile(noBackend, []byte(`
+[authn.passwdfile]
+path = "missing"
+mail_domain = "example.test"
+[delivery.maildir]
+root = "maildir"
+`), 0o644)
+
+	for _, tc := range []struct {
+		args   []string
+		status int
+		out    string
+	}{
+		{[]string{"--version"}, exitOK, "mppd devel"},
+		{[]string{"--check-config", "--config", good}, exitOK, "config OK"},
+		{[]string{"--check-config", "--config", bad}, exitConfig, bad + ":1: max_sessions: -1 is out of range"},
+		{[]string{"--config", bad}, exitConfig, bad + ":1: max_sessions"},
+		{[]string{"--check-config", "--config", noBackend}, exitConfig, "authn.passwdfile:"},
+		{[]string{"--check-config", "--config", filepath.Join(dir, "absent.toml")}, exitConfig, "absent.toml"},
+		{[]string{"--bogus"}, exitConfig, "usage: mppd"},
+		{[]string{"extra"}, exitConfig, `unexpected argument "extra"`},
+		{[]string{"passwd", "--config", bad, "bob"}, exitConfig, ":1: max_sessions"},
+	} {
+		var stdout, stderr bytes.Buffer
+		got := run(tc.args, strings.NewReader(""), &stdout, &stderr)
+		out := stdout.String() + stderr.String()
+		if got != tc.status || !strings.Contains(out, tc.out) {
+			t.Errorf("mppd %q: status %d, output %q; want %d and %q", tc.args, got, out, tc.status, tc.out)
+		}
+	}
+}
+
+// TestPasswdDefaultsToConfigPath: without --file, `mppd passwd` changes
+// the file named by [authn.passwdfile] path, relative to the config file.
+func TestPasswdDefaultsToConfigPath(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mppd.toml")
+	os.WriteFile(cfg, []byte(`
+[authn.passwdfile]
+path = "users"
+mail_domain = "example.test"
+[delivery.maildir]
+root = "maildir"
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	status := run([]string{"passwd", "--config", cfg, "--address", "bob@example.test", "--address", "b@example.test", "bob"},
+		strings.NewReader("bob-password\n"), &stdout, &stderr)
+	if status != exitOK {
+		t.Fatalf("status %d: %s", status, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(line, "bob:$argon2id$") || !strings.HasSuffix(line, ":bob@example.test,b@example.test") {
+		t.Errorf("password file line %q", line)
+	}
+}
