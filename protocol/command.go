@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"bytes"
-	"strings"
 )
 
 // command is one parsed command line.
@@ -33,7 +32,7 @@ func parseCommand(line []byte) command {
 			break
 		}
 	}
-	cmd := command{verb: strings.ToUpper(string(line[:end]))}
+	cmd := command{verb: asciiUpper(line[:end])}
 	switch {
 	case end == len(line):
 	case line[end] == ' ':
@@ -44,6 +43,18 @@ func parseCommand(line []byte) command {
 		cmd.arg = string(line[end:])
 	}
 	return cmd
+}
+
+// asciiUpper upper-cases ASCII letters and leaves every other byte alone
+// (strings.ToUpper would turn invalid UTF-8 into U+FFFD).
+func asciiUpper(b []byte) string {
+	u := []byte(string(b))
+	for i, c := range u {
+		if 'a' <= c && c <= 'z' {
+			u[i] = c - 'a' + 'A'
+		}
+	}
+	return string(u)
 }
 
 // httpVerbs are the first words of HTTP requests. A browser or proxy tricked
