@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"mppd/internal/address"
 )
 
 // ParseError says which line of a password file is wrong and why. It never
@@ -121,7 +123,7 @@ func parseAddressList(s string) ([]string, error) {
 			return nil, errors.New("empty address in the address list")
 		}
 		if err := CheckAddress(a); err != nil {
-			return nil, fmt.Errorf("address %q: %v", a, err)
+			return nil, err
 		}
 		if !seen[a] {
 			seen[a] = true
@@ -158,77 +160,11 @@ func CheckUser(name string) error {
 	return nil
 }
 
-// CheckAddress reports whether a is a plain mailbox address local@domain
-// that mppd can put in an envelope and pass to a program: the local part a
-// dot-atom (RFC 5322 §3.2.3) not starting with '-', the domain a host name
-// of letters, digits and hyphens. Quoted local parts, domain literals,
-// comments and display names are refused.
-func CheckAddress(a string) error {
-	if len(a) > 254 { // RFC 5321 §4.5.3.1.3, less the angle brackets
-		return errors.New("longer than 254 octets")
-	}
-	at := strings.LastIndexByte(a, '@')
-	if at < 0 {
-		return errors.New("no '@'")
-	}
-	local, domain := a[:at], a[at+1:]
-	if err := checkLocalPart(local); err != nil {
-		return err
-	}
-	return CheckDomain(domain)
-}
+// CheckAddress reports whether a is a mailbox mppd accepts as a sender
+// address: the one grammar of package internal/address (a dot-atom local
+// part not starting with '-', '|' or '/', an LDH domain), so that whatever
+// the file grants, the engine and the delivery backends accept too.
+func CheckAddress(a string) error { return address.Valid(a) }
 
-func checkLocalPart(s string) error {
-	switch {
-	case s == "":
-		return errors.New("empty local part")
-	case len(s) > 64: // RFC 5321 §4.5.3.1.1
-		return errors.New("local part longer than 64 octets")
-	case s[0] == '-':
-		return errors.New("local part starts with '-'")
-	case s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, ".."):
-		return errors.New("misplaced '.' in the local part")
-	}
-	for i := 0; i < len(s); i++ {
-		if !isAtext(s[i]) && s[i] != '.' {
-			return fmt.Errorf("character %q not allowed in the local part", s[i])
-		}
-	}
-	return nil
-}
-
-// isAtext reports whether c is an RFC 5322 §3.2.3 atext character.
-func isAtext(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
-}
-
-// CheckDomain reports whether d is a host name: dot-separated labels of
-// 1 to 63 letters, digits and hyphens, not starting or ending with a
-// hyphen, 253 octets at most. A single label ("localhost") is allowed.
-func CheckDomain(d string) error {
-	if d == "" {
-		return errors.New("empty domain")
-	}
-	if len(d) > 253 {
-		return errors.New("domain longer than 253 octets")
-	}
-	for _, label := range strings.Split(d, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("domain %q has an empty or over-long label", d)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("domain %q has a label starting or ending with '-'", d)
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return fmt.Errorf("character %q not allowed in domain %q", c, d)
-			}
-		}
-	}
-	return nil
-}
+// CheckDomain reports whether d is a domain in that grammar.
+func CheckDomain(d string) error { return address.ValidDomain(d) }

@@ -119,7 +119,8 @@ func TestParse(t *testing.T) {
 		{name: "bcrypt cost too high", content: "alice:" + bc[:4] + "31" + bc[6:] + "\n", errLine: 1, errText: "above the limit"},
 		{name: "bad address", content: "alice:" + argon + ":alice@example.com,not-an-address\n", errLine: 1, errText: "no '@'"},
 		{name: "address with leading dash", content: "alice:" + argon + ":-oQ@example.com\n", errLine: 1, errText: "starts with '-'"},
-		{name: "address with space", content: "alice:" + argon + ":a b@example.com\n", errLine: 1, errText: "not allowed"},
+		{name: "address with space", content: "alice:" + argon + ":a b@example.com\n", errLine: 1, errText: "space"},
+		{name: "address starting with pipe", content: "alice:" + argon + ":|cmd@example.com\n", errLine: 1, errText: "'|'"},
 		{name: "empty address in list", content: "alice:" + argon + ":a@example.com,,b@example.com\n", errLine: 1, errText: "empty address"},
 		{name: "user not usable as address", content: "al\"ice:" + argon + "\n", errLine: 1, errText: "not a usable address"},
 	}

@@ -13,7 +13,8 @@
 //
 // A recipient whose directory name would be unsafe (empty, "." or "..",
 // starting with '.' or '-', containing '/', NUL or another control
-// character, longer than 255 octets) makes the whole message fail
+// character, longer than 255 octets), or that is not an address of the
+// grammar of package internal/address, makes the whole message fail
 // permanently before anything is written.
 //
 // # One message, several recipients
@@ -49,6 +50,7 @@ import (
 	"time"
 
 	"mppd/delivery"
+	"mppd/internal/address"
 )
 
 // Config configures the backend, under [delivery.maildir] in mppd.conf.
@@ -186,6 +188,11 @@ func (d *Deliverer) Deliver(ctx context.Context, env delivery.Envelope, msg io.R
 		name := strings.ToLower(r)
 		if err := CheckName(name); err != nil {
 			return delivery.Permanent("unsafe-recipient", err)
+		}
+		// The engine only passes addresses of this grammar; checked
+		// again because here an address becomes a path.
+		if err := address.Valid(name); err != nil {
+			return delivery.Permanent("bad-recipient", err)
 		}
 		if seen[name] {
 			continue // Alice@x and alice@x share a Maildir
