@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -228,9 +229,18 @@ func startMppdConfig(t testing.TB, configPath string, args ...string) *mppd {
 	}
 }
 
-// listeningAddr finds the first "listening" line's addr in a text log.
+// listeningAddr finds the first "listening" line's addr in the log, in
+// either log format (text: msg=listening addr=A; json: "msg":"listening",
+// "addr":"A").
 func listeningAddr(log string) string {
 	for _, line := range strings.Split(log, "\n") {
+		if strings.HasPrefix(line, "{") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				return rec.Addr
+			}
+			continue
+		}
 		if !strings.Contains(line, "msg=listening") {
 			continue
 		}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -386,5 +387,20 @@ func TestSessionsConcurrentLoad(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestJSONLogs: with log.format = "json" every line is a JSON object and
+// the harness still finds the listening address.
+func TestJSONLogs(t *testing.T) {
+	extra, _ := devBackends(t, alice)
+	m := startMppd(t, "[log]\nformat = \"json\"\n"+extra)
+	login(t, m, alice).cmd("QUIT", 221)
+	m.Stop()
+	for _, line := range strings.Split(strings.TrimSpace(m.Log()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not a JSON line: %q", line)
+		}
 	}
 }
