@@ -1,0 +1,126 @@
+# mppd — build, run and test.
+#
+#   make build         bin/mppd and bin/mpp
+#   make run           mppd with the development config (dev/mppd.toml)
+#   make unit          quick tests: no root, no services
+#   sudo make test     everything CI runs: check, setup, unit, integration
+#   make fuzz          every fuzz target for $(FUZZTIME)
+#   make bench         benchmarks
+#   make install       into $(DESTDIR)$(PREFIX)
+#
+# Nothing here needs more than GNU make and Go.
+
+# Go: the one on PATH, else the standard install location (sudo's PATH
+# usually lacks /usr/local/go/bin).
+ifeq ($(origin GO),undefined)
+GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+endif
+GOFMT = $(shell $(GO) env GOROOT)/bin/gofmt
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  = -X main.version=$(VERSION)
+
+# Build tags: PAM support (cgo) when the libpam headers are installed.
+# Deferred (=, not :=) so that a run after `make setup`, which installs
+# them, sees them.
+TAGS ?= $(shell test -e /usr/include/security/pam_appl.h && echo pam)
+
+FUZZTIME ?= 30s
+
+# The tag set of the integration run is fixed: the integration tests need
+# PAM, and setup installs its headers.
+INTEGRATION_TAGS = pam integration
+
+.PHONY: all build run check unit setup integration test fuzz bench cover install clean
+
+all: build
+
+build:
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/ ./cmd/mppd ./cmd/mpp
+
+# The development server: password file + maildir on 127.0.0.1:2525, as an
+# ordinary user. Messages land in dev/maildir/<recipient>/new/.
+run: build
+	bin/mppd --config dev/mppd.toml
+
+# Static checks: formatting, and vet with and without the build tags (so
+# both sides of every //go:build line are looked at).
+check:
+	@out="$$($(GOFMT) -l .)"; if [ -n "$$out" ]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags '$(strip $(TAGS) integration)' ./...
+
+unit:
+	$(GO) test ./...
+
+define require_root
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo ""; \
+		echo "*** make $@ must run as root: it installs packages, test users and"; \
+		echo "*** services for the integration tests. Use: sudo make $@"; \
+		echo ""; \
+		exit 1; \
+	fi
+endef
+
+setup:
+	$(require_root)
+	test/setup.sh
+
+integration:
+	$(require_root)
+	$(GO) test -tags '$(INTEGRATION_TAGS)' -count=1 -p 1 ./...
+
+# The whole suite, in this order; the README's test command and what CI
+# runs. Sub-makes keep the order under -j.
+test:
+	$(require_root)
+	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory setup
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory integration
+	@echo "== make test: all passed"
+
+# Each fuzz target, found with `go test -list`, for FUZZTIME. New corpus
+# entries that fail are written to testdata/fuzz/ by go test.
+fuzz:
+	@set -e; pkgs="$$($(GO) list ./...)"; for pkg in $$pkgs; do \
+		list="$$($(GO) test -list '^Fuzz' $$pkg)"; \
+		for f in $$(echo "$$list" | grep '^Fuzz'); do \
+			echo "== fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+cover:
+	$(GO) test -coverprofile=coverage.out ./...
+	$(GO) tool cover -func=coverage.out | tail -1
+
+# Binaries, the man pages in man/, and the sample config (never over an
+# existing one).
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/mppd
+	install -m 0755 bin/mpp $(DESTDIR)$(BINDIR)/mpp
+	install -m 0755 bin/mppd $(DESTDIR)$(SBINDIR)/mppd
+	@set -e; for page in $(wildcard man/*.[1-8]); do \
+		sect=$${page##*.}; \
+		install -d $(DESTDIR)$(MANDIR)/man$$sect; \
+		echo install -m 0644 $$page $(DESTDIR)$(MANDIR)/man$$sect/; \
+		install -m 0644 $$page $(DESTDIR)$(MANDIR)/man$$sect/; \
+	done
+	test -e $(DESTDIR)$(SYSCONFDIR)/mppd/mppd.toml || \
+		install -m 0640 packaging/mppd.toml $(DESTDIR)$(SYSCONFDIR)/mppd/mppd.toml
+
+clean:
+	rm -rf bin dist coverage.out coverage.html
