@@ -59,8 +59,11 @@ func line(p *unstable.Parser, e *unstable.Node) int {
 	return p.Shape(it.Node().Raw).Start.Line
 }
 
-// durationKeys are the dotted keys of every Duration field in Config,
-// found by reflection so that a new Duration field needs no list.
+// durationKeys are the dotted keys of every duration field in Config,
+// found by reflection so that a new one needs no list: this package's
+// Duration, a backend's own type named Duration, and time.Duration (which
+// go-toml would otherwise fill from a bare integer as nanoseconds; a
+// backend should use a type with UnmarshalText instead, like Duration).
 var durationKeys = func() map[string]bool {
 	keys := map[string]bool{}
 	var walk func(t reflect.Type, prefix string)
@@ -72,7 +75,10 @@ var durationKeys = func() map[string]bool {
 				continue
 			}
 			switch {
-			case f.Type == reflect.TypeFor[Duration]():
+			case f.Type == reflect.TypeFor[Duration]() ||
+				// A backend's own Duration type (it cannot import this
+				// package): same name, same representation.
+				f.Type.Name() == "Duration" && f.Type.Kind() == reflect.Int64:
 				keys[prefix+tag] = true
 			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type, prefix+tag+".")
