@@ -1,0 +1,173 @@
+package sendmail
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+
+	"mppd/authn"
+	"mppd/delivery"
+)
+
+// account is the local Unix identity one submission runs as.
+type account struct {
+	Name   string
+	UID    uint32
+	GID    uint32
+	Groups []uint32 // supplementary groups from NSS, primary included
+	Home   string
+}
+
+// overflowUID is the kernel's overflow uid (nobody): files and processes
+// of unmapped users show up as it, so it is never a real submitter.
+const overflowUID = 65534
+
+// lookupFunc resolves an account name; tests replace it.
+type lookupFunc func(name string) (account, error)
+
+// errNoSuchAccount is what a lookupFunc returns for a name NSS does not
+// know (as opposed to NSS being unable to answer).
+var errNoSuchAccount = errors.New("no such account")
+
+// lookupNSS resolves name through the system's user and group databases
+// with os/user. Built with cgo (the default on a host with a C compiler,
+// and needed for PAM anyway) this goes through getpwnam_r and getgrouplist,
+// i.e. NSS, so sssd and nslcd users and their groups work; the pure-Go
+// fallback reads only /etc/passwd and /etc/group.
+func lookupNSS(name string) (account, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		var unknown user.UnknownUserError
+		if errors.As(err, &unknown) {
+			return account{}, errNoSuchAccount
+		}
+		return account{}, err
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return account{}, fmt.Errorf("account %q: uid %q: %w", name, u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return account{}, fmt.Errorf("account %q: gid %q: %w", name, u.Gid, err)
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return account{}, fmt.Errorf("account %q: groups: %w", name, err)
+	}
+	groups := make([]uint32, 0, len(ids))
+	for _, s := range ids {
+		g, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return account{}, fmt.Errorf("account %q: group id %q: %w", name, s, err)
+		}
+		groups = append(groups, uint32(g))
+	}
+	return account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Groups: groups, Home: u.HomeDir}, nil
+}
+
+// policy says why acct may not submit, or "" when it may. The reasons are
+// stable log words.
+func policy(acct account, minUID uint32) string {
+	switch {
+	case acct.UID == 0:
+		return "uid-zero"
+	case acct.UID == overflowUID:
+		return "uid-overflow"
+	case acct.UID < minUID:
+		return "uid-below-min"
+	case acct.GID == 0:
+		// A uid >= min_uid whose primary group is root's would hand
+		// sendmail root's group: no real user needs that.
+		return "gid-zero"
+	}
+	return ""
+}
+
+// resolve picks the account a submission for id runs as: id.Account when
+// NSS knows it, otherwise the fallback account when one is configured.
+// Errors are delivery errors: an identity with no usable account is
+// permanent (550), NSS failing to answer is temporary (451).
+func (b *Backend) resolve(id authn.Identity) (account, error) {
+	name := id.Account
+	if name != "" {
+		if !validAccountName(name) {
+			return account{}, delivery.Permanent("bad-account", fmt.Errorf("account name %s is not valid", quote(name)))
+		}
+		acct, err := b.lookup(name)
+		switch {
+		case err == nil:
+			return b.checkPolicy(acct)
+		case !errors.Is(err, errNoSuchAccount):
+			return account{}, delivery.Temporary("account-lookup", err)
+		}
+		// Not a local account: same as no account at all.
+	}
+	if b.fallback == nil {
+		if name == "" {
+			return account{}, delivery.Permanent("no-account", errors.New("the user has no local account and delivery.sendmail.fallback_account is not set"))
+		}
+		return account{}, delivery.Permanent("no-account", fmt.Errorf("account %s is not known to NSS and delivery.sendmail.fallback_account is not set", quote(name)))
+	}
+	return *b.fallback, nil
+}
+
+func (b *Backend) checkPolicy(acct account) (account, error) {
+	if why := policy(acct, b.cfg.MinUID); why != "" {
+		return account{}, delivery.Permanent(why, fmt.Errorf("account %s has uid %d gid %d (min_uid %d)", quote(acct.Name), acct.UID, acct.GID, b.cfg.MinUID))
+	}
+	if !b.cfg.SwitchUser && acct.UID != uint32(os.Geteuid()) {
+		return account{}, delivery.Permanent("not-own-account", fmt.Errorf("switch_user = false and account %s (uid %d) is not mppd's own (uid %d)", quote(acct.Name), acct.UID, os.Geteuid()))
+	}
+	return acct, nil
+}
+
+// Capability bits of linux/capability.h.
+const (
+	capSetGID = 6
+	capSetUID = 7
+)
+
+// CheckPrivileges reports whether this process can run a child as another
+// user: it runs as root, or holds CAP_SETUID and CAP_SETGID in its effective
+// set (a systemd unit with AmbientCapabilities=CAP_SETUID CAP_SETGID).
+// New calls it when switch_user is on, so a daemon that could never
+// deliver refuses to start instead of failing every message.
+func CheckPrivileges() error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	capEff, err := effectiveCaps()
+	if err != nil {
+		return fmt.Errorf("delivery.sendmail: cannot tell whether mppd may switch users: %w", err)
+	}
+	if capEff&(1<<capSetUID) != 0 && capEff&(1<<capSetGID) != 0 {
+		return nil
+	}
+	return fmt.Errorf("delivery.sendmail: switch_user = true needs mppd to run as root or with CAP_SETUID and CAP_SETGID, "+
+		"but it runs as uid %d without them; start it as root, give its unit AmbientCapabilities=CAP_SETUID CAP_SETGID, "+
+		"or set switch_user = false if every submission is made as mppd's own account", os.Geteuid())
+}
+
+// effectiveCaps reads CapEff from /proc/self/status.
+func effectiveCaps() (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("no CapEff line in /proc/self/status")
+}

@@ -1,0 +1,400 @@
+// Package sendmail delivers by running the host's sendmail-compatible
+// program (Postfix, Exim, OpenSMTPD and Sendmail all provide
+// /usr/sbin/sendmail) as the authenticated user's local account, so the
+// MTA's queue, logs and trace headers name the real sender (RFC 1204 §1:
+// MPP exists to stop forgery).
+//
+// One submission is:
+//
+//	/usr/sbin/sendmail -i -f <authenticated address> -- <rcpt>...
+//
+// run with no shell, as the account's uid, primary gid and supplementary
+// groups, in its own process group, in "/", with an environment built from
+// scratch, with the fully staged message on stdin, and killed (the whole
+// group) when it outlives the timeout. Only exit status 0 is success.
+package sendmail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"mppd/delivery"
+	"mppd/internal/address"
+)
+
+// Backend runs sendmail for each message. It is safe for concurrent use.
+type Backend struct {
+	cfg      Config
+	log      *slog.Logger
+	lookup   lookupFunc
+	fallback *account // resolved at New; nil when not configured
+
+	// waitDelay bounds how long Wait waits for sendmail's output pipes to
+	// close after the process has exited or been killed: a grandchild that
+	// inherited them cannot hang a session. Tests shorten it.
+	waitDelay time.Duration
+	// noCredential runs the child as this process's own user without
+	// touching credentials; only tests that run without root set it.
+	noCredential bool
+}
+
+var _ delivery.Deliverer = (*Backend)(nil)
+
+// outputLimit is how much of sendmail's stdout and stderr (together) is
+// kept for the log; the rest is read and dropped so that the child never
+// blocks on a full pipe.
+const outputLimit = 4 << 10
+
+// defaultWaitDelay is exec.Cmd.WaitDelay for every run.
+const defaultWaitDelay = 5 * time.Second
+
+// childPath is the whole PATH the child gets.
+const childPath = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+// New checks cfg, resolves the fallback account, and, when switch_user is
+// on, checks that this process may switch users (CheckPrivileges). It also
+// turns off core dumps for mppd and so for every sendmail it starts
+// (RLIMIT_CORE 0): mppd holds passwords in memory and the child holds a
+// message. A missing sendmail program is only a warning here: it may be
+// installed later, and until then every message gets 451.
+func New(cfg Config, log *slog.Logger) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SwitchUser {
+		if err := CheckPrivileges(); err != nil {
+			return nil, err
+		}
+	} else if os.Geteuid() == 0 {
+		return nil, errors.New("delivery.sendmail.switch_user: false is not allowed while mppd runs as root: every message would be submitted as root")
+	}
+	b := &Backend{cfg: cfg, log: log, lookup: lookupNSS, waitDelay: defaultWaitDelay}
+	if cfg.FallbackAccount != "" {
+		acct, err := b.lookup(cfg.FallbackAccount)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.sendmail.fallback_account: %q: %w", cfg.FallbackAccount, err)
+		}
+		acct, err = b.checkPolicy(acct)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.sendmail.fallback_account: %q cannot be used: %w", cfg.FallbackAccount, err)
+		}
+		b.fallback = &acct
+	}
+	if err := disableCoreDumps(); err != nil {
+		log.Warn("cannot set RLIMIT_CORE to 0", "backend", "sendmail", "err", err)
+	}
+	if err := checkExecutable(cfg.Path); err != nil {
+		log.Warn("sendmail program not usable yet; messages will get 451 until it is", "backend", "sendmail", "path", cfg.Path, "err", err)
+	}
+	return b, nil
+}
+
+// String describes the backend for the start-up log.
+func (b *Backend) String() string {
+	as := "each user's account"
+	if !b.cfg.SwitchUser {
+		as = fmt.Sprintf("mppd's own uid %d", os.Geteuid())
+	}
+	fb := "none"
+	if b.fallback != nil {
+		fb = fmt.Sprintf("%s (uid %d)", b.fallback.Name, b.fallback.UID)
+	}
+	return fmt.Sprintf("sendmail %s as %s, min_uid %d, fallback_account %s, timeout %s",
+		b.cfg.Path, as, b.cfg.MinUID, fb, b.cfg.Timeout)
+}
+
+// disableCoreDumps sets this process's core-file limit to 0, soft and
+// hard, so that neither mppd nor any child (which inherits the limit) can
+// dump core, and no child can raise it again.
+func disableCoreDumps() error {
+	return syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{Cur: 0, Max: 0})
+}
+
+// checkExecutable reports whether path names an executable regular file.
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", path)
+	}
+	return nil
+}
+
+// Deliver submits msg to sendmail for env.Recipients with env.Sender as the
+// envelope sender, as the local account of env.Identity. It returns nil
+// only after sendmail exited 0.
+func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
+	start := time.Now()
+	log := b.log.With("backend", "sendmail", "session", env.Session, "login", env.Identity.Login)
+
+	argv, err := b.checkedArgv(env)
+	if err != nil {
+		log.Warn("message refused before sendmail", "event", "delivery-refused", "reason", delivery.Reason(err), "err", err)
+		return err
+	}
+	acct, err := b.resolve(env.Identity)
+	if err != nil {
+		log.Warn("no account to submit as", "event", "delivery-refused", "reason", delivery.Reason(err), "account", env.Identity.Account, "err", err)
+		return err
+	}
+	log = log.With("account", acct.Name, "uid", acct.UID)
+
+	stdin, cleanup, err := stageStdin(msg)
+	if err != nil {
+		err = delivery.Temporary("staging", err)
+		log.Error("cannot stage the message for sendmail", "event", "delivery-failed", "reason", "staging", "err", err)
+		return err
+	}
+	defer cleanup()
+
+	out, err := b.run(ctx, argv, acct, stdin)
+	attrs := []any{"reason", delivery.Reason(err), "rcpts", len(env.Recipients), "duration", time.Since(start).Round(time.Millisecond)}
+	if s := out.String(); s != "" {
+		attrs = append(attrs, "output", s)
+	}
+	switch {
+	case err == nil:
+		log.Info("submitted to sendmail", append([]any{"event", "delivered"}, attrs[2:]...)...)
+	case delivery.Reason(err) == "exec":
+		log.Error("cannot run sendmail", append([]any{"event", "delivery-failed", "err", err}, attrs...)...)
+	default:
+		log.Warn("sendmail failed", append([]any{"event", "delivery-failed", "err", err}, attrs...)...)
+	}
+	return err
+}
+
+// checkedArgv checks the sender and every recipient with the address
+// grammar, then builds argv (which checks once more, on its own terms).
+func (b *Backend) checkedArgv(env delivery.Envelope) ([]string, error) {
+	if err := address.Valid(env.Sender); err != nil {
+		return nil, delivery.Permanent("bad-sender", err)
+	}
+	if len(env.Recipients) == 0 {
+		return nil, delivery.Permanent("no-recipients", nil)
+	}
+	for _, r := range env.Recipients {
+		if err := address.Valid(r); err != nil {
+			return nil, delivery.Permanent("bad-recipient", err)
+		}
+	}
+	argv, err := buildArgv(b.cfg.Path, env.Sender, env.Recipients)
+	if err != nil {
+		return nil, delivery.Permanent("bad-address", err)
+	}
+	return argv, nil
+}
+
+// stageStdin returns a file holding the complete message for sendmail's
+// stdin. A regular *os.File (the engine's unlinked staging file) is used
+// as it is, from its current offset. Anything else (the engine keeps small
+// messages in memory) is first copied whole into an unlinked temporary
+// file. sendmail therefore never reads from a pipe mppd is still feeding:
+// if mppd dies mid-message, a pipe would give sendmail an early EOF, which
+// sendmail -i takes for the end of a complete message and queues
+// (limits-and-bad-input.md case 69); a file it reads to its real end.
+func stageStdin(msg io.Reader) (*os.File, func(), error) {
+	if f, ok := msg.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return f, func() {}, nil
+		}
+	}
+	f, err := os.CreateTemp("", "mppd-sendmail-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	// Unlinked at once: nothing stays behind whatever happens to mppd,
+	// and only the descriptor handed to the child can read it.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if _, err := io.Copy(f, msg); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// run starts sendmail and waits for it. out holds the first outputLimit
+// bytes of its stdout and stderr.
+func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *os.File) (*capped, error) {
+	out := &capped{limit: outputLimit}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(b.cfg.Timeout))
+	defer cancel()
+
+	cmd := exec.CommandContext(ctx, argv[0])
+	cmd.Args = argv
+	cmd.Dir = "/"
+	cmd.Env = []string{
+		"PATH=" + childPath,
+		"HOME=" + acct.Home,
+		"USER=" + acct.Name,
+		"LOGNAME=" + acct.Name,
+	}
+	cmd.Stdin = stdin
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Its own process group, so a timeout kills sendmail and
+		// everything it started (postdrop, a stuck helper) at once.
+		Setpgid: true,
+	}
+	if !b.noCredential {
+		cmd.SysProcAttr.Credential = &syscall.Credential{
+			Uid:    acct.UID,
+			Gid:    acct.GID,
+			Groups: acct.Groups,
+		}
+	}
+	// On timeout (or cancellation) kill the whole group, not just the
+	// leader, then give the pipes waitDelay to close.
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = b.waitDelay
+
+	// Inherited descriptors: os/exec gives the child fds 0, 1 and 2, and
+	// every descriptor Go opens is close-on-exec, but descriptors mppd
+	// inherited from whatever started it, or that C code (a PAM or NSS
+	// module) opened, may not be; they would leak into sendmail. Mark
+	// them all close-on-exec first (TestRecordedChild checks the child
+	// sees exactly 0, 1 and 2).
+	if err := closeOnExecFrom3(); err != nil {
+		b.log.Warn("cannot mark descriptors close-on-exec", "backend", "sendmail", "err", err)
+	}
+	if err := cmd.Start(); err != nil {
+		if ctx.Err() != nil {
+			return out, delivery.Temporary("cancelled", ctx.Err())
+		}
+		return out, delivery.Temporary("exec", err)
+	}
+	pgid := cmd.Process.Pid
+	err := cmd.Wait()
+
+	if isExitZero(cmd) {
+		// Exit 0: the MTA has the message, whatever else went wrong
+		// after (a kill on timeout that lost the race, or output pipes
+		// still held open).
+		if errors.Is(err, exec.ErrWaitDelay) {
+			// Something sendmail started still holds its output open;
+			// stop it. The group still has that member, so its id
+			// cannot have been reused.
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			b.log.Warn("sendmail exited 0 but left a process holding its output; killed its process group", "backend", "sendmail", "pgid", pgid)
+		}
+		return out, nil
+	}
+	// The submission failed: stop anything it left behind in its process
+	// group (after a non-zero exit nothing there is doing useful work).
+	// After exit 0 the group is left alone unless it held the pipes: an
+	// MTA may leave a background delivery process running (Exim -odb).
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if ctx.Err() != nil {
+		// cmd.Cancel killed the process group.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return out, delivery.Temporary("timeout", fmt.Errorf("sendmail ran longer than %s and was killed", b.cfg.Timeout))
+		}
+		return out, delivery.Temporary("cancelled", ctx.Err())
+	}
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		ws, ok := exitErr.Sys().(syscall.WaitStatus)
+		if ok && ws.Signaled() {
+			return out, delivery.Temporary("signal", fmt.Errorf("sendmail was killed by signal %d (%s)", ws.Signal(), ws.Signal()))
+		}
+		return out, mapExit(exitErr.ExitCode(), fmt.Errorf("sendmail exited with status %d", exitErr.ExitCode()))
+	default:
+		return out, delivery.Temporary("wait", err)
+	}
+}
+
+// sysCloseRange is close_range(2)'s number on every Linux architecture
+// (new system calls share one number since Linux 5.1).
+const sysCloseRange = 436
+
+// closeRangeCloexec is CLOSE_RANGE_CLOEXEC of linux/close_range.h.
+const closeRangeCloexec = 1 << 2
+
+// closeOnExecFrom3 sets FD_CLOEXEC on every descriptor from 3 up: one
+// close_range(2) call on Linux 5.11 and later, a walk of /proc/self/fd
+// before that.
+func closeOnExecFrom3() error {
+	_, _, e := syscall.Syscall(sysCloseRange, 3, ^uintptr(0), closeRangeCloexec)
+	if e == 0 {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close_range: %v; /proc/self/fd: %w", e, err)
+	}
+	for _, ent := range ents {
+		var fd int
+		if _, err := fmt.Sscan(ent.Name(), &fd); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
+func isExitZero(cmd *exec.Cmd) bool {
+	return cmd.ProcessState != nil && cmd.ProcessState.Success()
+}
+
+// capped keeps the first limit bytes written to it and counts the rest.
+// It is written from two goroutines when stdout and stderr differ; exec
+// uses one pipe for both when they are the same writer, but the lock
+// costs nothing.
+type capped struct {
+	mu      sync.Mutex
+	limit   int
+	buf     []byte
+	dropped int64
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.limit - len(c.buf)
+	if room > len(p) {
+		room = len(p)
+	}
+	if room > 0 {
+		c.buf = append(c.buf, p[:room]...)
+	}
+	c.dropped += int64(len(p) - room)
+	return len(p), nil
+}
+
+// String returns the kept output with surrounding space trimmed, noting
+// how much was dropped. slog quotes and escapes it in the log line.
+func (c *capped) String() string {
+	if c == nil {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := strings.TrimSpace(string(c.buf))
+	if c.dropped > 0 {
+		s += fmt.Sprintf(" [%d more bytes dropped]", c.dropped)
+	}
+	return s
+}
