@@ -59,18 +59,25 @@ func fail(addr, reason string) error {
 	return &Error{Input: Quote(addr), Reason: reason}
 }
 
-// quoteMax is how many octets of client input Quote shows.
+// quoteMax is the most characters Quote shows between its quotes.
 const quoteMax = 64
 
 // Quote returns s as a Go-quoted ASCII string (every control byte, quote,
-// backslash and non-ASCII byte escaped), cut to its first 64 octets with
-// "..." after the closing quote when longer. The result is safe in a log
-// line and in a reply line.
+// backslash and non-ASCII byte escaped), cut so that at most 64 characters
+// stand between the quotes, with "..." after the closing quote when s was
+// cut. The result (at most 69 octets) is safe in a log line and in a reply
+// line.
 func Quote(s string) string {
-	if len(s) <= quoteMax {
-		return strconv.QuoteToASCII(s)
+	k := min(len(s), quoteMax)
+	q := strconv.QuoteToASCII(s[:k])
+	for len(q) > quoteMax+2 { // an escape is at most 10 octets: bounded
+		k--
+		q = strconv.QuoteToASCII(s[:k])
 	}
-	return strconv.QuoteToASCII(s[:quoteMax]) + "..."
+	if k < len(s) {
+		q += "..."
+	}
+	return q
 }
 
 // Valid reports whether addr is a mailbox mppd accepts, with an *Error
