@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"mppd/internal/address"
@@ -52,26 +53,27 @@ type Config struct {
 // Defaults. Why these numbers:
 //
 //   - Timeout 10s: a failed pam_unix login takes about 2 s (its fail delay,
-//     randomised by libpam up to +25 %), a network module (SSSD, Kerberos,
+//     randomised by libpam), a network module (SSSD, Kerberos,
 //     RADIUS) may wait several seconds for a server; 10 s covers those
 //     without letting a hung module keep a client waiting for long.
-//   - Workers 64: a transaction holds an OS thread for its whole life, and
-//     most of that life is spent sleeping (the fail delay, network waits),
-//     not computing, so the pool can be larger than the number of CPUs.
-//     64 threads cost little memory and are far below the Go runtime's
-//     10,000-thread limit (the crash the pool exists to prevent, decision
-//     "concurrent PAM transactions: e.g. 64" in the team notes). With
-//     failures holding a worker for ~2 s, 64 workers still serve about 30
-//     failed logins a second, while a flood of them queues and then gets
-//     451 instead of creating threads without bound. Memory-hard hashes
-//     (yescrypt in /etc/shadow) are computed in these threads when mppd runs
-//     as root, so a small machine may want fewer.
+//   - Workers 16: each transaction holds an OS thread, and when mppd runs as
+//     root pam_unix computes the password hash in that thread. A yescrypt
+//     hash (Debian's default) takes about 16 MiB and 100 ms of CPU: 50
+//     concurrent pam_unix logins on 16 workers peaked at 244 MB RSS, so 64
+//     workers (the team notes' first guess) would allow about 1 GB, for no
+//     gain in throughput once the CPUs are busy. Failed logins mostly sleep
+//     (pam_unix's ~2 s fail delay) and cost only a thread, so 16 workers
+//     still absorb about 8 failures a second before logins queue; a site
+//     with many concurrent logins or a network-backed stack (SSSD,
+//     Kerberos) that waits rather than computes can raise it. Any value
+//     bounds the threads far below the Go runtime's 10,000-thread limit,
+//     the crash the pool exists to prevent.
 //   - QueueTimeout 5s: long enough to ride out a burst, short enough that a
 //     saturated PAM stack answers 451 well before a client gives up.
 const (
 	DefaultService      = "mppd"
 	DefaultTimeout      = 10 * time.Second
-	DefaultWorkers      = 64
+	DefaultWorkers      = 16
 	DefaultQueueTimeout = 5 * time.Second
 
 	// MaxWorkers caps Workers: every worker may hold an OS thread, and the
@@ -97,32 +99,36 @@ var serviceRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$`)
 
 // Validate checks c, naming the key at fault.
 func (c Config) Validate() error {
-	var errs []error
+	var errs []string
 	switch {
 	case c.Service == "":
-		errs = append(errs, errors.New("service: must not be empty"))
+		errs = append(errs, "service: must not be empty")
 	case !serviceRE.MatchString(c.Service):
-		errs = append(errs, fmt.Errorf("service: %q is not a PAM service name (letters, digits, '_', '.', '+', '-'; at most 64; it names a file in /etc/pam.d)", c.Service))
+		errs = append(errs, fmt.Sprintf("service: %q is not a PAM service name (letters, digits, '_', '.', '+', '-'; at most 64; it names a file in /etc/pam.d)", c.Service))
 	}
 	if c.MailDomain == "" {
-		errs = append(errs, errors.New("mail_domain: required: addresses are <PAM user>@<mail_domain>"))
+		errs = append(errs, "mail_domain: required: addresses are <PAM user>@<mail_domain>")
 	} else if err := address.ValidDomain(c.MailDomain); err != nil {
-		errs = append(errs, fmt.Errorf("mail_domain: %w", err))
+		errs = append(errs, fmt.Sprintf("mail_domain: %v", err))
 	}
 	if c.Timeout <= 0 {
-		errs = append(errs, errors.New("timeout: must be greater than zero"))
+		errs = append(errs, "timeout: must be greater than zero")
 	} else if c.Timeout.D() > 10*time.Minute {
-		errs = append(errs, errors.New("timeout: must be at most 10m"))
+		errs = append(errs, "timeout: must be at most 10m")
 	}
 	if c.Workers < 1 || c.Workers > MaxWorkers {
-		errs = append(errs, fmt.Errorf("workers: must be between 1 and %d", MaxWorkers))
+		errs = append(errs, fmt.Sprintf("workers: must be between 1 and %d", MaxWorkers))
 	}
 	if c.QueueTimeout < 0 {
-		errs = append(errs, errors.New("queue_timeout: must not be negative"))
+		errs = append(errs, "queue_timeout: must not be negative")
 	} else if c.QueueTimeout.D() > 10*time.Minute {
-		errs = append(errs, errors.New("queue_timeout: must be at most 10m"))
+		errs = append(errs, "queue_timeout: must be at most 10m")
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	// One line: the daemon prefixes it with the file, line and section.
+	return errors.New(strings.Join(errs, "; "))
 }
 
 // Duration is a time.Duration written in the file as a Go duration string

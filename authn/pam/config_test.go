@@ -8,7 +8,7 @@ import (
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
-	if c.Service != "mppd" || c.Timeout.D() != 10*time.Second || c.Workers != 64 || c.QueueTimeout.D() != 5*time.Second {
+	if c.Service != "mppd" || c.Timeout.D() != 10*time.Second || c.Workers != 16 || c.QueueTimeout.D() != 5*time.Second {
 		t.Fatalf("defaults changed without updating mppd.conf(5): %+v", c)
 	}
 	// mail_domain has no default: the default config alone is invalid.

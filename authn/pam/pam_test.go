@@ -30,6 +30,8 @@ import (
 // from testdata/pam_mppdtest.c, which can prompt, check a password, report
 // PAM_RHOST and its thread, rewrite PAM_USER, sleep and return any code.
 
+const helperEnv = "MPPD_PAM_TEST_HELPER"
+
 var (
 	moduleOnce sync.Once
 	modulePath string
@@ -37,7 +39,16 @@ var (
 	moduleDir  string
 )
 
+// helperMain, when set (by the integration tests) and the environment asks
+// for it, runs instead of the tests: the test binary re-executed as another
+// user.
+var helperMain func()
+
 func TestMain(m *testing.M) {
+	if helperMain != nil && os.Getenv(helperEnv) != "" {
+		helperMain()
+		os.Exit(0)
+	}
 	code := m.Run()
 	if moduleDir != "" {
 		os.RemoveAll(moduleDir)
@@ -562,7 +573,7 @@ func TestThreadsBounded(t *testing.T) {
 func TestString(t *testing.T) {
 	b, _ := newUnit(t, permitStack, nil)
 	s := b.String()
-	for _, want := range []string{`service="mppd-unit"`, "mail_domain=example.org", "workers=64", "timeout=10s"} {
+	for _, want := range []string{`service="mppd-unit"`, "mail_domain=example.org", "workers=16", "timeout=10s"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() = %q lacks %q", s, want)
 		}

@@ -1,0 +1,351 @@
+//go:build pam && integration
+
+package pam
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mppd/authn"
+	"mppd/internal/testenv"
+)
+
+// These tests go through the host's real PAM stack, /etc/pam.d and
+// /etc/shadow, as set up by test/setup.d/20-pam.sh (run as root).
+
+// The fixtures of test/setup.d/20-pam.sh.
+const (
+	okUser      = "mppd-pam-ok"
+	okPass      = "Pam-ok-4711"
+	lockedUser  = "mppd-pam-locked"
+	lockedPass  = "Pam-locked-4711"
+	expiredUser = "mppd-pam-expired"
+	expiredPass = "Pam-exp-4711"
+	rhostLog    = "/run/mppd-test/rhost.log"
+)
+
+const setupHint = "run `sudo test/setup.sh` (or `sudo bash test/setup.d/20-pam.sh`)"
+
+// needSystem stops t unless it runs as root on a machine prepared by the
+// setup script.
+func needSystem(t *testing.T) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	for _, f := range []string{"/etc/pam.d/mppd-test", "/etc/pam.d/mppd-test-deny", "/etc/pam.d/mppd-test-rhost"} {
+		testenv.NeedFile(t, f)
+	}
+	for _, u := range []string{okUser, lockedUser, expiredUser} {
+		if _, err := user.Lookup(u); err != nil {
+			testenv.Missing(t, "test user "+u, setupHint)
+		}
+	}
+}
+
+// newSystem returns a backend on the system's /etc/pam.d.
+func newSystem(t *testing.T, service string, change func(*Config)) (*Backend, *logBuffer) {
+	t.Helper()
+	needSystem(t)
+	cfg := DefaultConfig()
+	cfg.Service = service
+	cfg.MailDomain = "example.org"
+	if change != nil {
+		change(&cfg)
+	}
+	logs := &logBuffer{}
+	b, err := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { waitIdle(t, b, 30*time.Second) })
+	return b, logs
+}
+
+func TestSystemRightPassword(t *testing.T) {
+	b, _ := newSystem(t, "mppd-test", nil)
+	start := time.Now()
+	id, err := login(b, okUser, okPass, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("successful pam_unix login took %s", time.Since(start))
+	if id.Login != okUser || id.Account != okUser || id.Addresses[0] != okUser+"@example.org" {
+		t.Fatalf("identity = %+v", id)
+	}
+}
+
+// Every refusal through pam_unix is bad credentials (530); the log reason
+// says which. pam_unix cannot tell a locked account (its hash starts with
+// '!') from a wrong password: both are PAM_AUTH_ERR from pam_authenticate.
+func TestSystemRefusals(t *testing.T) {
+	b, logs := newSystem(t, "mppd-test", nil)
+	for _, tc := range []struct {
+		name, user, pass, reason string
+	}{
+		{"wrong password", okUser, "not-" + okPass, "bad-password"},
+		{"unknown user", "mppd-pam-nosuchuser", okPass, "unknown-user"},
+		{"locked", lockedUser, lockedPass, "bad-password"},
+		{"expired", expiredUser, expiredPass, "account-expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := login(b, tc.user, tc.pass, "127.0.0.1")
+			wantRejected(t, err, tc.reason)
+			t.Logf("%s: %v (took %s)", tc.name, err, time.Since(start))
+		})
+	}
+	for _, pw := range []string{okPass, lockedPass, expiredPass} {
+		if strings.Contains(logs.String(), pw) {
+			t.Fatalf("a password reached the log:\n%s", logs)
+		}
+	}
+}
+
+func TestSystemDenyService(t *testing.T) {
+	b, _ := newSystem(t, "mppd-test-deny", nil)
+	_, err := login(b, okUser, okPass, "127.0.0.1")
+	wantRejected(t, err, "bad-password")
+}
+
+// A service without a file: libpam applies /etc/pam.d/other. On Debian,
+// "other" includes the common-auth/common-account policy, so the system's
+// users log in exactly as through any other service; on RHEL and Fedora
+// "other" is pam_deny and every login is refused. mppd warns at start-up.
+func TestSystemMissingServiceFallsBackToOther(t *testing.T) {
+	b, logs := newSystem(t, "mppd-test-missing", nil)
+	if !strings.Contains(logs.String(), "no policy file") {
+		t.Errorf("no start-up warning:\n%s", logs)
+	}
+	other, err := os.ReadFile("/etc/pam.d/other")
+	if err != nil {
+		t.Fatalf("no /etc/pam.d/other: %v", err)
+	}
+	_, err = login(b, okUser, okPass, "127.0.0.1")
+	switch {
+	case strings.Contains(string(other), "@include common-auth"): // Debian
+		if err != nil {
+			t.Fatalf("Debian's other should apply the common policy: %v", err)
+		}
+		_, err = login(b, okUser, "not-"+okPass, "127.0.0.1")
+		wantRejected(t, err, "bad-password")
+	case strings.Contains(string(other), "pam_deny"): // RHEL
+		if !authn.IsBadCredentials(err) {
+			t.Fatalf("RHEL's other should deny: %v", err)
+		}
+	default:
+		t.Fatalf("unknown /etc/pam.d/other; result %v:\n%s", err, other)
+	}
+}
+
+// pam_access refuses 192.0.2.66 by address: PAM_RHOST reached it.
+func TestSystemRhostPamAccess(t *testing.T) {
+	b, _ := newSystem(t, "mppd-test", nil)
+	_, err := login(b, okUser, okPass, "192.0.2.66")
+	wantRejected(t, err, "permission-denied")
+	if _, err := login(b, okUser, okPass, "192.0.2.67"); err != nil {
+		t.Fatalf("from another address: %v", err)
+	}
+}
+
+// pam_exec sees the exact PAM_RHOST.
+func TestSystemRhostPamExec(t *testing.T) {
+	b, _ := newSystem(t, "mppd-test-rhost", nil)
+	os.Remove(rhostLog)
+	for _, client := range []string{"198.51.100.23", "2001:db8::23"} {
+		if _, err := login(b, okUser, okPass, client); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(rhostLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := okUser + " 198.51.100.23\n" + okUser + " 2001:db8::23\n"
+	if string(got) != want {
+		t.Fatalf("pam_exec recorded %q, want %q", got, want)
+	}
+}
+
+// statusField returns a field of /proc/self/status, such as VmHWM.
+func statusField(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// 50 logins at once through pam_unix, more than the pool: all succeed, and
+// afterwards every transaction has ended and no thread, goroutine or file
+// descriptor is left behind.
+func TestSystemConcurrentLogins(t *testing.T) {
+	const n, workers = 50, 16
+	b, _ := newSystem(t, "mppd-test", func(c *Config) {
+		c.Workers = workers
+		c.QueueTimeout = Duration(30 * time.Second)
+	})
+	if _, err := login(b, okUser, okPass, "127.0.0.1"); err != nil { // warm up
+		t.Fatal(err)
+	}
+	waitIdle(t, b, 10*time.Second)
+	before := b.Stats()
+	fds, goroutines, thr := countFDs(t), runtime.NumGoroutine(), threads(t)
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = login(b, okUser, okPass, fmt.Sprintf("127.0.0.%d", i+1))
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("login %d: %v", i, err)
+		}
+	}
+	waitIdle(t, b, 10*time.Second)
+	after := b.Stats()
+	if after.Started-before.Started != n || after.Ended-before.Ended != n || after.InFlight != 0 {
+		t.Errorf("stats before %+v after %+v", before, after)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := countFDs(t); got > fds {
+		t.Errorf("file descriptors: %d before, %d after", fds, got)
+	}
+	if got := runtime.NumGoroutine(); got > goroutines+2 {
+		t.Errorf("goroutines: %d before, %d after", goroutines, got)
+	}
+	if got := threads(t); got > thr+2 {
+		t.Errorf("threads: %d before, %d after", thr, got)
+	}
+	t.Logf("%d concurrent pam_unix logins on %d workers: %s (%s per login, %.1f logins/s); peak RSS %s",
+		n, workers, took, took/n, float64(n)/took.Seconds(), statusField(t, "VmHWM"))
+}
+
+// What mppd needs to check other users' passwords with pam_unix: the test
+// binary runs itself as nobody, without and with the shadow group.
+func TestSystemPrivilegeNeeded(t *testing.T) {
+	needSystem(t)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shadow, err := user.LookupGroup("shadow")
+	if err != nil {
+		testenv.Missing(t, "group shadow", "Debian's passwd package creates it")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	sgid, _ := strconv.Atoi(shadow.Gid)
+
+	// A copy of the test binary that nobody can execute.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "mppd-pam-priv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "pam.test")
+	copyFile(t, self, bin)
+
+	run := func(groups []uint32) string {
+		cmd := exec.Command(bin)
+		cmd.Dir = "/"
+		cmd.Env = []string{helperEnv + "=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helper: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	plain := run([]uint32{})
+	withShadow := run([]uint32{uint32(sgid)})
+	t.Logf("as nobody: %s", plain)
+	t.Logf("as nobody in group shadow: %s", withShadow)
+	if !strings.HasPrefix(withShadow, "right=ok wrong=bad-password") {
+		t.Errorf("in group shadow: %s, want the right password accepted and the wrong one refused", withShadow)
+	}
+	if strings.HasPrefix(plain, "right=ok") {
+		t.Errorf("without root or shadow, pam_unix checked another user's password: %s", plain)
+	}
+	if !strings.Contains(plain, "cannot read /etc/shadow") {
+		t.Errorf("no start-up warning without shadow access: %s", plain)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func init() {
+	// Run as the helper: one right and one wrong login for okUser through
+	// mppd-test, printed as "right=<reason> wrong=<reason>", then the
+	// start-up warnings.
+	helperMain = func() {
+		var warnings strings.Builder
+		cfg := DefaultConfig()
+		cfg.Service = "mppd-test"
+		cfg.MailDomain = "example.org"
+		cfg.Timeout = Duration(20 * time.Second)
+		b, err := New(cfg, slog.New(slog.NewTextHandler(&warnings, nil)))
+		if err != nil {
+			fmt.Println("new:", err)
+			return
+		}
+		_, right := b.Authenticate(context.Background(), authn.Request{User: okUser, Password: okPass, Client: "127.0.0.1"})
+		_, wrong := b.Authenticate(context.Background(), authn.Request{User: okUser, Password: "not-" + okPass, Client: "127.0.0.1"})
+		fmt.Printf("right=%s wrong=%s\n%v\n%v\n%s", reasonOf(right), reasonOf(wrong), right, wrong, warnings.String())
+	}
+}
