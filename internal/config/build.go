@@ -7,6 +7,7 @@ import (
 	"regexp"
 
 	"mppd/authn"
+	"mppd/authn/pam"
 	"mppd/authn/passwdfile"
 	"mppd/delivery"
 	"mppd/delivery/maildir"
@@ -30,10 +31,21 @@ func (c *Config) authnBackend() (section, func(*slog.Logger) (authn.Authenticato
 			}
 			return b, nil
 		}, nil
-		// Later: case "pam" and case "ldap", each returning
-		// c.Authn.PAM / c.Authn.LDAP and a constructor like the one above.
+	case "pam":
+		// Built only with -tags pam; otherwise pam.New says how to
+		// rebuild, and the config is still checked.
+		cfg := c.Authn.PAM
+		return cfg, func(log *slog.Logger) (authn.Authenticator, error) {
+			b, err := pam.New(cfg, log)
+			if err != nil {
+				return nil, err
+			}
+			return b, nil
+		}, nil
+		// Later: case "ldap", returning c.Authn.LDAP and a constructor
+		// like the ones above.
 	}
-	return nil, nil, fmt.Errorf("unknown backend %q (known: passwdfile)", c.Authn.Backend)
+	return nil, nil, fmt.Errorf("unknown backend %q (known: passwdfile, pam)", c.Authn.Backend)
 }
 
 // deliveryBackend is authnBackend for delivery.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"mppd/authn/pam"
 	"mppd/authn/passwdfile"
 	"mppd/delivery/maildir"
 	"mppd/protocol"
@@ -106,8 +107,8 @@ type Message struct {
 type Authn struct {
 	Backend    string            `toml:"backend"`
 	Passwdfile passwdfile.Config `toml:"passwdfile"`
-	// Later backends add their section here, e.g.
-	// PAM pam.Config `toml:"pam"`, and a case in authnBackend.
+	PAM        pam.Config        `toml:"pam"`
+	// Later backends add their section here, and a case in authnBackend.
 }
 
 // Delivery chooses the delivery backend and holds each backend's section.
@@ -153,6 +154,7 @@ func Default() *Config {
 		Authn: Authn{
 			Backend:    "passwdfile",
 			Passwdfile: passwdfile.DefaultConfig(),
+			PAM:        pam.DefaultConfig(),
 		},
 		Delivery: Delivery{
 			Backend: "maildir",

@@ -146,7 +146,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown top-level key", "hostnme = \"x\"\n", []string{"FILE:1: hostnme: unknown key"}},
 		{"unknown keys, all reported", "max_sesions = 1\n[session]\nidle = \"1m\"\n", []string{"FILE:1: max_sesions: unknown key", "FILE:3: session.idle: unknown key"}},
 		{"unknown table", "[sesion]\nmax_line = 1\n", []string{"FILE:1: sesion: unknown key"}},
-		{"unknown backend section", "[authn.pam]\nservice = \"mppd\"\n", []string{"FILE:1: authn.pam: unknown key"}},
+		{"unknown backend section", "[authn.kerberos]\nrealm = \"X\"\n", []string{"FILE:1: authn.kerberos: unknown key"}},
 		{"bad duration", "\n[session]\nidle_timeout = \"5 minutes\"\n", []string{"FILE:3: session.idle_timeout:", "bad duration"}},
 		{"duration without unit", "drain_timeout = 30\n", []string{"FILE:1: drain_timeout:", "quoted string with a unit"}},
 		{"negative duration", "drain_timeout = \"-1s\"\n", []string{"FILE:1: drain_timeout:", "negative"}},
@@ -347,12 +347,13 @@ func TestLogValue(t *testing.T) {
 }
 
 func TestDurationKeys(t *testing.T) {
-	for _, k := range []string{"drain_timeout", "session.idle_timeout", "session.session_timeout", "session.auth_failure_delay"} {
+	for _, k := range []string{"drain_timeout", "session.idle_timeout", "session.session_timeout", "session.auth_failure_delay",
+		"authn.pam.timeout", "authn.pam.queue_timeout"} {
 		if !durationKeys[k] {
 			t.Errorf("durationKeys lacks %s (has %v)", k, durationKeys)
 		}
 	}
-	if len(durationKeys) != 4 {
+	if len(durationKeys) != 6 {
 		t.Errorf("durationKeys = %v", fmt.Sprint(durationKeys))
 	}
 }
