@@ -51,8 +51,7 @@
 //     and Resent-Sender: are passed through unchecked.
 //   - More than MaxReceived Received: fields is a mail loop (Postfix
 //     hopcount_limit), refused.
-//   - A Received: field is prepended (RFC 5321 §4.4, RFC 6409 §8.5; there
-//     is no HELO, so the "from" clause is the client's address literal,
+//   - A Received: field is prepended (RFC 5321 §4.4; there is no HELO, so the "from" clause is the client's address literal,
 //     or absent when ReceivedClientAddress is off); Date: and Message-ID:
 //     are added at the end of the header when absent (RFC 6409 §8.2, §8.3).
 //     Duplicate Date: or Message-ID: fields are passed through as they are
@@ -111,7 +110,8 @@ const (
 // less means its default.
 type Options struct {
 	// Hostname names this server in Received: and Message-ID:. It must
-	// be a valid domain (address.ValidDomain).
+	// be a host name: LDH labels (underscores tolerated), at most 253
+	// octets; a trailing dot is dropped and it is lower-cased.
 	Hostname string
 	// MaxRecipients is the most distinct recipients a message may have.
 	MaxRecipients int
@@ -453,9 +453,33 @@ func withDefaults(opt Options) Options {
 	return opt
 }
 
+// checkHostname accepts what the daemon's configuration accepts for its
+// host name: LDH labels (RFC 1123 §2.1) of 1 to 63 octets, where an
+// underscore is tolerated because real host names have them, at most 253
+// octets, one trailing dot allowed and dropped. Every byte of the result is
+// atext or '.', so it is safe in Received: and as the right side of a
+// Message-ID.
 func checkHostname(h string) (string, error) {
-	if err := address.ValidDomain(h); err != nil {
-		return "", fmt.Errorf("message: Options.Hostname: %w", err)
+	h = strings.TrimSuffix(h, ".")
+	bad := func(why string) error {
+		return fmt.Errorf("message: Options.Hostname %s: %s", address.Quote(h), why)
+	}
+	if h == "" {
+		return "", bad("empty")
+	}
+	if len(h) > 253 {
+		return "", bad("longer than 253 octets")
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "", bad("a label is empty, too long, or starts or ends with '-'")
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return "", bad("not a letter, digit, '-' or '_'")
+			}
+		}
 	}
 	return strings.ToLower(h), nil
 }

@@ -522,6 +522,8 @@ func TestReceived(t *testing.T) {
 			"Received: by mpp.example.net (mppd) with MPP id s1\n\t(authenticated user alice);\n\t" + testDate + "\n"},
 		{"host name lower-cased", func(_ *Trace, o *Options) { o.Hostname = "MPP.Example.NET"; o.ReceivedClientAddress = false },
 			"Received: by mpp.example.net (mppd) with MPP id s1\n\t(authenticated user alice);\n\t" + testDate + "\n"},
+		{"host name with trailing dot and underscore", func(_ *Trace, o *Options) { o.Hostname = "my_host.example."; o.ReceivedClientAddress = false },
+			"Received: by my_host.example (mppd) with MPP id s1\n\t(authenticated user alice);\n\t" + testDate + "\n"},
 		{"hostile login and session (case 40)", func(tr *Trace, o *Options) {
 			tr.Login = "al)ice\r\nBcc: x@y\\("
 			tr.Session = "s1\r\nX-Injected: 1 (x)"
@@ -664,6 +666,10 @@ func TestGeneratedFieldsAreSingleFields(t *testing.T) {
 		"empty host name":        func(_ *Trace, o *Options) { o.Hostname = "" },
 		"host name with CRLF":    func(_ *Trace, o *Options) { o.Hostname = "mpp.example.net\r\nBcc: x@y" },
 		"host name literal":      func(_ *Trace, o *Options) { o.Hostname = "[127.0.0.1]" },
+		"host name with space":   func(_ *Trace, o *Options) { o.Hostname = "mpp example" },
+		"host name only a dot":   func(_ *Trace, o *Options) { o.Hostname = "." },
+		"host name empty label":  func(_ *Trace, o *Options) { o.Hostname = "a..b" },
+		"host name hyphen":       func(_ *Trace, o *Options) { o.Hostname = "-a.b" },
 		"no addresses":           func(tr *Trace, _ *Options) { tr.Addresses = nil },
 		"primary with CRLF":      func(tr *Trace, _ *Options) { tr.Addresses = []string{"alice@example.com\r\nBcc: x@y"} },
 		"primary with space":     func(tr *Trace, _ *Options) { tr.Addresses = []string{"alice smith@example.com"} },
