@@ -1,0 +1,488 @@
+// Package ldap authenticates mppd users against a directory (OpenLDAP,
+// 389-ds/FreeIPA, Active Directory) with an LDAP simple bind (RFC 4513
+// §5.1.3), over TLS, and reads the identity from the user's entry: the
+// addresses the user may send as and the local account to submit as.
+package ldap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"sync/atomic"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"mppd/authn"
+	"mppd/internal/address"
+)
+
+// Backend is the LDAP authenticator. It is safe for concurrent use.
+type Backend struct {
+	cfg             Config
+	log             *slog.Logger
+	servicePassword string
+	roots           *x509.CertPool
+	clientCerts     []tls.Certificate
+	minTLS          uint16
+	scope           int
+
+	search *pool // service-account (or anonymous) searches
+	binds  *pool // user binds
+	closed atomic.Bool
+}
+
+var _ authn.Authenticator = (*Backend)(nil)
+
+// New checks cfg, reads the service password and the TLS files, and returns
+// the backend. It does not contact the directory: mppd must start, and
+// answer 451, while the directory is down.
+func New(cfg Config, log *slog.Logger) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Backend{cfg: cfg, log: log}
+	b.scope, _ = scope(cfg.SearchScope)
+	if err := b.loadTLS(); err != nil {
+		return nil, err
+	}
+	if cfg.ServicePasswordFile != "" {
+		pw, err := readSecret(cfg.ServicePasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("ldap: service_password_file: %w", err)
+		}
+		b.servicePassword = pw
+	}
+	b.search = newPool(b, "search", true, cfg.PoolSize)
+	b.binds = newPool(b, "bind", false, cfg.PoolSize)
+	return b, nil
+}
+
+// readSecret returns the first line of a file, without its line ending. An
+// empty password is refused: it would make the service bind anonymous.
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", fmt.Errorf("%s: the first line (the password) is empty", path)
+	}
+	return pw, nil
+}
+
+// Close closes the pooled connections. The backend must not be used after.
+func (b *Backend) Close() error {
+	b.closed.Store(true)
+	b.search.closeIdle()
+	b.binds.closeIdle()
+	return nil
+}
+
+// String describes the backend for the start-up log (no secrets).
+func (b *Backend) String() string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "ldap uris=%s", strings.Join(b.cfg.URIs, ","))
+	switch {
+	case b.cfg.InsecurePlaintext:
+		s.WriteString(" tls=INSECURE-PLAINTEXT")
+	default:
+		s.WriteString(" tls=on")
+	}
+	if b.cfg.direct() {
+		fmt.Fprintf(&s, " mode=direct-bind user_dn=%q", b.cfg.UserDN)
+	} else {
+		fmt.Fprintf(&s, " mode=search-bind base=%q filter=%q", b.cfg.SearchBase, b.cfg.SearchFilter)
+	}
+	if b.cfg.ServiceDN != "" {
+		fmt.Fprintf(&s, " service_dn=%q", b.cfg.ServiceDN)
+	}
+	if b.groups() {
+		s.WriteString(" group=required")
+	}
+	fmt.Fprintf(&s, " pool=%d", b.cfg.PoolSize)
+	return s.String()
+}
+
+// PoolStats reports how many connections each pool has opened and how many
+// checkouts an idle connection served, for tests and diagnostics.
+func (b *Backend) PoolStats() (searchDialled, bindDialled, reused int64) {
+	return b.search.dialled.Load(), b.binds.dialled.Load(), b.search.reused.Load() + b.binds.reused.Load()
+}
+
+// entry is what we learnt about the user's directory entry.
+type entry struct {
+	dn    string
+	attrs map[string][]string // keys lower-cased
+}
+
+func (e *entry) get(attr string) []string { return e.attrs[strings.ToLower(attr)] }
+
+// Authenticate implements authn.Authenticator.
+func (b *Backend) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
+	// An LDAP simple bind with a name and an empty password is an
+	// "unauthenticated bind" (RFC 4513 §5.1.2) that many servers answer
+	// with success: the classic login bypass. Refuse it here, before any
+	// I/O; go-ldap refuses too, but we do not rely on that alone.
+	if req.Password == "" {
+		return authn.Identity{}, authn.Rejected("empty-password", nil)
+	}
+	if req.User == "" || len(req.User) > 256 {
+		return authn.Identity{}, authn.Rejected("bad-username", nil)
+	}
+	if b.closed.Load() {
+		return authn.Identity{}, authn.Unavailable("closed", errors.New("ldap backend closed"))
+	}
+
+	var (
+		e   *entry
+		err error
+	)
+	if b.cfg.direct() {
+		e, err = b.directBind(ctx, req)
+	} else {
+		e, err = b.searchBind(ctx, req)
+	}
+	if err != nil {
+		return authn.Identity{}, err
+	}
+	return b.identity(req, e)
+}
+
+// directBind binds with the DN (or UPN) made from the template, then reads
+// the entry and checks the groups: as the service account when there is
+// one, otherwise as the user on the same connection.
+func (b *Backend) directBind(ctx context.Context, req authn.Request) (*entry, error) {
+	name, err := expandDN(b.cfg.UserDN, req.User)
+	if err != nil {
+		return nil, authn.Rejected("bad-username", err)
+	}
+	asService := b.cfg.ServiceDN != ""
+	var e *entry
+	err = b.binds.with(ctx, func(c *conn) error {
+		if err := c.lc.Bind(name, req.Password); err != nil {
+			return bindError(err, "invalid-credentials")
+		}
+		if asService {
+			return nil
+		}
+		var err error
+		if e, err = b.readEntry(c, name, req.User); err != nil {
+			return err
+		}
+		return b.checkGroups(c, e, req.User)
+	})
+	if err != nil || !asService {
+		return e, err
+	}
+	err = b.search.with(ctx, func(c *conn) error {
+		var err error
+		if e, err = b.readEntry(c, name, req.User); err != nil {
+			return err
+		}
+		return b.checkGroups(c, e, req.User)
+	})
+	return e, err
+}
+
+// searchBind finds the entry as the service account (or anonymously), then
+// binds as it with the user's password, then checks the groups.
+func (b *Backend) searchBind(ctx context.Context, req authn.Request) (*entry, error) {
+	var e *entry
+	filter := expandFilter(b.cfg.SearchFilter, req.User, "")
+	err := b.search.with(ctx, func(c *conn) error {
+		var err error
+		e, err = b.findOne(c, b.cfg.SearchBase, b.scope, filter)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	asService := b.cfg.ServiceDN != ""
+	err = b.binds.with(ctx, func(c *conn) error {
+		if err := c.lc.Bind(e.dn, req.Password); err != nil {
+			return bindError(err, "bad-password")
+		}
+		if asService {
+			return nil
+		}
+		return b.checkGroups(c, e, req.User)
+	})
+	if err != nil || !asService || !b.groups() {
+		return e, err
+	}
+	err = b.search.with(ctx, func(c *conn) error { return b.checkGroups(c, e, req.User) })
+	return e, err
+}
+
+// attributes are the ones read from the user's entry.
+func (b *Backend) attributes() []string {
+	attrs := append([]string(nil), b.cfg.AddressAttributes...)
+	if b.cfg.AccountAttribute != "" {
+		attrs = append(attrs, b.cfg.AccountAttribute)
+	}
+	return attrs
+}
+
+// findOne searches for the user's entry and requires exactly one: the size
+// limit is 2, so a filter that matches many entries costs nothing and is
+// refused rather than answered with the first of them.
+func (b *Backend) findOne(c *conn, base string, scope int, filter string) (*entry, error) {
+	res, err := c.lc.Search(goldap.NewSearchRequest(base, scope, goldap.NeverDerefAliases,
+		2, 0, false, filter, b.attributes(), nil))
+	if goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) {
+		b.log.Warn("ldap: the user search matched more than one entry", "filter", filter)
+		return nil, authn.Rejected("ambiguous-user", err)
+	}
+	if err != nil {
+		return nil, authn.Unavailable(unavailableReason(err, "search"), err)
+	}
+	switch len(res.Entries) {
+	case 0:
+		return nil, authn.Rejected("unknown-user", nil)
+	case 1:
+	default:
+		b.log.Warn("ldap: the user search matched more than one entry", "filter", filter)
+		return nil, authn.Rejected("ambiguous-user", nil)
+	}
+	return toEntry(res.Entries[0]), nil
+}
+
+// readEntry reads the attributes of the entry just bound as. name is a DN,
+// or for a UPN template the UPN, looked up under search_base.
+func (b *Backend) readEntry(c *conn, name, user string) (*entry, error) {
+	if dnStyle(b.cfg.UserDN) {
+		e, err := b.findOne(c, name, goldap.ScopeBaseObject, "(objectClass=*)")
+		if err != nil && authn.Reason(err) == "unknown-user" {
+			// Bound, but cannot read its own entry: an access-control
+			// problem in the directory, not the user's fault.
+			return nil, authn.Unavailable("unreadable-entry", fmt.Errorf("ldap: cannot read %q after binding", name))
+		}
+		return e, err
+	}
+	filter := "(userPrincipalName=" + goldap.EscapeFilter(name) + ")"
+	return b.findOne(c, b.cfg.SearchBase, b.scope, filter)
+}
+
+func toEntry(le *goldap.Entry) *entry {
+	e := &entry{dn: le.DN, attrs: make(map[string][]string, len(le.Attributes))}
+	for _, a := range le.Attributes {
+		k := strings.ToLower(a.Name)
+		e.attrs[k] = append(e.attrs[k], a.Values...)
+	}
+	return e
+}
+
+// groups reports whether group membership is required.
+func (b *Backend) groups() bool { return b.cfg.GroupFilter != "" || b.cfg.GroupSearchFilter != "" }
+
+// checkGroups applies the optional authorization: the user's entry must
+// match group_filter, and group_search_filter must find a group.
+func (b *Backend) checkGroups(c *conn, e *entry, user string) error {
+	if b.cfg.GroupFilter != "" {
+		ok, err := b.exists(c, e.dn, goldap.ScopeBaseObject, b.cfg.GroupFilter)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return authn.Rejected("not-in-group", nil)
+		}
+	}
+	if b.cfg.GroupSearchFilter != "" {
+		ok, err := b.exists(c, b.cfg.GroupSearchBase, goldap.ScopeWholeSubtree,
+			expandFilter(b.cfg.GroupSearchFilter, user, e.dn))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return authn.Rejected("not-in-group", nil)
+		}
+	}
+	return nil
+}
+
+// exists reports whether a search finds at least one entry; it asks for no
+// attributes ("1.1", RFC 4511 §4.5.1.8) and one entry at most.
+func (b *Backend) exists(c *conn, base string, scope int, filter string) (bool, error) {
+	res, err := c.lc.Search(goldap.NewSearchRequest(base, scope, goldap.NeverDerefAliases,
+		1, 0, false, filter, []string{"1.1"}, nil))
+	switch {
+	case goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded):
+		return true, nil
+	case goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject):
+		return false, nil
+	case err != nil:
+		return false, authn.Unavailable(unavailableReason(err, "group-search"), err)
+	}
+	return len(res.Entries) > 0, nil
+}
+
+// identity builds the authn.Identity from the entry.
+func (b *Backend) identity(req authn.Request, e *entry) (authn.Identity, error) {
+	id := authn.Identity{Login: req.User}
+	if b.cfg.AccountAttribute != "" {
+		if acct := pickAccount(e.get(b.cfg.AccountAttribute), req.User); acct != "" {
+			id.Login, id.Account = acct, acct
+		} else {
+			b.log.Warn("ldap: entry has no usable account attribute", "dn", e.dn, "attribute", b.cfg.AccountAttribute)
+		}
+	}
+	seen := map[string]bool{}
+	for _, attr := range b.cfg.AddressAttributes {
+		for _, v := range e.get(attr) {
+			a, ok := mailAddress(v)
+			if !ok {
+				if v != "" && !strings.Contains(v, ":") {
+					b.log.Warn("ldap: ignoring a value that is not a mail address", "dn", e.dn, "attribute", attr, "value", v)
+				}
+				continue
+			}
+			if k := strings.ToLower(a); !seen[k] {
+				seen[k] = true
+				id.Addresses = append(id.Addresses, a)
+			}
+		}
+	}
+	if len(id.Addresses) == 0 {
+		if b.cfg.DefaultDomain == "" {
+			return authn.Identity{}, authn.Rejected("no-address", fmt.Errorf("ldap: %q has none of %v", e.dn, b.cfg.AddressAttributes))
+		}
+		id.Addresses = []string{id.Login + "@" + b.cfg.DefaultDomain}
+	}
+	return id, nil
+}
+
+var accountRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$`)
+
+// pickAccount chooses the local account among the attribute's values (uid
+// may have several): the one equal to what the user typed, else the first.
+// Values that could not be an account name (a leading "-", a slash,
+// control bytes) are ignored.
+func pickAccount(vals []string, typed string) string {
+	first := ""
+	for _, v := range vals {
+		if !accountRE.MatchString(v) {
+			continue
+		}
+		if strings.EqualFold(v, typed) {
+			return v
+		}
+		if first == "" {
+			first = v
+		}
+	}
+	return first
+}
+
+// mailAddress checks one attribute value against mppd's mailbox grammar
+// (package address) and returns its canonical form. Active Directory's
+// proxyAddresses values carry a type ("SMTP:primary@x", "smtp:alias@x",
+// "X500:..."); the SMTP ones are used, the others skipped.
+func mailAddress(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	if typ, rest, ok := strings.Cut(v, ":"); ok {
+		if !strings.EqualFold(typ, "smtp") {
+			return "", false
+		}
+		v = rest
+	}
+	a, err := address.Parse(v)
+	if err != nil {
+		return "", false
+	}
+	return a, true
+}
+
+// bindError classifies the result of a user bind. reason names a plain
+// invalidCredentials: "bad-password" when a search found the entry,
+// "invalid-credentials" for a direct bind, where the server does not say
+// whether the name or the password was wrong.
+func bindError(err error, reason string) error {
+	var le *goldap.Error
+	if !errors.As(err, &le) {
+		return authn.Unavailable("error", err)
+	}
+	switch le.ResultCode {
+	case goldap.LDAPResultInvalidCredentials:
+		if r := adReason(le); r != "" {
+			reason = r
+		}
+		return authn.Rejected(reason, err)
+	case goldap.LDAPResultConstraintViolation:
+		// OpenLDAP ppolicy and 389-ds answer a locked account this way.
+		return authn.Rejected("locked", err)
+	case goldap.LDAPResultUnwillingToPerform, goldap.LDAPResultInappropriateAuthentication:
+		// The server refuses this account's bind (disabled account,
+		// unauthenticated binds disallowed).
+		return authn.Rejected("refused", err)
+	case goldap.ErrorEmptyPassword:
+		return authn.Rejected("empty-password", err)
+	}
+	return authn.Unavailable(unavailableReason(err, "bind"), err)
+}
+
+// adDataRE finds the sub-code Active Directory puts in the diagnostic
+// message of invalidCredentials: "... AcceptSecurityContext error, data 775, v4563".
+var adDataRE = regexp.MustCompile(`\bdata ([0-9a-fA-F]{3}),`)
+
+func adReason(le *goldap.Error) string {
+	if le.Err == nil {
+		return ""
+	}
+	m := adDataRE.FindStringSubmatch(le.Err.Error())
+	if m == nil {
+		return ""
+	}
+	switch strings.ToLower(m[1]) {
+	case "525":
+		return "unknown-user"
+	case "52e":
+		return "bad-password"
+	case "530", "531":
+		return "not-permitted-now"
+	case "532", "701":
+		return "expired"
+	case "533":
+		return "disabled"
+	case "773":
+		return "must-change-password"
+	case "775":
+		return "locked"
+	}
+	return ""
+}
+
+// unavailableReason names an error that means "cannot decide now".
+func unavailableReason(err error, fallback string) string {
+	var un *authn.UnavailableError
+	if errors.As(err, &un) {
+		return un.Reason
+	}
+	if isTimeout(err) {
+		return "timeout"
+	}
+	var le *goldap.Error
+	if errors.As(err, &le) {
+		switch le.ResultCode {
+		case goldap.LDAPResultBusy, goldap.LDAPResultAdminLimitExceeded:
+			return "busy"
+		case goldap.LDAPResultUnavailable:
+			return "unavailable"
+		case goldap.LDAPResultTimeLimitExceeded:
+			return "timeout"
+		case goldap.ErrorNetwork:
+			return "connect"
+		}
+	}
+	return fallback
+}

@@ -1,0 +1,430 @@
+package ldap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+	"github.com/pelletier/go-toml/v2"
+
+	"mppd/authn"
+)
+
+func TestExpandDN(t *testing.T) {
+	const tmpl = "uid={user},ou=people,dc=example,dc=com"
+	for _, tc := range []struct{ user, want string }{
+		{"alice", "uid=alice,ou=people,dc=example,dc=com"},
+		{"smith, j", `uid=smith\, j,ou=people,dc=example,dc=com`},
+		{"a+cn=b", `uid=a\+cn=b,ou=people,dc=example,dc=com`},
+		{"x,ou=admins", `uid=x\,ou=admins,ou=people,dc=example,dc=com`},
+		{`back\slash`, `uid=back\\slash,ou=people,dc=example,dc=com`},
+		{"#hash", `uid=\#hash,ou=people,dc=example,dc=com`},
+		{" lead", `uid=\ lead,ou=people,dc=example,dc=com`},
+		{"trail ", `uid=trail\ ,ou=people,dc=example,dc=com`},
+		{`"q";<>`, `uid=\"q\"\;\<\>,ou=people,dc=example,dc=com`},
+		{"nul\x00", `uid=nul\00,ou=people,dc=example,dc=com`},
+		{"{dn}", "uid={dn},ou=people,dc=example,dc=com"},
+	} {
+		got, err := expandDN(tmpl, tc.user)
+		if err != nil || got != tc.want {
+			t.Errorf("expandDN(%q) = %q, %v; want %q", tc.user, got, err, tc.want)
+			continue
+		}
+		// Whatever the name, it stays the value of the first RDN.
+		dn, err := goldap.ParseDN(got)
+		if err != nil || len(dn.RDNs) != 4 || dn.RDNs[0].Attributes[0].Value != tc.user {
+			t.Errorf("expandDN(%q) = %q does not parse back to one RDN value: %v", tc.user, got, err)
+		}
+	}
+	if _, err := expandDN(tmpl, ""); err == nil {
+		t.Error("empty user name accepted")
+	}
+}
+
+func TestExpandUPN(t *testing.T) {
+	got, err := expandDN("{user}@corp.example.com", "alice.smith")
+	if err != nil || got != "alice.smith@corp.example.com" {
+		t.Errorf("UPN: %q, %v", got, err)
+	}
+	got, err = expandDN(`CORP\{user}`, "alice")
+	if err != nil || got != `CORP\alice` {
+		t.Errorf("down-level: %q, %v", got, err)
+	}
+	for _, user := range []string{"a@other.example.com", `OTHER\a`, "a b", "a\x00", "a\n", "*", "a,b", "a=b", ""} {
+		if got, err := expandDN("{user}@corp.example.com", user); !errors.Is(err, errBadName) {
+			t.Errorf("UPN with %q: %q, %v; want refused", user, got, err)
+		}
+	}
+}
+
+func TestExpandFilter(t *testing.T) {
+	const tmpl = "(&(objectClass=person)(uid={user}))"
+	for _, tc := range []struct{ user, want string }{
+		{"alice", "(&(objectClass=person)(uid=alice))"},
+		{"*", `(&(objectClass=person)(uid=\2a))`},
+		{"al*", `(&(objectClass=person)(uid=al\2a))`},
+		{")(uid=*", `(&(objectClass=person)(uid=\29\28uid=\2a))`},
+		{"*)(|(uid=*", `(&(objectClass=person)(uid=\2a\29\28|\28uid=\2a))`},
+		{`\`, `(&(objectClass=person)(uid=\5c))`},
+		{`\2a`, `(&(objectClass=person)(uid=\5c2a))`},
+		{"al\x00ice", `(&(objectClass=person)(uid=al\00ice))`},
+		{"jürgen", `(&(objectClass=person)(uid=j\c3\bcrgen))`},
+		{"{dn}", "(&(objectClass=person)(uid={dn}))"}, // single pass: not expanded again
+	} {
+		got := expandFilter(tmpl, tc.user, "cn=x")
+		if got != tc.want {
+			t.Errorf("expandFilter(%q) = %q, want %q", tc.user, got, tc.want)
+		}
+		// The result is one valid filter with exactly the template's
+		// structure: an AND of two equality matches.
+		f, err := goldap.CompileFilter(got)
+		if err != nil {
+			t.Errorf("expandFilter(%q) = %q does not compile: %v", tc.user, got, err)
+			continue
+		}
+		if len(f.Children) != 2 || f.Children[1].Tag != goldap.FilterEqualityMatch {
+			t.Errorf("expandFilter(%q) = %q changed the filter's structure", tc.user, got)
+		}
+	}
+	got := expandFilter("(&(cn=mppd)(member={dn})(x={user}))", "a*", "uid=a\\2a(x),dc=t")
+	if want := `(&(cn=mppd)(member=uid=a\5c2a\28x\29,dc=t)(x=a\2a))`; got != want {
+		t.Errorf("group filter = %q, want %q", got, want)
+	}
+}
+
+// valid is a configuration that passes Validate; the table changes one
+// thing at a time.
+func valid() Config {
+	c := DefaultConfig()
+	c.URIs = []string{"ldap://ldap.example.com", "ldaps://ldap2.example.com:636"}
+	c.SearchBase = "dc=example,dc=com"
+	c.SearchFilter = "(&(objectClass=person)(uid={user}))"
+	return c
+}
+
+func TestValidate(t *testing.T) {
+	if err := valid().Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	if err := DefaultConfig().Validate(); err == nil {
+		t.Error("DefaultConfig alone (no URI, no mode) validated")
+	}
+	direct := func(c *Config) {
+		c.SearchBase, c.SearchFilter, c.UserDN = "", "", "uid={user},ou=people,dc=example,dc=com"
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		want   string // "" means valid
+	}{
+		{"direct", direct, ""},
+		{"upn", func(c *Config) { c.SearchFilter, c.UserDN = "", "{user}@corp.example.com" }, ""},
+		{"upn without base", func(c *Config) { direct(c); c.UserDN = "{user}@corp.example.com" }, "search_base: required with a UPN"},
+		{"dn template with base", func(c *Config) { direct(c); c.SearchBase = "dc=x" }, "search_base: not used"},
+		{"both modes", func(c *Config) { c.UserDN = "uid={user},dc=x" }, "user_dn: direct bind (user_dn) and search then bind"},
+		{"no mode", func(c *Config) { c.SearchBase, c.SearchFilter = "", "" }, "user_dn: set user_dn"},
+		{"template without user", func(c *Config) { direct(c); c.UserDN = "uid=alice,dc=x" }, "user_dn: \"uid=alice,dc=x\" does not contain {user}"},
+		{"filter without user", func(c *Config) { c.SearchFilter = "(uid=alice)" }, "search_filter: \"(uid=alice)\" does not contain {user}"},
+		{"broken filter", func(c *Config) { c.SearchFilter = "(uid={user}" }, "search_filter: "},
+		{"filter no base", func(c *Config) { c.SearchBase = "" }, "search_base: required"},
+		{"bad base", func(c *Config) { c.SearchBase = "not a dn" }, "search_base: \"not a dn\" is not a DN"},
+		{"no uris", func(c *Config) { c.URIs = nil }, "uris: at least one"},
+		{"http uri", func(c *Config) { c.URIs = []string{"http://x"} }, "uris: \"http://x\": scheme must be ldap or ldaps"},
+		{"uri with dn", func(c *Config) { c.URIs = []string{"ldap://x/dc=example,dc=com"} }, "uris: \"ldap://x/dc=example,dc=com\": only scheme://host[:port]"},
+		{"tls 1.1", func(c *Config) { c.MinTLSVersion = "1.1" }, "min_tls_version: \"1.1\""},
+		{"tls 1.3", func(c *Config) { c.MinTLSVersion = "1.3" }, ""},
+		{"cert without key", func(c *Config) { c.ClientCert = "/x.pem" }, "client_cert: client_cert and client_key go together"},
+		{"zero dial timeout", func(c *Config) { c.DialTimeout = 0 }, "dial_timeout: must be positive"},
+		{"zero request timeout", func(c *Config) { c.RequestTimeout = 0 }, "request_timeout: must be positive"},
+		{"pool 0", func(c *Config) { c.PoolSize = 0 }, "pool_size: must be 1 to 64, not 0"},
+		{"scope base", func(c *Config) { c.SearchScope = "base" }, "search_scope: \"base\""},
+		{"service dn alone", func(c *Config) { c.ServiceDN = "cn=svc,dc=x" }, "service_dn: service_dn and service_password_file go together"},
+		{"service both", func(c *Config) { c.ServiceDN, c.ServicePasswordFile = "cn=svc,dc=x", "/etc/mppd/ldap.secret" }, ""},
+		{"group filter", func(c *Config) { c.GroupFilter = "(memberOf=cn=g,dc=x)" }, ""},
+		{"bad group filter", func(c *Config) { c.GroupFilter = "memberOf=(" }, "group_filter: "},
+		{"group search half", func(c *Config) { c.GroupSearchBase = "dc=x" }, "group_search_base: group_search_base and group_search_filter go together"},
+		{"group search", func(c *Config) { c.GroupSearchBase, c.GroupSearchFilter = "dc=x", "(member={dn})" }, ""},
+		{"group search no placeholder", func(c *Config) { c.GroupSearchBase, c.GroupSearchFilter = "dc=x", "(cn=g)" }, "group_search_filter: \"(cn=g)\" contains neither"},
+		{"no address attrs", func(c *Config) { c.AddressAttributes = nil }, "address_attributes: at least one"},
+		{"attr injection", func(c *Config) { c.AddressAttributes = []string{"mail)(x=*"} }, "address_attributes: \"mail)(x=*\" is not an attribute name"},
+		{"account attr", func(c *Config) { c.AccountAttribute = "sAMAccountName" }, ""},
+		{"no account attr", func(c *Config) { c.AccountAttribute = "" }, ""},
+		{"bad domain", func(c *Config) { c.DefaultDomain = "@x" }, "default_domain: "},
+	} {
+		c := valid()
+		tc.change(&c)
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", tc.name, err)
+		case tc.want != "" && err == nil:
+			t.Errorf("%s: validated, want error %q", tc.name, tc.want)
+		case tc.want != "" && !strings.Contains(err.Error(), "ldap: "+tc.want):
+			t.Errorf("%s: error %q does not contain %q", tc.name, err, "ldap: "+tc.want)
+		}
+	}
+}
+
+// The TOML table decodes into Config as mppd.conf(5) documents it.
+func TestConfigTOML(t *testing.T) {
+	const doc = `
+uris = ["ldap://a.example.com", "ldap://b.example.com"]
+ca_file = "/etc/ssl/certs/corp-ca.pem"
+dial_timeout = "2s"
+request_timeout = "1500ms"
+pool_size = 8
+search_base = "dc=example,dc=com"
+search_filter = "(uid={user})"
+service_dn = "cn=mppd,dc=example,dc=com"
+service_password_file = "/etc/mppd/ldap.secret"
+address_attributes = ["mail", "mailAlternateAddress"]
+`
+	c := DefaultConfig()
+	dec := toml.NewDecoder(strings.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.DialTimeout != Duration(2*time.Second) || c.RequestTimeout != Duration(1500*time.Millisecond) ||
+		c.PoolSize != 8 || c.AccountAttribute != "uid" || c.MinTLSVersion != "1.2" || len(c.URIs) != 2 {
+		t.Errorf("decoded %+v", c)
+	}
+	c = DefaultConfig()
+	if err := toml.Unmarshal([]byte(`dial_timeout = "soon"`), &c); err == nil {
+		t.Error("a bad duration decoded")
+	}
+}
+
+func TestBindErrorMapping(t *testing.T) {
+	ldapErr := func(code uint16, msg string) error { return goldap.NewError(code, errors.New(msg)) }
+	for _, tc := range []struct {
+		err    error
+		bad    bool
+		reason string
+	}{
+		{ldapErr(goldap.LDAPResultInvalidCredentials, ""), true, "bad-password"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 52e, v4563"), true, "bad-password"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 525, v4563"), true, "unknown-user"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 775, v4563"), true, "locked"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 533, v4563"), true, "disabled"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 532, v4563"), true, "expired"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 773, v4563"), true, "must-change-password"},
+		{ldapErr(goldap.LDAPResultConstraintViolation, "account locked"), true, "locked"},
+		{ldapErr(goldap.LDAPResultUnwillingToPerform, "unauthenticated bind (DN with no password) disallowed"), true, "refused"},
+		{ldapErr(goldap.ErrorEmptyPassword, "empty"), true, "empty-password"},
+		{ldapErr(goldap.LDAPResultBusy, ""), false, "busy"},
+		{ldapErr(goldap.LDAPResultUnavailable, ""), false, "unavailable"},
+		{ldapErr(goldap.LDAPResultAdminLimitExceeded, ""), false, "busy"},
+		{ldapErr(goldap.LDAPResultTimeLimitExceeded, ""), false, "timeout"},
+		{ldapErr(goldap.ErrorNetwork, "ldap: connection closed"), false, "connect"},
+		{ldapErr(goldap.ErrorNetwork, "ldap: connection timed out"), false, "timeout"},
+		{ldapErr(goldap.LDAPResultOperationsError, ""), false, "bind"},
+		{ldapErr(goldap.LDAPResultOther, ""), false, "bind"},
+		{errors.New("something else"), false, "error"},
+		{fmt.Errorf("read: %w", os.ErrDeadlineExceeded), false, "error"},
+	} {
+		err := bindError(tc.err, "bad-password")
+		if authn.IsBadCredentials(err) != tc.bad || authn.Reason(err) != tc.reason {
+			t.Errorf("bindError(%v) = %v (bad=%v reason=%q), want bad=%v reason=%q",
+				tc.err, err, authn.IsBadCredentials(err), authn.Reason(err), tc.bad, tc.reason)
+		}
+	}
+	if r := unavailableReason(fmt.Errorf("x: %w", os.ErrDeadlineExceeded), "search"); r != "timeout" {
+		t.Errorf("deadline: %q", r)
+	}
+	if brokenConn(authn.Rejected("bad-password", goldap.NewError(49, nil))) {
+		t.Error("a bind refused with 49 marks the connection broken")
+	}
+	if !brokenConn(authn.Unavailable("connect", goldap.NewError(goldap.ErrorNetwork, nil))) {
+		t.Error("a network error does not mark the connection broken")
+	}
+}
+
+func TestAddressesAndAccount(t *testing.T) {
+	for v, want := range map[string]string{
+		"alice@example.com":       "alice@example.com",
+		" alice@example.com ":     "alice@example.com",
+		"SMTP:Alice@Example.com":  "Alice@example.com",
+		"smtp:alias@example.com":  "alias@example.com",
+		"X500:/o=Corp/cn=alice":   "",
+		"sip:alice@example.com":   "",
+		"alice":                   "",
+		"alice@":                  "",
+		"a b@example.com":         "",
+		"<alice@example.com>":     "",
+		"alice@example.com\nBcc:": "",
+		"a@b@example.com":         "",
+	} {
+		got, ok := mailAddress(v)
+		if got != want || ok != (want != "") {
+			t.Errorf("mailAddress(%q) = %q, %v; want %q", v, got, ok, want)
+		}
+	}
+	if got := pickAccount([]string{"alice.smith", "asmith"}, "ASMITH"); got != "asmith" {
+		t.Errorf("pickAccount chose %q", got)
+	}
+	if got := pickAccount([]string{"-root", "x/y", "alice"}, "a"); got != "alice" {
+		t.Errorf("pickAccount chose %q", got)
+	}
+	if got := pickAccount(nil, "alice"); got != "" {
+		t.Errorf("pickAccount chose %q", got)
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	c := valid()
+	c.AddressAttributes = []string{"mail", "proxyAddresses"}
+	b, err := New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &entry{dn: "uid=alice,dc=x", attrs: map[string][]string{
+		"mail":           {"alice@example.com"},
+		"proxyaddresses": {"SMTP:alice@example.com", "smtp:a@example.com", "X500:/o=x"},
+		"uid":            {"alice"},
+	}}
+	id, err := b.identity(authn.Request{User: "Alice"}, e)
+	if err != nil || id.Login != "alice" || id.Account != "alice" || strings.Join(id.Addresses, " ") != "alice@example.com a@example.com" {
+		t.Errorf("identity = %+v, %v", id, err)
+	}
+	_, err = b.identity(authn.Request{User: "bob"}, &entry{dn: "uid=bob,dc=x", attrs: map[string][]string{"uid": {"bob"}}})
+	if !authn.IsBadCredentials(err) || authn.Reason(err) != "no-address" {
+		t.Errorf("no address: %v", err)
+	}
+}
+
+// listener accepts connections on loopback, counts them and never answers:
+// a stalled directory.
+type listener struct {
+	net.Listener
+	accepts atomic.Int64
+}
+
+func stalledServer(t *testing.T) *listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &listener{Listener: l}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.accepts.Add(1)
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	return s
+}
+
+func stalledConfig(l net.Listener) Config {
+	c := DefaultConfig()
+	c.URIs = []string{"ldap://" + l.Addr().String()}
+	c.UserDN = "uid={user},ou=people,dc=example,dc=com"
+	c.DialTimeout = Duration(300 * time.Millisecond)
+	c.RequestTimeout = Duration(300 * time.Millisecond)
+	return c
+}
+
+// An empty password is refused before any I/O: the server sees no
+// connection at all.
+func TestEmptyPasswordNoIO(t *testing.T) {
+	l := stalledServer(t)
+	b, err := New(stalledConfig(l), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Authenticate(context.Background(), authn.Request{User: "alice", Password: ""})
+	if !authn.IsBadCredentials(err) || authn.Reason(err) != "empty-password" {
+		t.Fatalf("empty password: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := l.accepts.Load(); n != 0 {
+		t.Fatalf("%d connections for an empty password", n)
+	}
+}
+
+// A server that accepts and then says nothing costs a login the timeouts,
+// not forever, and the answer is "unavailable" (451), never 530.
+func TestStalledServerTimesOut(t *testing.T) {
+	l := stalledServer(t)
+	for name, change := range map[string]func(*Config){
+		"starttls":  func(*Config) {},                               // stalls in the dial phase
+		"bind":      func(c *Config) { c.InsecurePlaintext = true }, // stalls on the bind request
+		"ldaps":     func(c *Config) { c.URIs[0] = "ldaps://" + l.Addr().String() },
+		"ctx-first": func(c *Config) { c.InsecurePlaintext, c.RequestTimeout = true, Duration(time.Minute) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := stalledConfig(l)
+			change(&c)
+			b, err := New(c, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if name == "ctx-first" {
+				cancel()
+				ctx, cancel = context.WithTimeout(context.Background(), 400*time.Millisecond)
+			}
+			defer cancel()
+			start := time.Now()
+			_, err = b.Authenticate(ctx, authn.Request{User: "alice", Password: "pw"})
+			took := time.Since(start)
+			if err == nil || authn.IsBadCredentials(err) || authn.Reason(err) != "timeout" {
+				t.Fatalf("stalled server: %v (reason %q), want unavailable/timeout", err, authn.Reason(err))
+			}
+			if took > 1500*time.Millisecond {
+				t.Fatalf("stalled server took %v", took)
+			}
+		})
+	}
+}
+
+func TestNewReadsFiles(t *testing.T) {
+	dir := t.TempDir()
+	c := valid()
+	c.ServiceDN, c.ServicePasswordFile = "cn=svc,dc=example,dc=com", filepath.Join(dir, "missing")
+	if _, err := New(c, nil); err == nil || !strings.Contains(err.Error(), "ldap: service_password_file") {
+		t.Errorf("missing password file: %v", err)
+	}
+	os.WriteFile(c.ServicePasswordFile, []byte("\nsecond line\n"), 0o600)
+	if _, err := New(c, nil); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty service password: %v", err)
+	}
+	os.WriteFile(c.ServicePasswordFile, []byte("s3cret\r\n"), 0o600)
+	b, err := New(c, nil)
+	if err != nil || b.servicePassword != "s3cret" {
+		t.Fatalf("service password %v", err)
+	}
+	if s := b.String(); strings.Contains(s, "s3cret") || !strings.Contains(s, "mode=search-bind") || !strings.Contains(s, "tls=on") {
+		t.Errorf("String() = %q", s)
+	}
+	notPEM := c.ServicePasswordFile
+	c = valid()
+	c.CAFile = notPEM
+	if _, err := New(c, nil); err == nil || !strings.Contains(err.Error(), "ldap: ca_file") {
+		t.Errorf("bad CA file: %v", err)
+	}
+	c = valid()
+	c.InsecurePlaintext = true
+	if b, err := New(c, nil); err != nil || !strings.Contains(b.String(), "INSECURE-PLAINTEXT") {
+		t.Errorf("insecure String: %v", err)
+	}
+}
