@@ -595,8 +595,9 @@ func outcome(err error) string {
 	}
 }
 
-// runFaultCases runs each stand-in through b (whose Path it sets) in dir.
-func runFaultCases(t *testing.T, b *Backend, logs *logBuffer, dir string) {
+// runFaultCases runs each stand-in through b (whose Path it sets) in dir,
+// for env.
+func runFaultCases(t *testing.T, b *Backend, logs *logBuffer, dir string, env delivery.Envelope) {
 	b.cfg.Timeout = Duration(time.Second)
 	b.waitDelay = 500 * time.Millisecond
 	for _, fc := range faultCases() {
@@ -606,7 +607,7 @@ func runFaultCases(t *testing.T, b *Backend, logs *logBuffer, dir string) {
 			pidFile := filepath.Join(dir, "grandchild.pid")
 			os.Remove(pidFile)
 			start := time.Now()
-			err := b.Deliver(context.Background(), testEnvelope(), strings.NewReader(testMessage))
+			err := b.Deliver(context.Background(), env, strings.NewReader(testMessage))
 			took := time.Since(start)
 			if got := outcome(err); got != fc.want {
 				t.Errorf("Deliver = %s (%v), want %s", got, err, fc.want)
@@ -654,7 +655,7 @@ func checkGone(t *testing.T, pid string) {
 func TestFaults(t *testing.T) {
 	dir := t.TempDir()
 	b, logs := newUnprivileged(t, "/nonexistent")
-	runFaultCases(t, b, logs, dir)
+	runFaultCases(t, b, logs, dir, testEnvelope())
 }
 
 func TestMissingSendmail(t *testing.T) {

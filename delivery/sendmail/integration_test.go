@@ -1,0 +1,366 @@
+//go:build integration
+
+// These tests switch credentials (they need root) and submit through the
+// real Postfix that test/setup.d/40-postfix.sh installs, as its test users
+// mppd-mta1 and mppd-mta2. Under CI a missing piece fails them.
+
+package sendmail
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mppd/authn"
+	"mppd/delivery"
+	"mppd/internal/testenv"
+)
+
+const setupFix = "run `sudo bash test/setup.d/40-postfix.sh` (or `sudo test/setup.sh`)"
+
+// needPostfix stops t unless it runs as root with a running Postfix and
+// the test users.
+func needPostfix(t *testing.T) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	testenv.NeedFile(t, "/usr/sbin/sendmail")
+	postfix := testenv.NeedCommand(t, "postfix")
+	if err := exec.Command(postfix, "status").Run(); err != nil {
+		testenv.Missing(t, "a running Postfix", setupFix)
+	}
+	for _, u := range []string{"mppd-mta1", "mppd-mta2"} {
+		if _, err := lookupNSS(u); err != nil {
+			testenv.Missing(t, "test user "+u, setupFix)
+		}
+	}
+}
+
+func mustAccount(t *testing.T, name string) account {
+	t.Helper()
+	a, err := lookupNSS(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// openTempDir returns a fresh directory the test users can read, enter and
+// write (t.TempDir is root's and mode 0700).
+func openTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func newBackend(t *testing.T, cfg Config) (*Backend, *logBuffer) {
+	t.Helper()
+	lb := &logBuffer{}
+	b, err := New(cfg, slog.New(slog.NewTextHandler(lb, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return b, lb
+}
+
+func userEnvelope(acct, sender string, rcpts ...string) delivery.Envelope {
+	return delivery.Envelope{
+		Sender:     sender,
+		Recipients: rcpts,
+		Identity:   authn.Identity{Login: acct, Addresses: []string{sender}, Account: acct},
+		Session:    "it",
+	}
+}
+
+// TestIntegrationChildCredentials: the child runs as the account's uid,
+// primary gid and exactly its NSS groups, with the fixed environment, in
+// "/", with fds 0-2 only, in its own process group, without core dumps.
+func TestIntegrationChildCredentials(t *testing.T) {
+	needPostfix(t)
+	dir := openTempDir(t)
+	cfg := DefaultConfig()
+	cfg.Path = installRecorder(t, dir)
+	b, _ := newBackend(t, cfg)
+	acct := mustAccount(t, "mppd-mta1")
+	env := testEnvelope()
+	env.Identity.Account = "mppd-mta1"
+	if err := b.Deliver(context.Background(), env, strings.NewReader(testMessage)); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	r := readRecord(t, dir)
+	if r == nil {
+		t.Fatal("the stand-in did not run")
+	}
+	checkRecord(t, r, cfg.Path, acct)
+	if r.UID != int(acct.UID) || r.EUID != int(acct.UID) || r.GID != int(acct.GID) || r.EGID != int(acct.GID) {
+		t.Errorf("uid/euid/gid/egid = %d/%d/%d/%d, want %d/%d", r.UID, r.EUID, r.GID, r.EGID, acct.UID, acct.GID)
+	}
+	var want []int
+	for _, g := range acct.Groups {
+		want = append(want, int(g))
+	}
+	slices.Sort(want)
+	got := slices.Clone(r.Groups)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("groups = %v, want the NSS groups %v", got, want)
+	}
+	if slices.Contains(got, 0) {
+		t.Error("the child kept root's group 0")
+	}
+	grp := mustGroup(t, "mppd-mtagrp")
+	if !slices.Contains(got, grp) {
+		t.Errorf("supplementary group mppd-mtagrp (%d) missing from %v", grp, got)
+	}
+}
+
+func mustGroup(t *testing.T, name string) int {
+	t.Helper()
+	out, err := exec.Command("getent", "group", name).Output()
+	if err != nil {
+		t.Fatalf("getent group %s: %v", name, err)
+	}
+	f := strings.Split(strings.TrimSpace(string(out)), ":")
+	gid, err := strconv.Atoi(f[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gid
+}
+
+// TestIntegrationFaultsAsUser runs the fault stand-ins (exit codes, signal,
+// hang with a grandchild, stderr flood) as mppd-mta1 with credentials
+// switched, so killing the process group works across the uid change.
+func TestIntegrationFaultsAsUser(t *testing.T) {
+	needPostfix(t)
+	dir := openTempDir(t)
+	b, logs := newBackend(t, DefaultConfig())
+	runFaultCases(t, b, logs, dir, userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost"))
+}
+
+// TestIntegrationRefusedAccounts: uid 0, system accounts, nobody and
+// users with no local account are refused before anything runs.
+func TestIntegrationRefusedAccounts(t *testing.T) {
+	needPostfix(t)
+	dir := openTempDir(t)
+	cfg := DefaultConfig()
+	cfg.Path = installRecorder(t, dir)
+	b, logs := newBackend(t, cfg)
+	for acct, reason := range map[string]string{
+		"root": "uid-zero", "daemon": "uid-below-min", "nobody": "uid-overflow",
+		"": "no-account", "mppd-no-such-user": "no-account",
+	} {
+		env := userEnvelope(acct, "x@mppd.test", "mppd-mta1@localhost")
+		err := b.Deliver(context.Background(), env, strings.NewReader(testMessage))
+		if !delivery.IsPermanent(err) || delivery.Reason(err) != reason {
+			t.Errorf("account %q: Deliver = %v, want permanent %s", acct, err, reason)
+		}
+		if !strings.Contains(logs.String(), "reason="+reason) {
+			t.Errorf("account %q: no log line with reason=%s", acct, reason)
+		}
+	}
+	if r := readRecord(t, dir); r != nil {
+		t.Fatalf("the stand-in ran as uid %d", r.UID)
+	}
+	for _, fb := range []string{"root", "daemon", "nobody", "mppd-no-such-user"} {
+		cfg := DefaultConfig()
+		cfg.FallbackAccount = fb
+		if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "fallback_account") {
+			t.Errorf("New(fallback_account = %q) = %v, want an error", fb, err)
+		}
+	}
+}
+
+// TestIntegrationBadAddressesNoProcess: with credential switching on, a
+// hostile address still never gets near a process.
+func TestIntegrationBadAddressesNoProcess(t *testing.T) {
+	needPostfix(t)
+	dir := openTempDir(t)
+	cfg := DefaultConfig()
+	cfg.Path = installRecorder(t, dir)
+	b, _ := newBackend(t, cfg)
+	for _, bad := range []string{"-oQ/tmp/q", "-bv", "a b@localhost", "mppd-mta2@localhost\n-X/tmp/x", "mppd-mta2@localhost\r", `"-C/tmp/x"@localhost`} {
+		err := b.Deliver(context.Background(), userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost", bad), strings.NewReader(testMessage))
+		if !delivery.IsPermanent(err) {
+			t.Errorf("%q: Deliver = %v, want permanent", bad, err)
+		}
+	}
+	if r := readRecord(t, dir); r != nil {
+		t.Fatalf("the stand-in ran with %q", r.Args)
+	}
+}
+
+func TestIntegrationMissingSendmail(t *testing.T) {
+	needPostfix(t)
+	cfg := DefaultConfig()
+	cfg.Path = "/nonexistent/sendmail"
+	b, logs := newBackend(t, cfg)
+	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost")
+	err := b.Deliver(context.Background(), env, strings.NewReader(testMessage))
+	if outcome(err) != "temp:exec" {
+		t.Errorf("Deliver = %v, want temporary exec", err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("no error log line:\n%s", logs)
+	}
+}
+
+// token returns a random marker for finding a test's message.
+func token(t *testing.T) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "mppd-it-" + hex.EncodeToString(b[:])
+}
+
+// waitMaildir waits (at most 30 s) for a message holding tok in the
+// user's ~/Maildir/new and returns its contents.
+func waitMaildir(t *testing.T, user, tok string) string {
+	t.Helper()
+	dir := filepath.Join(mustAccount(t, user).Home, "Maildir", "new")
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err == nil && strings.Contains(string(b), tok) {
+				return string(b)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no message with %s in %s after 30 s (see /var/log/postfix-mppd.log)", tok, dir)
+	return ""
+}
+
+// body returns what follows the header block.
+func body(msg string) string {
+	_, b, _ := strings.Cut(msg, "\n\n")
+	return b
+}
+
+var receivedUID = regexp.MustCompile(`\(Postfix, from userid (\d+)\)`)
+
+// checkTrace checks Postfix's own trace: the submitting uid and the
+// Return-Path (the envelope sender).
+func checkTrace(t *testing.T, msg string, uid uint32, sender string) {
+	t.Helper()
+	m := receivedUID.FindStringSubmatch(msg)
+	if m == nil {
+		t.Errorf("no Postfix 'from userid' trace in:\n%s", msg)
+	} else if m[1] != strconv.Itoa(int(uid)) {
+		t.Errorf("Postfix saw userid %s, want %d", m[1], uid)
+	}
+	if !strings.HasPrefix(msg, "Return-Path: <"+sender+">\n") {
+		t.Errorf("Return-Path is not <%s>:\n%.300s", sender, msg)
+	}
+}
+
+// TestIntegrationPostfix submits through the real Postfix as mppd-mta1 to
+// both test users and checks what lands in their Maildirs.
+func TestIntegrationPostfix(t *testing.T) {
+	needPostfix(t)
+	b, _ := newBackend(t, DefaultConfig())
+	tok := token(t)
+	text := "line one\n.\n..\n.hidden\n...\nQUIT\n\n" + strings.Repeat("0123456789", 200) + "\nlast line\n"
+	msg := "From: mppd-mta1@mppd.test\nTo: mppd-mta1@localhost, mppd-mta2@localhost\nSubject: " + tok +
+		"\nMessage-ID: <" + tok + "@mppd.test>\n\n" + text
+	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta1@localhost", "mppd-mta2@localhost")
+	start := time.Now()
+	if err := b.Deliver(context.Background(), env, strings.NewReader(msg)); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	t.Logf("Deliver (sendmail exit 0) took %s", time.Since(start))
+	uid := mustAccount(t, "mppd-mta1").UID
+	for _, u := range []string{"mppd-mta1", "mppd-mta2"} {
+		got := waitMaildir(t, u, tok)
+		if body(got) != text {
+			t.Errorf("%s: body changed:\ngot  %q\nwant %q", u, body(got), text)
+		}
+		checkTrace(t, got, uid, "mppd-mta1@mppd.test")
+	}
+	t.Logf("delivered to both Maildirs %s after the start of Deliver", time.Since(start))
+}
+
+// TestIntegrationFallbackAccount: a user with no local account submits as
+// the fallback account; the envelope sender stays the user's address.
+func TestIntegrationFallbackAccount(t *testing.T) {
+	needPostfix(t)
+	cfg := DefaultConfig()
+	cfg.FallbackAccount = "mppd-mta2"
+	b, _ := newBackend(t, cfg)
+	for _, acct := range []string{"", "mppd-no-such-user"} {
+		tok := token(t)
+		msg := "From: dir.user@mppd.test\nTo: mppd-mta1@localhost\nSubject: " + tok + "\n\nhello\n"
+		env := userEnvelope(acct, "dir.user@mppd.test", "mppd-mta1@localhost")
+		if err := b.Deliver(context.Background(), env, strings.NewReader(msg)); err != nil {
+			t.Fatalf("account %q: Deliver: %v", acct, err)
+		}
+		got := waitMaildir(t, "mppd-mta1", tok)
+		checkTrace(t, got, mustAccount(t, "mppd-mta2").UID, "dir.user@mppd.test")
+	}
+}
+
+// TestIntegrationLargeMessageFromFile: a spilled (file) message of a few
+// MB goes to Postfix unchanged.
+func TestIntegrationLargeMessageFromFile(t *testing.T) {
+	needPostfix(t)
+	b, _ := newBackend(t, DefaultConfig())
+	tok := token(t)
+	var sb strings.Builder
+	for i := 0; sb.Len() < 3<<20; i++ {
+		fmt.Fprintf(&sb, "%08d %s\n", i, strings.Repeat("x", 70))
+	}
+	text := sb.String()
+	f, err := os.CreateTemp(t.TempDir(), "msg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("From: mppd-mta1@mppd.test\nTo: mppd-mta2@localhost\nSubject: " + tok + "\n\n" + text)
+	f.Seek(0, 0)
+	os.Remove(f.Name())
+	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost")
+	if err := b.Deliver(context.Background(), env, f); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if got := waitMaildir(t, "mppd-mta2", tok); body(got) != text {
+		t.Errorf("body of %d bytes changed (got %d bytes)", len(text), len(body(got)))
+	}
+}
+
+// TestIntegrationSubmissionTime reports the time per submission through
+// real Postfix (sendmail's run, as the user).
+func TestIntegrationSubmissionTime(t *testing.T) {
+	needPostfix(t)
+	b, _ := newBackend(t, DefaultConfig())
+	const n = 20
+	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost")
+	tok := token(t)
+	start := time.Now()
+	for i := range n {
+		msg := fmt.Sprintf("From: mppd-mta1@mppd.test\nTo: mppd-mta2@localhost\nSubject: %s-%d\n\nbody %d\n", tok, i, i)
+		if err := b.Deliver(context.Background(), env, strings.NewReader(msg)); err != nil {
+			t.Fatalf("Deliver %d: %v", i, err)
+		}
+	}
+	per := time.Since(start) / n
+	waitMaildir(t, "mppd-mta2", fmt.Sprintf("%s-%d", tok, n-1))
+	t.Logf("%d sequential submissions: %s each (sendmail -i as mppd-mta1 until exit 0)", n, per)
+}
