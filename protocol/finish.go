@@ -94,7 +94,7 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *spool
 		return s.localError("Message not queued, try again later.")
 	}
 	log.Info("message queued", "event", "delivered", "from", env.Sender,
-		"recipients", len(env.Recipients), "duration", took)
+		"recipients", len(env.Recipients), "added", prep.Added, "removed", prep.Removed, "duration", took)
 	return replyOK.with("Message queued.")
 }
 
