@@ -7,6 +7,7 @@ import (
 	"regexp"
 
 	"mppd/authn"
+	"mppd/authn/ldap"
 	"mppd/authn/pam"
 	"mppd/authn/passwdfile"
 	"mppd/delivery"
@@ -42,10 +43,17 @@ func (c *Config) authnBackend() (section, func(*slog.Logger) (authn.Authenticato
 			}
 			return b, nil
 		}, nil
-		// Later: case "ldap", returning c.Authn.LDAP and a constructor
-		// like the ones above.
+	case "ldap":
+		cfg := c.Authn.LDAP
+		return cfg, func(log *slog.Logger) (authn.Authenticator, error) {
+			b, err := ldap.New(cfg, log)
+			if err != nil {
+				return nil, err
+			}
+			return b, nil
+		}, nil
 	}
-	return nil, nil, fmt.Errorf("unknown backend %q (known: passwdfile, pam)", c.Authn.Backend)
+	return nil, nil, fmt.Errorf("unknown backend %q (known: passwdfile, pam, ldap)", c.Authn.Backend)
 }
 
 // deliveryBackend is authnBackend for delivery.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"mppd/authn/ldap"
 	"mppd/authn/pam"
 	"mppd/authn/passwdfile"
 	"mppd/delivery/maildir"
@@ -108,6 +109,7 @@ type Authn struct {
 	Backend    string            `toml:"backend"`
 	Passwdfile passwdfile.Config `toml:"passwdfile"`
 	PAM        pam.Config        `toml:"pam"`
+	LDAP       ldap.Config       `toml:"ldap"`
 	// Later backends add their section here, and a case in authnBackend.
 }
 
@@ -155,6 +157,7 @@ func Default() *Config {
 			Backend:    "passwdfile",
 			Passwdfile: passwdfile.DefaultConfig(),
 			PAM:        pam.DefaultConfig(),
+			LDAP:       ldap.DefaultConfig(),
 		},
 		Delivery: Delivery{
 			Backend: "maildir",

@@ -199,6 +199,9 @@ func (c *Config) resolve(p string) string {
 // outside their section. A backend with such a setting adds a line here.
 func (c *Config) resolvePaths() {
 	c.Authn.Passwdfile.Path = c.resolve(c.Authn.Passwdfile.Path)
+	l := &c.Authn.LDAP
+	l.CAFile, l.ClientCert, l.ClientKey = c.resolve(l.CAFile), c.resolve(l.ClientCert), c.resolve(l.ClientKey)
+	l.ServicePasswordFile = c.resolve(l.ServicePasswordFile)
 	if c.Authn.Passwdfile.MailDomain == "" {
 		c.Authn.Passwdfile.MailDomain = c.Hostname
 	}
