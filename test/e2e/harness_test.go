@@ -32,6 +32,11 @@ import (
 // mppdBin is the binary TestMain built.
 var mppdBin string
 
+// mppdBuildTags are the build tags mppdBin is built with. A test file that
+// needs a backend behind a tag adds it from init(), under the same build
+// constraint (pam_test.go adds "pam"), so the binary matches the tests.
+var mppdBuildTags []string
+
 // testVersion is injected into the binary with -ldflags -X main.version.
 const testVersion = "e2e-test-version"
 
@@ -57,8 +62,11 @@ func run(m *testing.M) int {
 	mppdBin = filepath.Join(dir, "mppd")
 	// go test puts its own toolchain first on PATH, so "go" is the one
 	// running these tests.
-	build := exec.Command("go", "build", "-o", mppdBin,
-		"-ldflags", "-X main.version="+testVersion, "mppd/cmd/mppd")
+	args := []string{"build", "-o", mppdBin, "-ldflags", "-X main.version=" + testVersion}
+	if len(mppdBuildTags) > 0 {
+		args = append(args, "-tags", strings.Join(mppdBuildTags, ","))
+	}
+	build := exec.Command("go", append(args, "mppd/cmd/mppd")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building mppd:", err)

@@ -1,0 +1,137 @@
+//go:build pam && integration
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mppd/internal/testenv"
+)
+
+// End-to-end through the real PAM stack: the daemon built with -tags pam,
+// [authn] backend = "pam" on the service mppd-test (pam_unix), the test
+// accounts of test/setup.d/20-pam.sh, and the maildir delivery.
+
+func init() { mppdBuildTags = append(mppdBuildTags, "pam") }
+
+// The fixtures of test/setup.d/20-pam.sh.
+var (
+	pamOK      = testUser{name: "mppd-pam-ok", password: "Pam-ok-4711"}
+	pamExpired = testUser{name: "mppd-pam-expired", password: "Pam-exp-4711"}
+)
+
+const pamRhostLog = "/run/mppd-test/rhost.log"
+
+func needPAMSetup(t *testing.T) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	testenv.NeedFile(t, "/etc/pam.d/mppd-test")
+	testenv.NeedFile(t, "/etc/pam.d/mppd-test-rhost")
+	for _, u := range []testUser{pamOK, pamExpired} {
+		if _, err := user.Lookup(u.name); err != nil {
+			testenv.Missing(t, "test user "+u.name, "run `sudo test/setup.sh`")
+		}
+	}
+}
+
+// pamBackends is extraTOML for the PAM backend on service and a maildir
+// under t.TempDir(); it returns the maildir root.
+func pamBackends(t *testing.T, service string) (extraTOML, root string) {
+	root = filepath.Join(t.TempDir(), "maildir")
+	return fmt.Sprintf(`
+[authn]
+backend = "pam"
+
+[authn.pam]
+service = %q
+mail_domain = %q
+
+[delivery]
+backend = "maildir"
+
+[delivery.maildir]
+root = %q
+`, service, testMailDomain, root), root
+}
+
+// A real system user logs in over TCP with the password in /etc/shadow and
+// posts; the message is delivered as that user's address.
+func TestPAMLoginAndPost(t *testing.T) {
+	needPAMSetup(t)
+	extra, root := pamBackends(t, "mppd-test")
+	m := startMppd(t, extra)
+	if !strings.Contains(m.Log(), `service=\"mppd-test\"`) && !strings.Contains(m.Log(), `service="mppd-test"`) {
+		t.Errorf("start-up log does not describe the PAM backend:\n%s", m.Log())
+	}
+
+	c := login(t, m, pamOK)
+	c.data("To: bob@example.test\nSubject: posted through PAM\n\nhello from pam\n", 250)
+	c.cmd("QUIT", 221)
+
+	msgs := waitDelivered(t, root, "bob@example.test", 1)
+	header, body := headerBody(t, msgs[0])
+	if body != "hello from pam\n" {
+		t.Errorf("body %q", body)
+	}
+	if want := "From: " + pamOK.name + "@" + testMailDomain; !strings.Contains(header, want) {
+		t.Errorf("header lacks %q:\n%s", want, header)
+	}
+	if strings.Contains(m.Log(), pamOK.password) {
+		t.Errorf("the password appears in the log:\n%s", m.Log())
+	}
+}
+
+// Refusals through PAM are 530 on the wire; the log says why.
+func TestPAMRefused(t *testing.T) {
+	needPAMSetup(t)
+	extra, root := pamBackends(t, "mppd-test")
+	m := startMppd(t, extra)
+
+	for _, tc := range []struct {
+		user, password, reason string
+	}{
+		{pamOK.name, "not-" + pamOK.password, "bad-password"},
+		{pamExpired.name, pamExpired.password, "account-expired"},
+		{"mppd-pam-nosuchuser", pamOK.password, "unknown-user"},
+	} {
+		c := m.dial(t)
+		c.cmd("USER "+tc.user, 250)
+		c.cmd("PASS "+tc.password, 530)
+		c.cmd("DATA", 503)
+		c.cmd("QUIT", 221)
+		m.waitLog("reason=" + tc.reason)
+	}
+	if msgs := delivered(t, root, "bob@example.test"); len(msgs) != 0 {
+		t.Fatalf("delivered after refusals: %v", msgs)
+	}
+	if strings.Contains(m.Log(), pamExpired.password) {
+		t.Errorf("a password appears in the log:\n%s", m.Log())
+	}
+}
+
+// The engine hands the TCP peer's address to PAM as PAM_RHOST: pam_exec in
+// the mppd-test-rhost stack records it.
+func TestPAMRhostIsTCPPeer(t *testing.T) {
+	needPAMSetup(t)
+	extra, _ := pamBackends(t, "mppd-test-rhost")
+	m := startMppd(t, extra)
+	var offset int64
+	if st, err := os.Stat(pamRhostLog); err == nil {
+		offset = st.Size()
+	}
+	c := login(t, m, pamOK)
+	c.cmd("QUIT", 221)
+	data, err := os.ReadFile(pamRhostLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := string(data[min(offset, int64(len(data))):])
+	if !strings.Contains(added, pamOK.name+" 127.0.0.1\n") {
+		t.Fatalf("pam_exec did not see PAM_RHOST=127.0.0.1; recorded:\n%s", added)
+	}
+}
