@@ -12,6 +12,7 @@ import (
 	"mppd/authn/passwdfile"
 	"mppd/delivery"
 	"mppd/delivery/maildir"
+	"mppd/delivery/sendmail"
 	"mppd/protocol"
 )
 
@@ -68,10 +69,17 @@ func (c *Config) deliveryBackend() (section, func(*slog.Logger) (delivery.Delive
 			}
 			return b, nil
 		}, nil
-		// Later: case "sendmail", returning c.Delivery.Sendmail and its
-		// constructor.
+	case "sendmail":
+		cfg := c.Delivery.Sendmail
+		return cfg, func(log *slog.Logger) (delivery.Deliverer, error) {
+			b, err := sendmail.New(cfg, log)
+			if err != nil {
+				return nil, err
+			}
+			return b, nil
+		}, nil
 	}
-	return nil, nil, fmt.Errorf("unknown backend %q (known: maildir)", c.Delivery.Backend)
+	return nil, nil, fmt.Errorf("unknown backend %q (known: maildir, sendmail)", c.Delivery.Backend)
 }
 
 // BuildAuthenticator constructs the configured authentication backend.

@@ -31,6 +31,7 @@ import (
 	"mppd/authn/pam"
 	"mppd/authn/passwdfile"
 	"mppd/delivery/maildir"
+	"mppd/delivery/sendmail"
 	"mppd/protocol"
 )
 
@@ -115,10 +116,10 @@ type Authn struct {
 
 // Delivery chooses the delivery backend and holds each backend's section.
 type Delivery struct {
-	Backend string         `toml:"backend"`
-	Maildir maildir.Config `toml:"maildir"`
-	// Later backends add their section here, e.g.
-	// Sendmail sendmail.Config `toml:"sendmail"`, and a case in
+	Backend  string          `toml:"backend"`
+	Maildir  maildir.Config  `toml:"maildir"`
+	Sendmail sendmail.Config `toml:"sendmail"`
+	// Later backends add their section here, and a case in
 	// deliveryBackend.
 }
 
@@ -160,8 +161,9 @@ func Default() *Config {
 			LDAP:       ldap.DefaultConfig(),
 		},
 		Delivery: Delivery{
-			Backend: "maildir",
-			Maildir: maildir.DefaultConfig(),
+			Backend:  "maildir",
+			Maildir:  maildir.DefaultConfig(),
+			Sendmail: sendmail.DefaultConfig(),
 		},
 	}
 }

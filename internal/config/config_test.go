@@ -349,12 +349,13 @@ func TestLogValue(t *testing.T) {
 func TestDurationKeys(t *testing.T) {
 	for _, k := range []string{"drain_timeout", "session.idle_timeout", "session.session_timeout", "session.auth_failure_delay",
 		"authn.pam.timeout", "authn.pam.queue_timeout",
-		"authn.ldap.dial_timeout", "authn.ldap.request_timeout", "authn.ldap.pool_idle_timeout"} {
+		"authn.ldap.dial_timeout", "authn.ldap.request_timeout", "authn.ldap.pool_idle_timeout",
+		"delivery.sendmail.timeout"} {
 		if !durationKeys[k] {
 			t.Errorf("durationKeys lacks %s (has %v)", k, durationKeys)
 		}
 	}
-	if len(durationKeys) != 9 {
+	if len(durationKeys) != 10 {
 		t.Errorf("durationKeys = %v", fmt.Sprint(durationKeys))
 	}
 }
