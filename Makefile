@@ -64,8 +64,8 @@ unit:
 define require_root
 	@if [ "$$(id -u)" -ne 0 ]; then \
 		echo ""; \
-		echo "*** make $@ must run as root: it installs packages, test users and"; \
-		echo "*** services for the integration tests. Use: sudo make $@"; \
+		echo "*** make $@ must run as root: the integration tests need root, and"; \
+		echo "*** setup installs packages, test users and services. Use: sudo make $@"; \
 		echo ""; \
 		exit 1; \
 	fi
@@ -93,15 +93,15 @@ test:
 # entries that fail are written to testdata/fuzz/ by go test.
 fuzz:
 	@set -e; pkgs="$$($(GO) list ./...)"; for pkg in $$pkgs; do \
-		list="$$($(GO) test -list '^Fuzz' $$pkg)"; \
+		list="$$($(GO) test -tags '$(TAGS)' -list '^Fuzz' $$pkg)"; \
 		for f in $$(echo "$$list" | grep '^Fuzz'); do \
 			echo "== fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			$(GO) test -tags '$(TAGS)' -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...
 
 cover:
 	$(GO) test -coverprofile=coverage.out ./...
