@@ -182,14 +182,7 @@ func Dial(ctx context.Context, addr string, opt Options) (*Client, error) {
 	if err != nil {
 		return nil, &ConnError{Addr: addr, Step: "dial", Err: err}
 	}
-	// Cancelling ctx while the greeting is awaited unblocks the read.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	c, err := newClient(conn, addr, opt)
-	if !stop() && err == nil {
-		c.Close()
-		return nil, &ConnError{Addr: addr, Step: "greeting", Err: ctx.Err()}
-	}
-	return c, err
+	return newClient(ctx, conn, addr, opt)
 }
 
 // NewClient starts a session on an established connection (a TCP
@@ -197,15 +190,15 @@ func Dial(ctx context.Context, addr string, opt Options) (*Client, error) {
 // the greeting. The Client owns conn from then on: it is closed when the
 // greeting is not 220, and by Quit and Close.
 func NewClient(conn net.Conn, opt Options) (*Client, error) {
-	return newClient(conn, conn.RemoteAddr().String(), opt)
+	return newClient(context.Background(), conn, conn.RemoteAddr().String(), opt)
 }
 
-func newClient(conn net.Conn, addr string, opt Options) (*Client, error) {
+func newClient(ctx context.Context, conn net.Conn, addr string, opt Options) (*Client, error) {
 	timeout := opt.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	dc := &deadlineConn{Conn: conn, timeout: timeout}
+	dc := &deadlineConn{Conn: conn, timeout: timeout, ctx: ctx}
 	c := &Client{
 		conn:  conn,
 		dc:    dc,
@@ -214,7 +207,13 @@ func newClient(conn net.Conn, addr string, opt Options) (*Client, error) {
 		w:     bufio.NewWriterSize(dc, writeBuffer),
 		trace: opt.Trace,
 	}
+	// Cancelling ctx while the greeting is awaited unblocks the read.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	rep, err := c.expect("greeting", 220)
+	if !stop() && err == nil {
+		err = &ConnError{Addr: addr, Step: "greeting", Err: ctx.Err()}
+	}
+	dc.ctx = nil
 	c.greeting = rep
 	if err != nil {
 		c.Close()
@@ -433,14 +432,22 @@ func WithDefaultPort(addr string) string {
 
 // deadlineConn renews the deadline before every read and write, so
 // Options.Timeout bounds each step, not the session: a large message may
-// take longer than Timeout as long as it keeps moving.
+// take longer than Timeout as long as it keeps moving. While ctx is set
+// (during the greeting), its cancellation also ends a read.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	ctx     context.Context
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
 	d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+	// Checked after the deadline is renewed: a cancellation that came
+	// earlier would otherwise be undone by the renewal (the AfterFunc in
+	// newClient covers the ones that come later).
+	if d.ctx != nil && d.ctx.Err() != nil {
+		return 0, d.ctx.Err()
+	}
 	return d.Conn.Read(p)
 }
 
