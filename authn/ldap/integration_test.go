@@ -15,19 +15,28 @@ import (
 	"time"
 
 	"mppd/authn"
+	"mppd/authn/ldap/ldaptest"
+)
+
+// The test directory of package ldaptest.
+const (
+	baseDN    = ldaptest.BaseDN
+	serviceDN = ldaptest.ServiceDN
+	servicePW = ldaptest.ServicePW
+	postersDN = ldaptest.PostersDN
 )
 
 // searchConfig is search-then-bind as the service account, StartTLS with
 // the test CA: the configuration most sites run.
-func searchConfig(t *testing.T, s *slapd) Config {
+func searchConfig(t *testing.T, s *ldaptest.Server) Config {
 	t.Helper()
 	pwFile := filepath.Join(t.TempDir(), "ldap.secret")
 	if err := os.WriteFile(pwFile, []byte(servicePW+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.URIs = []string{s.ldapURI}
-	cfg.CAFile = s.caFile
+	cfg.URIs = []string{s.URI}
+	cfg.CAFile = s.CAFile
 	cfg.SearchBase = baseDN
 	cfg.SearchFilter = "(&(objectClass=inetOrgPerson)(uid={user}))"
 	cfg.ServiceDN = serviceDN
@@ -36,10 +45,10 @@ func searchConfig(t *testing.T, s *slapd) Config {
 	return cfg
 }
 
-func directConfig(s *slapd) Config {
+func directConfig(s *ldaptest.Server) Config {
 	cfg := DefaultConfig()
-	cfg.URIs = []string{s.ldapURI}
-	cfg.CAFile = s.caFile
+	cfg.URIs = []string{s.URI}
+	cfg.CAFile = s.CAFile
 	cfg.UserDN = "uid={user},ou=people,dc=mppd,dc=test"
 	cfg.AddressAttributes = []string{"mail", "mailLocalAddress"}
 	return cfg
@@ -94,7 +103,7 @@ func mustFail(t *testing.T, b *Backend, user, pw string, bad bool, reason string
 }
 
 func TestIntegrationSearchThenBind(t *testing.T) {
-	s := startSlapd(t)
+	s := ldaptest.Start(t)
 	b := newBackend(t, searchConfig(t, s))
 
 	mustLogin(t, b, "alice", "alice-pw", "alice", "alice@mppd.test", "a.liddell@mppd.test", "postmaster@mppd.test")
@@ -117,7 +126,7 @@ func TestIntegrationSearchThenBind(t *testing.T) {
 }
 
 func TestIntegrationDirectBind(t *testing.T) {
-	s := startSlapd(t)
+	s := ldaptest.Start(t)
 	// Without a service account the entry is read as the user.
 	b := newBackend(t, directConfig(s))
 	mustLogin(t, b, "alice", "alice-pw", "alice", "alice@mppd.test", "a.liddell@mppd.test", "postmaster@mppd.test")
@@ -145,30 +154,30 @@ func TestIntegrationDirectBind(t *testing.T) {
 // An empty password must never reach the server: the stats log shows no
 // connection and no BIND for it.
 func TestIntegrationEmptyPasswordSendsNoBind(t *testing.T) {
-	s := startSlapd(t)
+	s := ldaptest.Start(t)
 	for name, cfg := range map[string]Config{"search": searchConfig(t, s), "direct": directConfig(s)} {
 		t.Run(name, func(t *testing.T) {
 			b := newBackend(t, cfg)
 			aliceDN := "uid=alice,ou=people,dc=mppd,dc=test"
-			acceptsBefore, bindsBefore := s.accepts(), s.allBinds()
+			acceptsBefore, bindsBefore := s.Accepts(), s.AllBinds()
 			mustFail(t, b, "alice", "", true, "empty-password")
 			time.Sleep(200 * time.Millisecond) // let slapd's log catch up, were there anything
-			if n := s.accepts(); n != acceptsBefore {
+			if n := s.Accepts(); n != acceptsBefore {
 				t.Errorf("slapd accepted %d connections during an empty-password login", n-acceptsBefore)
 			}
-			if n := s.allBinds(); n != bindsBefore {
+			if n := s.AllBinds(); n != bindsBefore {
 				t.Errorf("slapd saw %d binds during an empty-password login", n-bindsBefore)
 			}
 			// The counter works: a real login is seen.
-			aliceBinds := s.binds(aliceDN)
+			aliceBinds := s.Binds(aliceDN)
 			mustLogin(t, b, "alice", "alice-pw", "alice", "alice@mppd.test", "a.liddell@mppd.test", "postmaster@mppd.test")
-			waitFor(t, func() bool { return s.binds(aliceDN) == aliceBinds+1 }, "slapd to log alice's bind")
+			waitFor(t, func() bool { return s.Binds(aliceDN) == aliceBinds+1 }, "slapd to log alice's bind")
 		})
 	}
 }
 
 func TestIntegrationGroups(t *testing.T) {
-	s := startSlapd(t)
+	s := ldaptest.Start(t)
 	byFilter := searchConfig(t, s)
 	byFilter.GroupFilter = "(memberOf=" + postersDN + ")"
 	bySearch := searchConfig(t, s)
@@ -196,7 +205,7 @@ func TestIntegrationGroups(t *testing.T) {
 // Filter metacharacters in the user name are escaped once (RFC 4515) and
 // match nothing; with alice's password none of them logs in as anyone.
 func TestIntegrationFilterInjection(t *testing.T) {
-	s := startSlapd(t)
+	s := ldaptest.Start(t)
 	b := newBackend(t, searchConfig(t, s))
 	d := newBackend(t, directConfig(s))
 	for _, user := range []string{
@@ -211,7 +220,7 @@ func TestIntegrationFilterInjection(t *testing.T) {
 }
 
 func TestIntegrationTLS(t *testing.T) {
-	s := startSlapd(t)
+	s := ldaptest.Start(t)
 	t.Run("StartTLS", func(t *testing.T) {
 		before := strings.Count(s.Log(), "STARTTLS")
 		mustLogin(t, newBackend(t, searchConfig(t, s)), "carol", "carol-pw", "carol", "carol@mppd.test")
@@ -221,7 +230,7 @@ func TestIntegrationTLS(t *testing.T) {
 	})
 	t.Run("LDAPS", func(t *testing.T) {
 		cfg := searchConfig(t, s)
-		cfg.URIs = []string{s.ldapsURI}
+		cfg.URIs = []string{s.LDAPSURI}
 		cfg.MinTLSVersion = "1.3"
 		mustLogin(t, newBackend(t, cfg), "carol", "carol-pw", "carol", "carol@mppd.test")
 	})
@@ -233,7 +242,7 @@ func TestIntegrationTLS(t *testing.T) {
 		mustFail(t, newBackend(t, cfg), "carol", "carol-pw", false, "tls")
 	})
 	t.Run("UnknownCA", func(t *testing.T) {
-		for _, uri := range []string{s.ldapURI, s.ldapsURI} {
+		for _, uri := range []string{s.URI, s.LDAPSURI} {
 			cfg := searchConfig(t, s)
 			cfg.URIs, cfg.CAFile = []string{uri}, "" // system roots do not know the test CA
 			mustFail(t, newBackend(t, cfg), "carol", "carol-pw", false, "tls")
@@ -251,13 +260,13 @@ func TestIntegrationTLS(t *testing.T) {
 }
 
 func TestIntegrationFailover(t *testing.T) {
-	s := startSlapd(t)
-	dead := fmt.Sprintf("ldap://127.0.0.1:%d", freePort(t))
+	s := ldaptest.Start(t)
+	dead := fmt.Sprintf("ldap://127.0.0.1:%d", ldaptest.FreePort(t))
 	cfg := searchConfig(t, s)
-	cfg.URIs = []string{dead, s.ldapURI}
+	cfg.URIs = []string{dead, s.URI}
 	mustLogin(t, newBackend(t, cfg), "carol", "carol-pw", "carol", "carol@mppd.test")
 
-	cfg.URIs = []string{dead, fmt.Sprintf("ldaps://127.0.0.1:%d", freePort(t))}
+	cfg.URIs = []string{dead, fmt.Sprintf("ldaps://127.0.0.1:%d", ldaptest.FreePort(t))}
 	mustFail(t, newBackend(t, cfg), "carol", "carol-pw", false, "connect")
 }
 
@@ -265,22 +274,22 @@ func TestIntegrationFailover(t *testing.T) {
 // credentials"; once slapd is back the same backend recovers, re-dialling
 // the connections the server closed.
 func TestIntegrationServerRestart(t *testing.T) {
-	s := startSlapd(t)
+	s := ldaptest.Start(t)
 	b := newBackend(t, searchConfig(t, s))
 	mustLogin(t, b, "carol", "carol-pw", "carol", "carol@mppd.test")
 	mustFail(t, b, "carol", "wrong", true, "bad-password")
 
-	s.stop()
+	s.Stop()
 	for range 3 {
 		mustFail(t, b, "carol", "carol-pw", false, "connect")
 	}
-	s.start()
+	s.Start()
 	mustLogin(t, b, "carol", "carol-pw", "carol", "carol@mppd.test")
 
 	// Restart again between two logins: the pooled connections are dead
 	// when the next login takes them, and that must not show.
-	s.stop()
-	s.start()
+	s.Stop()
+	s.Start()
 	mustLogin(t, b, "carol", "carol-pw", "carol", "carol@mppd.test")
 	mustFail(t, b, "carol", "wrong", true, "bad-password")
 }
@@ -288,11 +297,11 @@ func TestIntegrationServerRestart(t *testing.T) {
 // 200 logins from 20 goroutines open at most pool_size connections per
 // pool, counted by slapd's ACCEPT lines.
 func TestIntegrationPoolReuse(t *testing.T) {
-	s := startSlapd(t)
+	s := ldaptest.Start(t)
 	cfg := searchConfig(t, s)
 	cfg.PoolSize = 4
 	b := newBackend(t, cfg)
-	before := s.accepts()
+	before := s.Accepts()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
@@ -318,7 +327,7 @@ func TestIntegrationPoolReuse(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	time.Sleep(100 * time.Millisecond)
-	conns := s.accepts() - before
+	conns := s.Accepts() - before
 	sd, bd, reused := b.PoolStats()
 	t.Logf("200 logins in %v: slapd accepted %d connections; dialled search=%d bind=%d; %d checkouts reused", elapsed, conns, sd, bd, reused)
 	if conns > 2*cfg.PoolSize || conns == 0 {

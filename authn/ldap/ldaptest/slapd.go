@@ -1,6 +1,9 @@
-//go:build integration
-
-package ldap
+// Package ldaptest runs a private OpenLDAP server for tests: the
+// integration tests of package ldap and the end-to-end tests of the daemon
+// both use it. It needs slapd and slapadd (Debian package slapd, installed
+// by test/setup.d/30-slapd.sh); when they are missing, Start stops the test
+// through testenv.Missing (a failure under CI, a skip elsewhere).
+package ldaptest
 
 import (
 	"bufio"
@@ -10,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	_ "embed"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -30,28 +34,31 @@ import (
 	"mppd/internal/testenv"
 )
 
-// The test directory: see testdata/directory.ldif.
+// The test directory, directory.ldif plus the group Start adds.
 const (
-	baseDN     = "dc=mppd,dc=test"
-	rootDN     = "cn=admin,dc=mppd,dc=test"
-	rootPW     = "admin-secret"
-	serviceDN  = "cn=mppd,ou=services,dc=mppd,dc=test"
-	servicePW  = "service-secret"
-	postersDN  = "cn=posters,ou=groups,dc=mppd,dc=test"
-	peopleBase = "ou=people,dc=mppd,dc=test"
+	BaseDN    = "dc=mppd,dc=test"
+	RootDN    = "cn=admin,dc=mppd,dc=test"
+	RootPW    = "admin-secret"
+	ServiceDN = "cn=mppd,ou=services,dc=mppd,dc=test"
+	ServicePW = "service-secret"
+	PostersDN = "cn=posters,ou=groups,dc=mppd,dc=test" // members: alice
+	GroupsDN  = "ou=groups,dc=mppd,dc=test"
 )
 
-// slapd is a private OpenLDAP server for one test: its own slapd.conf,
+//go:embed directory.ldif
+var directoryLDIF []byte
+
+// Server is a private OpenLDAP server for one test: its own slapd.conf,
 // database, TLS certificates (from a CA made for the test) and loopback
-// ports, its "stats" log captured for the assertions, killed in Cleanup.
-type slapd struct {
+// ports, its "stats" log captured for assertions, stopped in Cleanup.
+type Server struct {
 	t        testing.TB
 	bin      string
 	dir      string
 	conf     string
-	ldapURI  string // ldap:// (StartTLS offered)
-	ldapsURI string
-	caFile   string
+	URI      string // ldap:// on 127.0.0.1 (StartTLS offered)
+	LDAPSURI string // ldaps:// on 127.0.0.1
+	CAFile   string // PEM of the CA that signed the server certificate
 
 	mu   sync.Mutex
 	log  bytes.Buffer
@@ -66,22 +73,29 @@ func findSbin(t testing.TB, name string) string {
 	return testenv.NeedCommand(t, "/usr/sbin/"+name)
 }
 
-func startSlapd(t testing.TB) *slapd {
+// Start starts a server loaded with directory.ldif and the group
+// cn=posters, and stops it when the test ends. The server certificate is
+// valid for 127.0.0.1, localhost and ldap.mppd.test.
+func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := findSbin(t, "slapd")
 	slapadd := findSbin(t, "slapadd")
 	dir := t.TempDir()
-	s := &slapd{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "slapd.conf")}
+	s := &Server{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "slapd.conf")}
 
-	s.caFile = filepath.Join(dir, "ca.pem")
+	s.CAFile = filepath.Join(dir, "ca.pem")
 	writeTestPKI(t, dir)
+	ldif := filepath.Join(dir, "directory.ldif")
+	if err := os.WriteFile(ldif, directoryLDIF, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ldapPort, ldapsPort := freePort(t), freePort(t)
-	s.ldapURI = fmt.Sprintf("ldap://127.0.0.1:%d", ldapPort)
-	s.ldapsURI = fmt.Sprintf("ldaps://127.0.0.1:%d", ldapsPort)
+	ldapPort, ldapsPort := FreePort(t), FreePort(t)
+	s.URI = fmt.Sprintf("ldap://127.0.0.1:%d", ldapPort)
+	s.LDAPSURI = fmt.Sprintf("ldaps://127.0.0.1:%d", ldapsPort)
 
 	conf := strings.ReplaceAll(`# private slapd for mppd's authn/ldap tests
 include /etc/ldap/schema/core.schema
@@ -113,32 +127,33 @@ access to *
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(slapadd, "-f", s.conf, "-l", "testdata/directory.ldif").CombinedOutput()
+	out, err := exec.Command(slapadd, "-f", s.conf, "-l", ldif).CombinedOutput()
 	if err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
-	s.start()
-	t.Cleanup(s.stop)
+	s.Start()
+	t.Cleanup(s.Stop)
 
 	// The group goes in over LDAP so that the memberof overlay gives
 	// alice her memberOf value.
 	c := s.adminConn()
 	defer c.Close()
-	add := goldap.NewAddRequest(postersDN, nil)
+	add := goldap.NewAddRequest(PostersDN, nil)
 	add.Attribute("objectClass", []string{"groupOfNames"})
 	add.Attribute("cn", []string{"posters"})
 	add.Attribute("member", []string{"uid=alice,ou=people,dc=mppd,dc=test"})
 	if err := c.Add(add); err != nil {
-		t.Fatalf("adding %s: %v", postersDN, err)
+		t.Fatalf("adding %s: %v", PostersDN, err)
 	}
 	return s
 }
 
-// start runs slapd in the foreground (-d) so its stats log comes on stderr.
-func (s *slapd) start() {
+// Start (re)starts the server on the same ports and data, after Stop. slapd
+// runs in the foreground (-d) so that its stats log comes on stderr.
+func (s *Server) Start() {
 	t := s.t
 	t.Helper()
-	cmd := exec.Command(s.bin, "-f", s.conf, "-h", s.ldapURI+"/ "+s.ldapsURI+"/", "-d", "stats")
+	cmd := exec.Command(s.bin, "-f", s.conf, "-h", s.URI+"/ "+s.LDAPSURI+"/", "-d", "stats")
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -158,7 +173,7 @@ func (s *slapd) start() {
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
 
-	addr := strings.TrimPrefix(s.ldapURI, "ldap://")
+	addr := strings.TrimPrefix(s.URI, "ldap://")
 	for i := 0; i < 200; i++ {
 		select {
 		case <-done:
@@ -174,9 +189,9 @@ func (s *slapd) start() {
 	t.Fatalf("slapd does not listen on %s after 5 s:\n%s", addr, s.Log())
 }
 
-// stop terminates slapd and waits for it (slapd shuts down cleanly on
+// Stop terminates slapd and waits for it (slapd shuts down cleanly on
 // SIGTERM, closing every client connection).
-func (s *slapd) stop() {
+func (s *Server) Stop() {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
 	s.cmd = nil
@@ -194,7 +209,7 @@ func (s *slapd) stop() {
 }
 
 // Log returns slapd's log so far.
-func (s *slapd) Log() string {
+func (s *Server) Log() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.log.String()
@@ -205,11 +220,11 @@ var (
 	bindRE   = regexp.MustCompile(`conn=\d+ op=\d+ BIND dn="([^"]*)" method=`) // one line per request
 )
 
-// accepts counts the connections slapd accepted so far.
-func (s *slapd) accepts() int { return len(acceptRE.FindAllString(s.Log(), -1)) }
+// Accepts counts the connections slapd accepted so far.
+func (s *Server) Accepts() int { return len(acceptRE.FindAllString(s.Log(), -1)) }
 
-// binds counts the BIND requests slapd logged for dn (case-insensitive).
-func (s *slapd) binds(dn string) int {
+// Binds counts the BIND requests slapd logged for dn (case-insensitive).
+func (s *Server) Binds(dn string) int {
 	n := 0
 	for _, m := range bindRE.FindAllStringSubmatch(s.Log(), -1) {
 		if strings.EqualFold(m[1], dn) {
@@ -219,22 +234,23 @@ func (s *slapd) binds(dn string) int {
 	return n
 }
 
-// allBinds counts every BIND request logged.
-func (s *slapd) allBinds() int { return len(bindRE.FindAllString(s.Log(), -1)) }
+// AllBinds counts every BIND request logged.
+func (s *Server) AllBinds() int { return len(bindRE.FindAllString(s.Log(), -1)) }
 
-func (s *slapd) adminConn() *goldap.Conn {
+func (s *Server) adminConn() *goldap.Conn {
 	s.t.Helper()
-	c, err := goldap.DialURL(s.ldapURI)
+	c, err := goldap.DialURL(s.URI)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if err := c.Bind(rootDN, rootPW); err != nil {
+	if err := c.Bind(RootDN, RootPW); err != nil {
 		s.t.Fatal(err)
 	}
 	return c
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

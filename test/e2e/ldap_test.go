@@ -1,0 +1,120 @@
+//go:build integration
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mppd/authn/ldap/ldaptest"
+)
+
+// End-to-end through a real directory: a private slapd (package ldaptest,
+// test/setup.d/30-slapd.sh installs it), the daemon with [authn] backend =
+// "ldap" (search then bind as the service account, StartTLS with the test's
+// CA, membership of cn=posters required) and the maildir delivery.
+
+// ldapBackends is extraTOML for the LDAP backend against s and a maildir
+// under t.TempDir(); it returns the maildir root.
+func ldapBackends(t *testing.T, s *ldaptest.Server) (extraTOML, root string) {
+	t.Helper()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "ldap.secret")
+	if err := os.WriteFile(secret, []byte(ldaptest.ServicePW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root = filepath.Join(dir, "maildir")
+	return fmt.Sprintf(`
+[authn]
+backend = "ldap"
+
+[authn.ldap]
+uris = [%q]
+ca_file = %q
+search_base = %q
+search_filter = "(&(objectClass=inetOrgPerson)(uid={user}))"
+service_dn = %q
+service_password_file = %q
+group_filter = "(memberOf=%s)"
+address_attributes = ["mail", "mailLocalAddress"]
+
+[delivery]
+backend = "maildir"
+
+[delivery.maildir]
+root = %q
+`, s.URI, s.CAFile, ldaptest.BaseDN, ldaptest.ServiceDN, secret, ldaptest.PostersDN, root), root
+}
+
+// A directory user logs in over TCP and posts; the delivered message's
+// envelope sender (Return-Path) and the From: mppd adds are the entry's
+// mail attribute.
+func TestLDAPLoginAndPost(t *testing.T) {
+	s := ldaptest.Start(t)
+	extra, root := ldapBackends(t, s)
+	m := startMppd(t, extra)
+	if !strings.Contains(m.Log(), "mode=search-bind") {
+		t.Errorf("start-up log does not describe the LDAP backend:\n%s", m.Log())
+	}
+
+	c := m.dial(t)
+	c.cmd("USER alice", 250)
+	c.cmd("PASS alice-pw", 250)
+	c.data("To: bob@example.test\nSubject: posted through LDAP\n\nhello from the directory\n", 250)
+	c.cmd("QUIT", 221)
+
+	msgs := waitDelivered(t, root, "bob@example.test", 1)
+	header, body := headerBody(t, msgs[0])
+	if body != "hello from the directory\n" {
+		t.Errorf("body %q", body)
+	}
+	for _, want := range []string{"Return-Path: <alice@mppd.test>", "From: alice@mppd.test"} {
+		if !strings.Contains(header, want) {
+			t.Errorf("header lacks %q:\n%s", want, header)
+		}
+	}
+	if strings.Contains(m.Log(), "alice-pw") {
+		t.Errorf("the password appears in the log:\n%s", m.Log())
+	}
+}
+
+// Refusals are 530 on the wire whatever the reason, the log says which; a
+// stopped directory is 451, and the running daemon recovers when it is
+// back.
+func TestLDAPRefusedAndUnavailable(t *testing.T) {
+	s := ldaptest.Start(t)
+	extra, root := ldapBackends(t, s)
+	m := startMppd(t, extra)
+
+	for _, tc := range []struct{ user, password, reason string }{
+		{"alice", "wrong", "bad-password"},
+		{"mallory", "alice-pw", "unknown-user"},
+		{"carol", "carol-pw", "not-in-group"},
+	} {
+		c := m.dial(t)
+		c.cmd("USER "+tc.user, 250)
+		c.cmd("PASS "+tc.password, 530)
+		c.cmd("QUIT", 221)
+		m.waitLog("reason=" + tc.reason)
+	}
+
+	s.Stop()
+	c := m.dial(t)
+	c.cmd("USER alice", 250)
+	c.cmd("PASS alice-pw", 451)
+	c.cmd("QUIT", 221)
+	m.waitLog("reason=connect")
+
+	s.Start()
+	c = m.dial(t)
+	c.cmd("USER alice", 250)
+	c.cmd("PASS alice-pw", 250)
+	c.data("To: bob@example.test\nSubject: after the outage\n\nback\n", 250)
+	c.cmd("QUIT", 221)
+	if msgs := waitDelivered(t, root, "bob@example.test", 1); !strings.Contains(msgs[0], "Return-Path: <alice@mppd.test>") {
+		t.Errorf("delivered:\n%s", msgs[0])
+	}
+}
