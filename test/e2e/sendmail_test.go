@@ -1,0 +1,245 @@
+//go:build integration
+
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"mppd/internal/testenv"
+)
+
+// End-to-end through the real Postfix of test/setup.d/40-postfix.sh:
+// [delivery] backend = "sendmail" with the password-file authn. The
+// password file has no notion of local accounts (Identity.Account is
+// empty), so the daemon submits as fallback_account = "mppd-mta1", with the
+// authenticated address as the envelope sender; mppd itself runs as root
+// (the test does), which switch_user needs.
+
+const sendmailFix = "run `sudo bash test/setup.d/40-postfix.sh` (or `sudo test/setup.sh`)"
+
+func needPostfix(t *testing.T) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	testenv.NeedFile(t, "/usr/sbin/sendmail")
+	postfix := testenv.NeedCommand(t, "postfix")
+	if err := exec.Command(postfix, "status").Run(); err != nil {
+		testenv.Missing(t, "a running Postfix", sendmailFix)
+	}
+	for _, u := range []string{"mppd-mta1", "mppd-mta2"} {
+		if _, err := user.Lookup(u); err != nil {
+			testenv.Missing(t, "test user "+u, sendmailFix)
+		}
+	}
+}
+
+// sendmailBackends is extraTOML for the password file with users and the
+// sendmail backend running path as fallback account mppd-mta1.
+func sendmailBackends(t *testing.T, path string, users ...testUser) string {
+	return fmt.Sprintf(`
+[authn]
+backend = "passwdfile"
+
+[authn.passwdfile]
+path = %q
+mail_domain = %q
+
+[delivery]
+backend = "sendmail"
+
+[delivery.sendmail]
+path = %q
+fallback_account = "mppd-mta1"
+timeout = "20s"
+`, writePasswd(t, users...), testMailDomain, path)
+}
+
+// maildirWait waits (at most 30 s) for a message containing tok in the
+// local user's ~/Maildir/new and returns it.
+func maildirWait(t *testing.T, name, tok string) string {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(u.HomeDir, "Maildir", "new")
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err == nil && strings.Contains(string(b), tok) {
+				return string(b)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no message with %s in %s after 30 s (see /var/log/postfix-mppd.log)", tok, dir)
+	return ""
+}
+
+// maildirHas reports whether any message in name's Maildir holds tok.
+func maildirHas(t *testing.T, name, tok string) bool {
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"new", "cur"} {
+		dir := filepath.Join(u.HomeDir, "Maildir", sub)
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && strings.Contains(string(b), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func randomToken(t *testing.T) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "mppd-e2e-" + hex.EncodeToString(b[:])
+}
+
+var postfixUserid = regexp.MustCompile(`\(Postfix, from userid (\d+)\)`)
+
+// TestSendmailPostfix: a post through mppd lands in each recipient's
+// Maildir via Postfix, body intact, Bcc absent, submitted as the fallback
+// account's uid with the authenticated address as Return-Path.
+func TestSendmailPostfix(t *testing.T) {
+	needPostfix(t)
+	m := startMppd(t, sendmailBackends(t, "/usr/sbin/sendmail", alice))
+	if !strings.Contains(m.Log(), "sendmail /usr/sbin/sendmail") {
+		t.Errorf("start-up log does not describe the sendmail backend:\n%s", m.Log())
+	}
+	tok := randomToken(t)
+	body := "Hello,\n.\n..two dots\n.one dot\nQUIT\n\n-- \nalice " + tok + "\n"
+	msg := "From: alice@" + testMailDomain + "\n" +
+		"To: mppd-mta2@localhost\n" +
+		"Bcc: mppd-mta1@localhost\n" +
+		"Subject: " + tok + "\n" +
+		"\n" + body
+	c := login(t, m, alice)
+	start := time.Now()
+	c.data(msg, 250)
+	t.Logf("DATA to 250 through Postfix: %s", time.Since(start))
+	c.cmd("QUIT", 221)
+
+	mta1, err := user.Lookup("mppd-mta1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rcpt := range []string{"mppd-mta1", "mppd-mta2"} {
+		got := maildirWait(t, rcpt, tok)
+		header, gotBody := headerBody(t, got)
+		if gotBody != body {
+			t.Errorf("%s: body\n%q\nwant\n%q", rcpt, gotBody, body)
+		}
+		if hasHeader(header, "Bcc") {
+			t.Errorf("%s: delivered copy has a Bcc header:\n%s", rcpt, header)
+		}
+		if want := "Return-Path: <alice@" + testMailDomain + ">\n"; !strings.HasPrefix(got, want) {
+			t.Errorf("%s: Return-Path is not alice's address:\n%s", rcpt, header)
+		}
+		if sm := postfixUserid.FindStringSubmatch(header); sm == nil || sm[1] != mta1.Uid {
+			t.Errorf("%s: Postfix trace %v, want from userid %s:\n%s", rcpt, sm, mta1.Uid, header)
+		}
+	}
+	if strings.Contains(m.Log(), alice.password) {
+		t.Errorf("the password appears in the log")
+	}
+}
+
+// TestSendmailTempfail: a sendmail that exits 75 gives 451 with no copy
+// delivered, the session still answers (NOOP, QUIT; RFC 1204 §2.3: after a
+// failed message nothing else), and once the fault is gone the next session
+// delivers. A hostile recipient never reaches the program.
+func TestSendmailTempfail(t *testing.T) {
+	needPostfix(t)
+	// The stand-in runs as mppd-mta1: its directory must be open to it.
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flag := filepath.Join(dir, "tempfail")
+	runs := filepath.Join(dir, "runs")
+	script := filepath.Join(dir, "sendmail")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(`#!/bin/sh
+echo "$*" >>%s
+if [ -e %s ]; then
+	cat >/dev/null
+	echo "postdrop: warning: simulated queue trouble" >&2
+	exit 75
+fi
+exec /usr/sbin/sendmail "$@"
+`, runs, flag)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := startMppd(t, sendmailBackends(t, script, alice))
+
+	tok := randomToken(t)
+	msg := "To: mppd-mta2@localhost\nSubject: " + tok + "\n\nretry me\n"
+	c := login(t, m, alice)
+	c.data(msg, 451)
+	// The connection stays up; NOOP reports the local error (RFC 1204
+	// §2.3 lists 451 for NOOP), a second DATA is out of sequence.
+	c.cmd("NOOP", 451)
+	c.cmd("DATA", 503)
+	c.cmd("QUIT", 221)
+	m.waitLog("reason=\"exit 75 (EX_TEMPFAIL)\"")
+	if !strings.Contains(m.Log(), "simulated queue trouble") {
+		t.Errorf("sendmail's stderr is not in the log:\n%s", m.Log())
+	}
+
+	// A hostile recipient: refused, and the program does not run.
+	before, _ := os.ReadFile(runs)
+	c = login(t, m, alice)
+	c.data("To: -oQ/tmp/q@localhost, mppd-mta2@localhost\nSubject: x\n\nx\n", 550)
+	c.cmd("QUIT", 221)
+	if after, _ := os.ReadFile(runs); string(after) != string(before) {
+		t.Errorf("the program ran for a hostile recipient: %q", strings.TrimPrefix(string(after), string(before)))
+	}
+
+	os.Remove(flag)
+	c = login(t, m, alice)
+	c.data(msg, 250)
+	c.cmd("QUIT", 221)
+	got := maildirWait(t, "mppd-mta2", tok)
+	if n := strings.Count(got, tok); n != 1 {
+		t.Errorf("token appears %d times", n)
+	}
+	runLog, _ := os.ReadFile(runs)
+	if want := "-i -f alice@" + testMailDomain + " -- mppd-mta2@localhost\n"; !strings.HasSuffix(string(runLog), want) {
+		t.Errorf("argv log %q, want it to end with %q", runLog, want)
+	}
+}
+
+// TestSendmailMissing: no program at the path is 451 and an error log
+// line; the daemon keeps serving.
+func TestSendmailMissing(t *testing.T) {
+	needPostfix(t)
+	m := startMppd(t, sendmailBackends(t, "/nonexistent/sendmail", alice))
+	c := login(t, m, alice)
+	c.data("To: mppd-mta2@localhost\nSubject: nowhere\n\nx\n", 451)
+	c.cmd("QUIT", 221)
+	m.waitLog("reason=exec")
+	c = login(t, m, alice)
+	c.cmd("QUIT", 221)
+}
