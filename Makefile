@@ -24,7 +24,9 @@ MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+# safe.directory: under sudo, git refuses a repository owned by another
+# user ("dubious ownership") unless told this one is fine.
+VERSION ?= $(shell git -c safe.directory='$(CURDIR)' describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  = -X main.version=$(VERSION)
 
 # Build tags: PAM support (cgo) when the libpam headers are installed.
