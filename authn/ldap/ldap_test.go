@@ -159,6 +159,23 @@ func TestValidate(t *testing.T) {
 		{"account attr", func(c *Config) { c.AccountAttribute = "sAMAccountName" }, ""},
 		{"no account attr", func(c *Config) { c.AccountAttribute = "" }, ""},
 		{"bad domain", func(c *Config) { c.DefaultDomain = "@x" }, "default_domain: "},
+		// The worked examples of mppd.conf(5).
+		{"ad example", func(c *Config) {
+			c.SearchBase = "DC=corp,DC=example,DC=com"
+			c.SearchFilter = "(&(objectCategory=person)(objectClass=user)(sAMAccountName={user})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
+			c.ServiceDN, c.ServicePasswordFile = "CN=svc-mppd,OU=Service Accounts,DC=corp,DC=example,DC=com", "/etc/mppd/ldap.secret"
+			c.GroupFilter = "(memberOf:1.2.840.113556.1.4.1941:=CN=Mail Posters,OU=Groups,DC=corp,DC=example,DC=com)"
+			c.AddressAttributes, c.AccountAttribute = []string{"mail", "proxyAddresses"}, "sAMAccountName"
+		}, ""},
+		{"freeipa example", func(c *Config) {
+			c.SearchBase = "cn=users,cn=accounts,dc=example,dc=org"
+			c.SearchFilter = "(&(objectClass=posixAccount)(uid={user})(!(nsAccountLock=TRUE)))"
+			c.ServiceDN, c.ServicePasswordFile = "uid=mppd,cn=sysaccounts,cn=etc,dc=example,dc=org", "/etc/mppd/ldap.secret"
+			c.GroupFilter = "(memberOf=cn=mail-posters,cn=groups,cn=accounts,dc=example,dc=org)"
+		}, ""},
+		{"openldap group search example", func(c *Config) {
+			c.GroupSearchBase, c.GroupSearchFilter = "ou=groups,dc=example,dc=org", "(&(objectClass=groupOfNames)(cn=mail-users)(member={dn}))"
+		}, ""},
 	} {
 		c := valid()
 		tc.change(&c)
