@@ -201,15 +201,6 @@ func statusField(t *testing.T, name string) string {
 	return "?"
 }
 
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // 50 logins at once through pam_unix, more than the pool: all succeed, and
 // afterwards every transaction has ended and no thread, goroutine or file
 // descriptor is left behind.

@@ -595,3 +595,98 @@ func TestMapCodeIsTotal(t *testing.T) {
 		}
 	}
 }
+
+// rss returns the process's resident set size in kB.
+func rss(t *testing.T) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatal("no VmRSS: line")
+	return 0
+}
+
+// Many transactions that succeed, fail in pam_authenticate, or fail in
+// pam_start (case 58): every one is ended, and memory, descriptors and
+// threads stay flat. pam_mppdtest's live= counts proves pam_end ran for each
+// transaction a module saw. RSS is compared between two equal runs after a
+// warm-up (glibc arenas, thread stacks and the Go heap settle during the
+// first); a handle left open keeps about 4 kB, measured by skipping pam_end.
+func TestNoLeakOverManyTransactions(t *testing.T) {
+	const n = 1500
+	for _, tc := range []struct {
+		name, stack string
+		service     bool // write the service file (else pam_start fails)
+	}{
+		{"success", "auth required MOD live=LIVE\naccount required pam_permit.so\n", true},
+		{"missing module", "auth required MOD live=LIVE\nauth required /nonexistent/pam_nothere.so\naccount required pam_permit.so\n", true},
+		{"conversation refused", "auth required MOD live=LIVE prompts=2 expect=pw\naccount required pam_permit.so\n", true},
+		{"no service file", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b *Backend
+			live := filepath.Join(t.TempDir(), "live")
+			if tc.service {
+				b, _ = newUnit(t, strings.ReplaceAll(tc.stack, "LIVE", live), nil)
+			} else {
+				cfg := DefaultConfig()
+				cfg.Service = "mppd-unit"
+				cfg.MailDomain = "example.org"
+				var err error
+				if b, err = newBackend(cfg, nil, t.TempDir()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			run := func(k int) time.Duration {
+				start := time.Now()
+				for range k {
+					login(b, "alice", "pw", "192.0.2.7")
+				}
+				waitIdle(t, b, 5*time.Second)
+				runtime.GC()
+				return time.Since(start)
+			}
+			run(n) // warm-up
+			fds, thr := countFDs(t), threads(t)
+			m1 := rss(t)
+			took := run(n)
+			m2 := rss(t)
+			if got := countFDs(t); got > fds {
+				t.Errorf("file descriptors: %d before, %d after", fds, got)
+			}
+			if got := threads(t); got > thr+2 {
+				t.Errorf("threads: %d before, %d after", thr, got)
+			}
+			if m2 > m1+4096 {
+				t.Errorf("RSS grew from %d kB to %d kB over %d transactions", m1, m2, n)
+			}
+			if s := b.Stats(); s.Started != s.Ended || s.Started != 2*n {
+				t.Errorf("stats %+v, want %d started and ended", s, 2*n)
+			}
+			if tc.service {
+				data, _ := os.ReadFile(live)
+				opened, ended := strings.Count(string(data), "+"), strings.Count(string(data), "-")
+				if opened != 2*n || ended != opened {
+					t.Errorf("module saw %d transactions, %d ended by pam_end; want %d each", opened, ended, 2*n)
+				}
+			}
+			t.Logf("%d transactions in %s (%s each); RSS %d -> %d kB", n, took, took/n, m1, m2)
+		})
+	}
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}

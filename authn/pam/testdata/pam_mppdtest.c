@@ -5,6 +5,9 @@
  * conversation without root and without touching /etc/pam.d.
  *
  * Arguments, acted on in this order, by both the auth and account hooks:
+ *   live=FILE     append "+" to FILE, and "-" when libpam frees the
+ *                 module's data, which it does in pam_end: equal counts
+ *                 mean every transaction was ended
  *   tid=FILE      append "<user> <hook> <thread id>" to FILE
  *   rhost=FILE    append PAM_RHOST (or "(null)") and a newline to FILE
  *   info=TEXT     send TEXT as PAM_TEXT_INFO
@@ -60,6 +63,13 @@ static void append(const char *file, const char *line)
 	fclose(f);
 }
 
+static void live_cleanup(pam_handle_t *pamh, void *data, int error_status)
+{
+	(void)pamh; (void)error_status;
+	append((const char *)data, "-");
+	free(data);
+}
+
 static int run(pam_handle_t *pamh, const char *hook, int argc, const char **argv)
 {
 	const char *user = NULL;
@@ -80,7 +90,16 @@ static int run(pam_handle_t *pamh, const char *hook, int argc, const char **argv
 	for (i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		char line[512];
-		if (strncmp(a, "tid=", 4) == 0) {
+		const void *data = NULL;
+		if (strncmp(a, "live=", 5) == 0) {
+			if (pam_get_data(pamh, "mppdtest-live", &data) != PAM_SUCCESS) {
+				char *file = strdup(a + 5);
+				if (file != NULL && pam_set_data(pamh, "mppdtest-live", file, live_cleanup) == PAM_SUCCESS)
+					append(file, "+");
+				else
+					free(file);
+			}
+		} else if (strncmp(a, "tid=", 4) == 0) {
 			snprintf(line, sizeof line, "%s %s %ld", user ? user : "(null)", hook, (long)syscall(SYS_gettid));
 			append(a + 4, line);
 		} else if (strncmp(a, "rhost=", 6) == 0) {
