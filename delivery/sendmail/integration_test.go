@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -363,4 +364,26 @@ func TestIntegrationSubmissionTime(t *testing.T) {
 	per := time.Since(start) / n
 	waitMaildir(t, "mppd-mta2", fmt.Sprintf("%s-%d", tok, n-1))
 	t.Logf("%d sequential submissions: %s each (sendmail -i as mppd-mta1 until exit 0)", n, per)
+}
+
+// TestIntegrationStartRefusedWithoutPrivilege: mppd running as an ordinary
+// user (no CAP_SETUID/CAP_SETGID) with switch_user on refuses to start and
+// says why. The test binary plays mppd, run as mppd-mta1.
+func TestIntegrationStartRefusedWithoutPrivilege(t *testing.T) {
+	needPostfix(t)
+	dir := openTempDir(t)
+	bin := installSelf(t, dir, privcheckName)
+	acct := mustAccount(t, "mppd-mta1")
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + childPath}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: acct.UID, Gid: acct.GID, Groups: acct.Groups}}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("New succeeded as uid %d without privileges: %s", acct.UID, out)
+	}
+	for _, want := range []string{"switch_user", "CAP_SETUID", "CAP_SETGID"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("refusal %q does not mention %s", out, want)
+		}
+	}
 }

@@ -28,9 +28,21 @@ import (
 // to a test's files, plays a sendmail that records how it was started.
 const recorderName = "sendmail-recorder"
 
+// privcheckName is the file name under which the test binary only calls
+// New with the default config and prints its error: an integration test
+// runs it as an unprivileged user to see the start-up refusal.
+const privcheckName = "sendmail-privcheck"
+
 func TestMain(m *testing.M) {
-	if filepath.Base(os.Args[0]) == recorderName {
+	switch filepath.Base(os.Args[0]) {
+	case recorderName:
 		os.Exit(recorderMain())
+	case privcheckName:
+		if _, err := New(DefaultConfig(), nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -92,6 +104,12 @@ func recorderMain() int {
 // stand-in and returns its path.
 func installRecorder(t *testing.T, dir string) string {
 	t.Helper()
+	return installSelf(t, dir, recorderName)
+}
+
+// installSelf copies the test binary into dir as name.
+func installSelf(t *testing.T, dir, name string) string {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +118,7 @@ func installRecorder(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, recorderName)
+	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
