@@ -40,7 +40,7 @@ FUZZTIME ?= 30s
 # PAM, and setup installs its headers.
 INTEGRATION_TAGS = pam integration
 
-.PHONY: all build run check unit setup integration test fuzz bench cover install clean
+.PHONY: all build run check lint-man unit setup integration test fuzz bench cover install clean
 
 all: build
 
@@ -59,6 +59,11 @@ check:
 		echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags '$(strip $(TAGS) integration)' ./...
+
+# The man pages, checked by mandoc (installed by setup). Style remarks
+# such as "referenced manual not found" are not failures.
+lint-man:
+	mandoc -Tlint -W warning man/*.[1-8]
 
 unit:
 	$(GO) test ./...
@@ -87,6 +92,7 @@ test:
 	$(require_root)
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory setup
+	$(MAKE) --no-print-directory lint-man
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
 	@echo "== make test: all passed"

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Tools every part of the suite uses: the C toolchain for cgo, and mandoc to
+# check the man pages.
+set -euo pipefail
+apt_install gcc libc6-dev mandoc
