@@ -348,3 +348,41 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// A directory that demands a client certificate gets the configured one;
+// without it the login is unavailable, never a wrong password.
+func TestIntegrationClientCert(t *testing.T) {
+	s := ldaptest.StartWith(t, ldaptest.Options{RequireClientCert: true})
+	for _, uri := range []string{s.URI, s.LDAPSURI} {
+		cfg := searchConfig(t, s)
+		cfg.URIs = []string{uri}
+		cfg.ClientCert, cfg.ClientKey = s.ClientCert, s.ClientKey
+		mustLogin(t, newBackend(t, cfg), "carol", "carol-pw", "carol", "carol@mppd.test")
+
+		cfg.ClientCert, cfg.ClientKey = "", ""
+		_, err := login(newBackend(t, cfg), "carol", "carol-pw")
+		if err == nil || authn.IsBadCredentials(err) {
+			t.Fatalf("%s without a client certificate: %v, want unavailable", uri, err)
+		}
+		t.Logf("%s without a client certificate: reason %s: %v", uri, authn.Reason(err), err)
+	}
+}
+
+// slapd closes connections idle for a second; pooled connections it closed
+// are dialled again, and neither the right password nor a wrong one is
+// misreported.
+func TestIntegrationIdleClosedByServer(t *testing.T) {
+	s := ldaptest.StartWith(t, ldaptest.Options{IdleTimeout: 1})
+	cfg := searchConfig(t, s)
+	cfg.PoolIdleTimeout = 0 // keep them: the server is the one closing
+	b := newBackend(t, cfg)
+	mustLogin(t, b, "carol", "carol-pw", "carol", "carol@mppd.test")
+	search1, bind1, _ := b.PoolStats()
+	waitFor(t, func() bool { return strings.Count(s.Log(), "closed (idletimeout)") >= 2 }, "slapd to close the idle connections")
+	mustLogin(t, b, "carol", "carol-pw", "carol", "carol@mppd.test")
+	mustFail(t, b, "carol", "wrong", true, "bad-password")
+	search2, bind2, _ := b.PoolStats()
+	if search2 <= search1 || bind2 <= bind1 {
+		t.Errorf("connections were not dialled again: search %d→%d, bind %d→%d", search1, search2, bind1, bind2)
+	}
+}

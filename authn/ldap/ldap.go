@@ -177,7 +177,7 @@ func (b *Backend) directBind(ctx context.Context, req authn.Request) (*entry, er
 			return nil
 		}
 		var err error
-		if e, err = b.readEntry(c, name, req.User); err != nil {
+		if e, err = b.readEntry(c, name); err != nil {
 			return err
 		}
 		return b.checkGroups(c, e, req.User)
@@ -187,7 +187,7 @@ func (b *Backend) directBind(ctx context.Context, req authn.Request) (*entry, er
 	}
 	err = b.search.with(ctx, func(c *conn) error {
 		var err error
-		if e, err = b.readEntry(c, name, req.User); err != nil {
+		if e, err = b.readEntry(c, name); err != nil {
 			return err
 		}
 		return b.checkGroups(c, e, req.User)
@@ -260,18 +260,24 @@ func (b *Backend) findOne(c *conn, base string, scope int, filter string) (*entr
 
 // readEntry reads the attributes of the entry just bound as. name is a DN,
 // or for a UPN template the UPN, looked up under search_base.
-func (b *Backend) readEntry(c *conn, name, user string) (*entry, error) {
+func (b *Backend) readEntry(c *conn, name string) (*entry, error) {
+	var (
+		e   *entry
+		err error
+	)
 	if dnStyle(b.cfg.UserDN) {
-		e, err := b.findOne(c, name, goldap.ScopeBaseObject, "(objectClass=*)")
-		if err != nil && authn.Reason(err) == "unknown-user" {
-			// Bound, but cannot read its own entry: an access-control
-			// problem in the directory, not the user's fault.
-			return nil, authn.Unavailable("unreadable-entry", fmt.Errorf("ldap: cannot read %q after binding", name))
-		}
-		return e, err
+		e, err = b.findOne(c, name, goldap.ScopeBaseObject, "(objectClass=*)")
+	} else {
+		filter := "(userPrincipalName=" + goldap.EscapeFilter(name) + ")"
+		e, err = b.findOne(c, b.cfg.SearchBase, b.scope, filter)
 	}
-	filter := "(userPrincipalName=" + goldap.EscapeFilter(name) + ")"
-	return b.findOne(c, b.cfg.SearchBase, b.scope, filter)
+	if err != nil && authn.Reason(err) == "unknown-user" {
+		// The bind succeeded, so the account exists; not finding its
+		// entry is an access-control or configuration problem in the
+		// directory, not the user's fault.
+		return nil, authn.Unavailable("unreadable-entry", fmt.Errorf("ldap: cannot read the entry of %q after binding", name))
+	}
+	return e, err
 }
 
 func toEntry(le *goldap.Entry) *entry {
@@ -410,7 +416,7 @@ func mailAddress(v string) (string, bool) {
 func bindError(err error, reason string) error {
 	var le *goldap.Error
 	if !errors.As(err, &le) {
-		return authn.Unavailable("error", err)
+		return authn.Unavailable(unavailableReason(err, "bind"), err)
 	}
 	switch le.ResultCode {
 	case goldap.LDAPResultInvalidCredentials:
@@ -472,17 +478,20 @@ func unavailableReason(err error, fallback string) string {
 		return "timeout"
 	}
 	var le *goldap.Error
-	if errors.As(err, &le) {
-		switch le.ResultCode {
-		case goldap.LDAPResultBusy, goldap.LDAPResultAdminLimitExceeded:
-			return "busy"
-		case goldap.LDAPResultUnavailable:
-			return "unavailable"
-		case goldap.LDAPResultTimeLimitExceeded:
-			return "timeout"
-		case goldap.ErrorNetwork:
-			return "connect"
-		}
+	if !errors.As(err, &le) {
+		// go-ldap reports a connection the server closed ("unable to
+		// read LDAP response packet: EOF") as a plain error.
+		return "connect"
+	}
+	switch le.ResultCode {
+	case goldap.LDAPResultBusy, goldap.LDAPResultAdminLimitExceeded:
+		return "busy"
+	case goldap.LDAPResultUnavailable:
+		return "unavailable"
+	case goldap.LDAPResultTimeLimitExceeded:
+		return "timeout"
+	case goldap.ErrorNetwork:
+		return "connect"
 	}
 	return fallback
 }

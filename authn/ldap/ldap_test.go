@@ -249,8 +249,8 @@ func TestBindErrorMapping(t *testing.T) {
 		{ldapErr(goldap.ErrorNetwork, "ldap: connection timed out"), false, "timeout"},
 		{ldapErr(goldap.LDAPResultOperationsError, ""), false, "bind"},
 		{ldapErr(goldap.LDAPResultOther, ""), false, "bind"},
-		{errors.New("something else"), false, "error"},
-		{fmt.Errorf("read: %w", os.ErrDeadlineExceeded), false, "error"},
+		{errors.New("unable to read LDAP response packet: EOF"), false, "connect"},
+		{fmt.Errorf("read: %w", os.ErrDeadlineExceeded), false, "timeout"},
 	} {
 		err := bindError(tc.err, "bad-password")
 		if authn.IsBadCredentials(err) != tc.bad || authn.Reason(err) != tc.reason {

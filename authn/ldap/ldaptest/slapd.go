@@ -59,6 +59,9 @@ type Server struct {
 	URI      string // ldap:// on 127.0.0.1 (StartTLS offered)
 	LDAPSURI string // ldaps:// on 127.0.0.1
 	CAFile   string // PEM of the CA that signed the server certificate
+	// ClientCert and ClientKey are a client certificate and key (PEM)
+	// signed by the same CA, for Options.RequireClientCert.
+	ClientCert, ClientKey string
 
 	mu   sync.Mutex
 	log  bytes.Buffer
@@ -73,10 +76,26 @@ func findSbin(t testing.TB, name string) string {
 	return testenv.NeedCommand(t, "/usr/sbin/"+name)
 }
 
+// Options change the server StartWith makes.
+type Options struct {
+	// RequireClientCert makes slapd demand a client certificate signed
+	// by the test CA (TLSVerifyClient demand).
+	RequireClientCert bool
+	// IdleTimeout, when positive, makes slapd close connections idle for
+	// that many seconds (idletimeout).
+	IdleTimeout int
+}
+
 // Start starts a server loaded with directory.ldif and the group
 // cn=posters, and stops it when the test ends. The server certificate is
 // valid for 127.0.0.1, localhost and ldap.mppd.test.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin := findSbin(t, "slapd")
 	slapadd := findSbin(t, "slapadd")
@@ -84,6 +103,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "slapd.conf")}
 
 	s.CAFile = filepath.Join(dir, "ca.pem")
+	s.ClientCert, s.ClientKey = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
 	writeTestPKI(t, dir)
 	ldif := filepath.Join(dir, "directory.ldif")
 	if err := os.WriteFile(ldif, directoryLDIF, 0o600); err != nil {
@@ -111,6 +131,7 @@ moduleload memberof
 TLSCACertificateFile DIR/ca.pem
 TLSCertificateFile DIR/server.pem
 TLSCertificateKeyFile DIR/server.key
+EXTRA
 database mdb
 maxsize 33554432
 suffix "dc=mppd,dc=test"
@@ -124,6 +145,14 @@ access to attrs=userPassword
 access to *
   by * read
 `, "DIR", dir)
+	var extra []string
+	if o.RequireClientCert {
+		extra = append(extra, "TLSVerifyClient demand")
+	}
+	if o.IdleTimeout > 0 {
+		extra = append(extra, fmt.Sprintf("idletimeout %d", o.IdleTimeout))
+	}
+	conf = strings.Replace(conf, "EXTRA\n", strings.Join(append(extra, ""), "\n"), 1)
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -260,8 +289,9 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// writeTestPKI makes a CA and a server certificate for 127.0.0.1 and
-// ldap.mppd.test in dir: ca.pem, server.pem, server.key (PKCS #8).
+// writeTestPKI makes a CA, a server certificate for 127.0.0.1 and
+// ldap.mppd.test and a client certificate in dir: ca.pem, server.pem,
+// server.key, client.pem, client.key (keys in PKCS #8).
 // Nothing is committed; every run has fresh keys.
 func writeTestPKI(t testing.TB, dir string) {
 	t.Helper()
@@ -311,6 +341,28 @@ func writeTestPKI(t testing.TB, dir string) {
 			t.Fatal(err)
 		}
 	}
+	ckey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "mppd test client"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cder, err := x509.CreateCertificate(rand.Reader, ctmpl, ca, &ckey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckeyDER, err := x509.MarshalPKCS8PrivateKey(ckey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("client.pem", "CERTIFICATE", cder)
+	write("client.key", "PRIVATE KEY", ckeyDER)
 	write("ca.pem", "CERTIFICATE", caDER)
 	write("server.pem", "CERTIFICATE", der)
 	write("server.key", "PRIVATE KEY", keyDER)
