@@ -1,0 +1,5 @@
+//go:build !race
+
+package pam
+
+const raceEnabled = false

@@ -1,0 +1,7 @@
+//go:build race
+
+package pam
+
+// raceEnabled: the race detector keeps shadow memory and per-goroutine
+// history, so RSS is no measure of leaks under it.
+const raceEnabled = true
