@@ -9,6 +9,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"mppd/internal/address"
+	"mppd/internal/tomltype"
 )
 
 // Config is the [authn.ldap] table of mppd.conf(5).
@@ -90,24 +91,8 @@ type Config struct {
 	AccountAttribute string `toml:"account_attribute"`
 }
 
-// Duration is a time.Duration written in the configuration as a string
-// such as "5s" (TOML has no duration type).
-type Duration time.Duration
-
-// UnmarshalText parses "5s", "250ms", "1m".
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes the duration back in the same form.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-func (d Duration) String() string { return time.Duration(d).String() }
+// Duration is the configuration file's duration type.
+type Duration = tomltype.Duration
 
 // DefaultConfig returns the defaults documented in mppd.conf(5). It has no
 // URI and no way to find users, so it does not validate on its own.

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"mppd/internal/address"
+	"mppd/internal/tomltype"
 )
 
 // Config is the [authn.pam] table of mppd.toml.
@@ -131,27 +132,5 @@ func (c Config) Validate() error {
 	return errors.New(strings.Join(errs, "; "))
 }
 
-// Duration is a time.Duration written in the file as a Go duration string
-// ("10s", "500ms").
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalText writes d as a duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText parses a duration string and refuses negative values.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("bad duration %q (write it like \"10s\" or \"500ms\")", b)
-	}
-	if v < 0 {
-		return fmt.Errorf("duration %q is negative", b)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is the configuration file's duration type.
+type Duration = tomltype.Duration

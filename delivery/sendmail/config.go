@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"mppd/internal/tomltype"
 )
 
 // Config is the [delivery.sendmail] table of mppd.conf(5).
@@ -92,21 +94,5 @@ func validAccountName(s string) bool {
 	return !digits
 }
 
-// Duration is a time.Duration written in the configuration as a string such
-// as "60s" (TOML has no duration type).
-type Duration time.Duration
-
-// UnmarshalText parses "60s", "1m30s" and the like.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("bad duration %q (write it like \"60s\" or \"2m\")", b)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes the duration back in the same form.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-func (d Duration) String() string { return time.Duration(d).String() }
+// Duration is the configuration file's duration type.
+type Duration = tomltype.Duration

@@ -32,6 +32,7 @@ import (
 	"mppd/authn/passwdfile"
 	"mppd/delivery/maildir"
 	"mppd/delivery/sendmail"
+	"mppd/internal/tomltype"
 	"mppd/protocol"
 )
 
@@ -221,29 +222,5 @@ func decodeError(path string, err error) error {
 	return fmt.Errorf("%s: %w", path, err)
 }
 
-// Duration is a time.Duration written in the file as a Go duration string
-// ("30s", "5m", "1h30m").
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalText writes d as a duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText parses a duration string and refuses negative values.
-// (A number without quotes never gets here: keyLines refuses it first with
-// its line, since "30" could mean seconds or minutes.)
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("bad duration %q (write it like \"30s\", \"5m\" or \"1h\")", b)
-	}
-	if v < 0 {
-		return fmt.Errorf("duration %q is negative", b)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is the configuration file's duration type.
+type Duration = tomltype.Duration

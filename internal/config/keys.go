@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"mppd/internal/tomltype"
 )
 
 // keyLines maps every key and table header in a TOML document ("listen",
@@ -60,10 +63,10 @@ func line(p *unstable.Parser, e *unstable.Node) int {
 }
 
 // durationKeys are the dotted keys of every duration field in Config,
-// found by reflection so that a new one needs no list: this package's
-// Duration, a backend's own type named Duration, and time.Duration (which
-// go-toml would otherwise fill from a bare integer as nanoseconds; a
-// backend should use a type with UnmarshalText instead, like Duration).
+// found by reflection so that a new one needs no list: tomltype.Duration,
+// which every backend's Config uses too, and time.Duration (which go-toml
+// would otherwise fill from a bare integer as nanoseconds; a backend
+// should use tomltype.Duration instead).
 var durationKeys = func() map[string]bool {
 	keys := map[string]bool{}
 	var walk func(t reflect.Type, prefix string)
@@ -75,10 +78,7 @@ var durationKeys = func() map[string]bool {
 				continue
 			}
 			switch {
-			case f.Type == reflect.TypeFor[Duration]() ||
-				// A backend's own Duration type (it cannot import this
-				// package): same name, same representation.
-				f.Type.Name() == "Duration" && f.Type.Kind() == reflect.Int64:
+			case f.Type == reflect.TypeFor[tomltype.Duration]() || f.Type == reflect.TypeFor[time.Duration]():
 				keys[prefix+tag] = true
 			case f.Type.Kind() == reflect.Struct:
 				walk(f.Type, prefix+tag+".")
