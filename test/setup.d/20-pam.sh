@@ -21,25 +21,9 @@
 # The passwords are test fixtures, known to the tests; the accounts have no
 # login shell.
 set -euo pipefail
+. "$(dirname "$0")/../setup-lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "$0 must run as root" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
 
-# apt_install comes from test/setup.sh; define it when run alone.
-if ! declare -F apt_install >/dev/null; then
-  apt_install() {
-    local missing=() p
-    for p in "$@"; do
-      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-  }
-fi
 
 # libpam0g-dev: headers for the cgo build (-tags pam). gcc: cgo, and the
 # unit tests build a small test module. libpam-modules(-bin): pam_unix,

@@ -8,20 +8,8 @@
 # The tests never use it; it is stopped and disabled so that it holds no port
 # and no memory. Every step checks first, so running this again does nothing.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
+. "$(dirname "$0")/../setup-lib.sh"
 
-# test/setup.sh exports apt_install; this part may also be run on its own.
-if ! declare -F apt_install >/dev/null; then
-  apt_install() {
-    local missing=() p
-    for p in "$@"; do
-      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-  }
-fi
 
 if ! dpkg-query -W -f='${Status}' slapd 2>/dev/null | grep -q 'install ok installed'; then
   # Preseed debconf so the install asks nothing. The system instance gets a

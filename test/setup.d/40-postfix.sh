@@ -12,26 +12,9 @@
 # idempotent, so running it again changes nothing and ends with the same
 # delivery check.
 set -euo pipefail
+. "$(dirname "$0")/../setup-lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "40-postfix.sh must run as root" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
 
-# apt_install comes from test/setup.sh; define the same thing when this part
-# runs on its own.
-if ! declare -F apt_install >/dev/null; then
-  apt_install() {
-    local missing=()
-    for p in "$@"; do
-      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-  }
-fi
 
 test_domain=mppd.test
 
