@@ -84,14 +84,15 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *spool
 	err = s.srv.Delivery.Deliver(context.WithoutCancel(ctx), env, msg)
 	took := time.Since(start).Round(time.Millisecond)
 	if err != nil {
-		if delivery.IsPermanent(err) {
+		r := deliveryReply(err)
+		if r.code == 550 {
 			log.Warn("delivery refused", "event", "delivery-failed", "permanent", true,
 				"reason", delivery.Reason(err), "err", err, "duration", took)
-			return replyError.with("Message refused by the mail system.")
+		} else {
+			log.Error("delivery failed", "event", "delivery-failed", "permanent", false,
+				"reason", delivery.Reason(err), "err", err, "duration", took)
 		}
-		log.Error("delivery failed", "event", "delivery-failed", "permanent", false,
-			"reason", delivery.Reason(err), "err", err, "duration", took)
-		return s.localError("Message not queued, try again later.")
+		return r
 	}
 	log.Info("message queued", "event", "delivered", "from", env.Sender,
 		"recipients", len(env.Recipients), "added", prep.Added, "removed", prep.Removed, "duration", took)

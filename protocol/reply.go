@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"mppd/authn"
+	"mppd/delivery"
 )
 
 // reply is one response line. Handlers return replies; session.send is the
@@ -32,6 +35,25 @@ var (
 	replyAuthFail = reply{code: 530, text: "Authentication Failure."}
 	replyError    = reply{code: 550, text: "Error."}
 )
+
+// authnReply and deliveryReply are where a backend's error becomes a
+// reply, and the only place. The error's type decides (package authn and
+// package delivery define them): refused for good (530, 550) or failed for
+// now (451). An error a backend did not classify is the "for now" kind, so
+// that a fault never looks like a wrong password or a refused message.
+func authnReply(err error) reply {
+	if authn.IsBadCredentials(err) {
+		return replyAuthFail
+	}
+	return replyLocal.with("Authentication service unavailable, try again later.")
+}
+
+func deliveryReply(err error) reply {
+	if delivery.IsPermanent(err) {
+		return replyError.with("Message refused by the mail system.")
+	}
+	return replyLocal.with("Message not queued, try again later.")
+}
 
 // with returns r with its text replaced: the code is the RFC's, the text
 // says more precisely what happened.

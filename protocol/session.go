@@ -330,14 +330,15 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 	if err != nil {
 		s.padFailure(start)
 		s.state = stateDone
-		if authn.IsBadCredentials(err) {
+		r := authnReply(err)
+		if r.code == 530 {
 			s.log.Warn("authentication failed", "event", "auth-failed", "user", s.user,
 				"reason", authn.Reason(err), "err", err)
-			return replyAuthFail
+		} else {
+			s.log.Error("authentication backend unavailable", "event", "authn-unavailable", "user", s.user,
+				"reason", authn.Reason(err), "err", err)
 		}
-		s.log.Error("authentication backend unavailable", "event", "authn-unavailable", "user", s.user,
-			"reason", authn.Reason(err), "err", err)
-		return s.localError("Authentication service unavailable, try again later.")
+		return r
 	}
 	s.identity = id
 	s.state = stateAuthed
