@@ -1,0 +1,180 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mppd/authn"
+	"mppd/internal/tomltype"
+)
+
+// backend is a recording authenticator: alice's password is "right";
+// down makes it unavailable.
+type backend struct {
+	mu    sync.Mutex
+	calls int
+	down  bool
+}
+
+func (b *backend) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls++
+	switch {
+	case b.down:
+		return authn.Identity{}, authn.Unavailable("connect", nil)
+	case req.User == "alice" && req.Password == "right":
+		return authn.Identity{Login: "alice", Addresses: []string{"alice@example.test"}, Account: "alice"}, nil
+	}
+	return authn.Identity{}, authn.Rejected("bad-password", nil)
+}
+
+func (b *backend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls
+}
+
+type clock struct{ t time.Time }
+
+func newCache(t *testing.T, max int) (*Cache, *backend, *clock) {
+	t.Helper()
+	b := &backend{}
+	cfg := DefaultConfig()
+	cfg.Enabled = true
+	cfg.MaxEntries = max
+	c := New(b, cfg, nil)
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c.now = func() time.Time { return clk.t }
+	return c, b, clk
+}
+
+func login(c *Cache, user, pw string) (authn.Identity, error) {
+	return c.Authenticate(context.Background(), authn.Request{User: user, Password: pw, Client: "192.0.2.1"})
+}
+
+func TestSuccessCachedForTTL(t *testing.T) {
+	c, b, clk := newCache(t, 100)
+	for i := 0; i < 5; i++ {
+		id, err := login(c, "alice", "right")
+		if err != nil || id.Login != "alice" {
+			t.Fatalf("login %d: %v %v", i, id, err)
+		}
+	}
+	if b.count() != 1 {
+		t.Fatalf("backend asked %d times, want 1", b.count())
+	}
+	clk.t = clk.t.Add(time.Minute - time.Nanosecond)
+	login(c, "alice", "right")
+	if b.count() != 1 {
+		t.Fatal("asked again within the TTL")
+	}
+	// A cached success never outlives its TTL, even with the backend
+	// down: then the login fails.
+	clk.t = clk.t.Add(time.Nanosecond)
+	b.down = true
+	if _, err := login(c, "alice", "right"); err == nil || authn.IsBadCredentials(err) || authn.Reason(err) != "connect" {
+		t.Fatalf("expired success with the backend down: %v", err)
+	}
+}
+
+// A repeated wrong password is answered from the cache: the directory
+// sees it once (no lockout storm).
+func TestFailureCached(t *testing.T) {
+	c, b, _ := newCache(t, 100)
+	for i := 0; i < 20; i++ {
+		if _, err := login(c, "alice", "wrong"); !authn.IsBadCredentials(err) || authn.Reason(err) != "bad-password" {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if b.count() != 1 {
+		t.Fatalf("backend asked %d times for one wrong password", b.count())
+	}
+	// Another password, or another user, is a different question.
+	login(c, "alice", "wrong2")
+	login(c, "bob", "wrong")
+	if b.count() != 3 {
+		t.Fatalf("backend asked %d times, want 3", b.count())
+	}
+	// The right password is not hidden by the cached failures.
+	if _, err := login(c, "alice", "right"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An outage is never cached, and never turns a cached failure into a
+// success.
+func TestUnavailableNotCached(t *testing.T) {
+	c, b, clk := newCache(t, 100)
+	login(c, "alice", "wrong")
+	b.down = true
+	for i := 0; i < 3; i++ {
+		if _, err := login(c, "alice", "wrong"); !authn.IsBadCredentials(err) {
+			t.Fatalf("cached failure became %v during an outage", err)
+		}
+		if _, err := login(c, "alice", "right"); err == nil || authn.IsBadCredentials(err) {
+			t.Fatalf("login during an outage: %v", err)
+		}
+	}
+	if b.count() != 4 {
+		t.Fatalf("backend asked %d times, want 4 (1 + 3 uncached outages)", b.count())
+	}
+	b.down = false
+	clk.t = clk.t.Add(time.Second)
+	if _, err := login(c, "alice", "right"); err != nil {
+		t.Fatalf("after the outage: %v", err)
+	}
+}
+
+func TestBounded(t *testing.T) {
+	c, _, _ := newCache(t, 10)
+	for i := 0; i < 1000; i++ {
+		login(c, fmt.Sprint("user", i), "pw")
+	}
+	if c.Len() != 10 {
+		t.Fatalf("cache holds %d results, cap 10", c.Len())
+	}
+}
+
+// The cache holds neither a password nor anything the caller can change.
+func TestNoPasswordHeld(t *testing.T) {
+	c, _, _ := newCache(t, 10)
+	const marker = "Zq9-marker-password"
+	login(c, "alice", marker)
+	id, _ := login(c, "alice", "right")
+	id.Addresses[0] = "mallory@example.test"
+	c.mu.Lock()
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		e := el.Value.(*entry)
+		if s := fmt.Sprintf("%+v %x", *e, e.key); strings.Contains(s, marker) || strings.Contains(s, fmt.Sprintf("%x", marker)) {
+			t.Errorf("entry holds the password: %s", s)
+		}
+	}
+	c.mu.Unlock()
+	if id, _ := login(c, "alice", "right"); id.Addresses[0] != "alice@example.test" {
+		t.Fatalf("cached identity changed by a caller: %v", id)
+	}
+	other := New(&backend{}, DefaultConfig(), nil)
+	req := authn.Request{User: "alice", Password: "right"}
+	if c.keyOf(req) == other.keyOf(req) {
+		t.Fatal("two processes share a key")
+	}
+	if c.keyOf(authn.Request{User: "ab", Password: "c"}) == c.keyOf(authn.Request{User: "a", Password: "bc"}) {
+		t.Fatal("user/password boundary not in the key")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Config{{TTL: 0, MaxEntries: 1}, {TTL: tomltype.Duration(2 * time.Hour), MaxEntries: 1}, {TTL: tomltype.Duration(time.Minute)}} {
+		if c.Validate() == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package limiter
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mppd/authn"
+)
+
+// gate is a backend whose calls wait until release is closed.
+type gate struct {
+	release chan struct{}
+	mu      sync.Mutex
+	running int
+	peak    int
+}
+
+func (g *gate) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
+	g.mu.Lock()
+	g.running++
+	g.peak = max(g.peak, g.running)
+	g.mu.Unlock()
+	<-g.release
+	g.mu.Lock()
+	g.running--
+	g.mu.Unlock()
+	return authn.Identity{Login: req.User, Addresses: []string{req.User + "@x.test"}}, nil
+}
+
+func TestCapAndQueueTimeout(t *testing.T) {
+	g := &gate{release: make(chan struct{})}
+	var logBuf bytes.Buffer
+	l := New(g, 2, 50*time.Millisecond, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := l.Authenticate(context.Background(), authn.Request{User: "a"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for l.InUse() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	// The third waits out the queue timeout and gets "busy" (451).
+	_, err := l.Authenticate(context.Background(), authn.Request{User: "c", Client: "192.0.2.1"})
+	if err == nil || authn.IsBadCredentials(err) || authn.Reason(err) != "busy" {
+		t.Fatalf("third login: %v", err)
+	}
+	if !strings.Contains(logBuf.String(), "event=authn-busy") || !strings.Contains(logBuf.String(), "ip=192.0.2.1") {
+		t.Errorf("no log line for the cap:\n%s", logBuf.String())
+	}
+	// One that waits less than the timeout gets through once a slot frees.
+	done := make(chan error, 1)
+	l2 := New(g, 2, 10*time.Second, nil)
+	l2.slots = l.slots
+	go func() {
+		_, err := l2.Authenticate(context.Background(), authn.Request{User: "d"})
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatalf("queued login: %v", err)
+	}
+	wg.Wait()
+	if g.peak > 2 {
+		t.Fatalf("%d ran at once, cap 2", g.peak)
+	}
+	if l.InUse() != 0 {
+		t.Fatalf("%d slots still held", l.InUse())
+	}
+}
+
+// A caller whose context ends while queued gets "busy" at once.
+func TestQueueContext(t *testing.T) {
+	g := &gate{release: make(chan struct{})}
+	l := New(g, 1, time.Hour, nil)
+	go l.Authenticate(context.Background(), authn.Request{User: "a"})
+	for l.InUse() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := l.Authenticate(ctx, authn.Request{User: "b"}); authn.Reason(err) != "busy" {
+		t.Fatalf("got %v", err)
+	}
+	close(g.release)
+}

@@ -1,0 +1,237 @@
+package throttle
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// clock is a manual clock for the throttle.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTest(t *testing.T, mutate func(*Config)) (*Throttle, *clock) {
+	t.Helper()
+	cfg := DefaultConfig()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	th := New(cfg, nil)
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	th.now = c.now
+	return th, c
+}
+
+// fail runs one failed login from client and returns its penalty; it
+// fails the test if Begin refuses.
+func fail(t *testing.T, th *Throttle, client, user, password string) time.Duration {
+	t.Helper()
+	if !th.Begin(client) {
+		t.Fatalf("Begin(%s) refused", client)
+	}
+	return th.Failed(client, user, password)
+}
+
+func TestPenaltyEscalates(t *testing.T) {
+	th, _ := newTest(t, func(c *Config) { c.MaxPerClient, c.MaxPerNetwork = 0, 0 })
+	want := []time.Duration{2, 4, 8, 15, 15, 15}
+	for i, w := range want {
+		if got := fail(t, th, "192.0.2.1", "alice", fmt.Sprint("guess", i)); got != w*time.Second {
+			t.Errorf("failure %d: penalty %v, want %v", i+1, got, w*time.Second)
+		}
+	}
+}
+
+// Catalogue case 30: a client repeating the same user and password does
+// not make the penalty grow, nor move towards a block.
+func TestRepeatedCredentialsDoNotGrow(t *testing.T) {
+	th, _ := newTest(t, nil)
+	for i := 0; i < 50; i++ {
+		if got := fail(t, th, "192.0.2.1", "alice", "same-wrong"); got != 2*time.Second {
+			t.Fatalf("repeat %d: penalty %v, want 2s", i, got)
+		}
+	}
+	if !th.Admit(netip.MustParseAddr("192.0.2.1")) {
+		t.Fatal("a repeating client was blocked")
+	}
+	if got := fail(t, th, "192.0.2.1", "alice", "other"); got != 4*time.Second {
+		t.Fatalf("a new password: penalty %v, want 4s", got)
+	}
+}
+
+func TestBlockPerAddress(t *testing.T) {
+	th, clk := newTest(t, nil)
+	ip := netip.MustParseAddr("192.0.2.7")
+	for i := 0; i < 10; i++ {
+		if !th.Admit(ip) {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		fail(t, th, ip.String(), "alice", fmt.Sprint("pw", i))
+	}
+	if th.Admit(ip) || th.Begin(ip.String()) {
+		t.Fatal("not blocked after 10 failures")
+	}
+	if !th.Admit(netip.MustParseAddr("192.0.2.8")) {
+		t.Fatal("a neighbour is blocked by one address's failures")
+	}
+	if !th.Admit(netip.MustParseAddr("::ffff:192.0.2.9")) {
+		t.Fatal("a mapped neighbour is blocked")
+	}
+	if th.Admit(netip.MustParseAddr("::ffff:192.0.2.7")) {
+		t.Fatal("the IPv4-mapped form of a blocked address is admitted")
+	}
+	clk.advance(15*time.Minute - time.Second)
+	if th.Admit(ip) {
+		t.Fatal("block ended early")
+	}
+	clk.advance(time.Second)
+	if !th.Admit(ip) {
+		t.Fatal("block did not end after the window")
+	}
+	if got := fail(t, th, ip.String(), "alice", "fresh"); got != 2*time.Second {
+		t.Fatalf("after the block, penalty %v, want the first step", got)
+	}
+	if th.Blocks() != 1 {
+		t.Fatalf("Blocks() = %d", th.Blocks())
+	}
+}
+
+func TestBlockPerNetwork(t *testing.T) {
+	th, _ := newTest(t, nil)
+	// 30 failures spread over 10 addresses of one /24, 3 each: no address
+	// reaches its limit, the network does.
+	for i := 0; i < 30; i++ {
+		fail(t, th, fmt.Sprintf("198.51.100.%d", i%10+1), "alice", fmt.Sprint("pw", i))
+	}
+	for _, ip := range []string{"198.51.100.1", "198.51.100.200"} {
+		if th.Admit(netip.MustParseAddr(ip)) {
+			t.Errorf("%s admitted, its /24 is blocked", ip)
+		}
+	}
+	if !th.Admit(netip.MustParseAddr("198.51.101.1")) {
+		t.Error("the next /24 is blocked too")
+	}
+
+	// IPv6: a /64 is one network.
+	for i := 0; i < 30; i++ {
+		fail(t, th, fmt.Sprintf("2001:db8:1:2::%x", i+1), "bob", fmt.Sprint("pw", i))
+	}
+	if th.Admit(netip.MustParseAddr("2001:db8:1:2:ffff::1")) {
+		t.Error("an address in a blocked /64 is admitted")
+	}
+	if !th.Admit(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Error("the next /64 is blocked")
+	}
+}
+
+// Parallel logins cannot guess past the limit: a login under way counts
+// against what is left.
+func TestParallelLoginsReserve(t *testing.T) {
+	th, _ := newTest(t, nil)
+	allowed := 0
+	for i := 0; i < 200; i++ {
+		if th.Begin("192.0.2.50") {
+			allowed++
+		}
+	}
+	if allowed != 10 {
+		t.Fatalf("%d logins allowed at once, want 10", allowed)
+	}
+	// Successes and backend outages give their slot back.
+	for i := 0; i < allowed; i++ {
+		th.Done("192.0.2.50")
+	}
+	if c, n, u := th.Size(); c+n+u != 0 {
+		t.Fatalf("entries left after every login ended well: %d %d %d", c, n, u)
+	}
+	if !th.Begin("192.0.2.50") {
+		t.Fatal("slot not given back")
+	}
+	th.Done("192.0.2.50")
+}
+
+// No per-user lockout: a user's failures from many addresses make the
+// delay grow but never block anyone.
+func TestUserOnlyDelays(t *testing.T) {
+	th, _ := newTest(t, nil)
+	var last time.Duration
+	for i := 0; i < 100; i++ {
+		last = fail(t, th, fmt.Sprintf("10.%d.%d.1", i/200, i%200), "alice", fmt.Sprint("pw", i))
+	}
+	if last != 15*time.Second {
+		t.Fatalf("penalty after 100 failures for one user: %v", last)
+	}
+	if !th.Admit(netip.MustParseAddr("10.0.0.1")) || !th.Begin("10.0.0.1") {
+		t.Fatal("blocked by another address's failures for the same user")
+	}
+	th.Done("10.0.0.1")
+}
+
+func TestTrustedExempt(t *testing.T) {
+	loop := netip.MustParsePrefix("127.0.0.0/8")
+	th, _ := newTest(t, func(c *Config) { c.Trusted = loop.Contains })
+	for i := 0; i < 100; i++ {
+		if d := fail(t, th, "127.0.0.1", "alice", fmt.Sprint(i)); d != 0 {
+			t.Fatalf("penalty %v for a trusted address", d)
+		}
+	}
+	if !th.Admit(netip.MustParseAddr("127.0.0.1")) {
+		t.Fatal("trusted address blocked")
+	}
+	if c, n, u := th.Size(); c+n+u != 0 {
+		t.Fatalf("trusted failures recorded: %d %d %d", c, n, u)
+	}
+	// No address (net.Pipe): nothing to throttle.
+	if d := fail(t, th, "", "alice", "x"); d != 0 {
+		t.Fatal("penalty without an address")
+	}
+}
+
+// An attacker with many addresses cannot grow the tables past MaxEntries.
+func TestBoundedTables(t *testing.T) {
+	th, _ := newTest(t, func(c *Config) { c.MaxEntries = 100 })
+	for i := 0; i < 10000; i++ {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
+		fail(t, th, ip.String(), fmt.Sprint("user", i), "pw")
+	}
+	if c, n, u := th.Size(); c > 100 || n > 100 || u > 100 {
+		t.Fatalf("tables grew to %d %d %d entries, cap 100", c, n, u)
+	}
+}
+
+// Entries are forgotten once their window is over.
+func TestWindowExpires(t *testing.T) {
+	th, clk := newTest(t, nil)
+	for i := 0; i < 3; i++ {
+		fail(t, th, "192.0.2.1", "alice", fmt.Sprint(i))
+	}
+	clk.advance(16 * time.Minute)
+	if got := fail(t, th, "192.0.2.1", "carol", "x"); got != 2*time.Second {
+		t.Fatalf("penalty %v after the window, want the first step", got)
+	}
+}
+
+func TestFingerprintNotPassword(t *testing.T) {
+	th, _ := newTest(t, nil)
+	if th.fingerprint("ab", "c") == th.fingerprint("a", "bc") {
+		t.Fatal("user/password boundary not in the fingerprint")
+	}
+	other := New(DefaultConfig(), nil)
+	if th.fingerprint("a", "b") == other.fingerprint("a", "b") {
+		t.Fatal("two processes share a fingerprint key")
+	}
+}
+
+// BenchmarkFailed measures the cost of recording a failure with full
+// tables (each failure takes at least a second of the client's time).
+func BenchmarkFailed(b *testing.B) {
+	th := New(DefaultConfig(), nil)
+	for i := 0; b.Loop(); i++ {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String()
+		th.Begin(ip)
+		th.Failed(ip, "alice", "pw")
+	}
+}
