@@ -1,18 +1,21 @@
 // Command mpp posts mail to a Message Posting Protocol server (RFC 1204),
 // such as mppd.
 //
-//	mpp send [-v] [-s host[:port]] [-u user] [FILE]
+//	mpp send [options] [FILE]
+//	mpp sendmail [sendmail flags] [recipient ...]   (or mpp run as "sendmail")
+//	mpp bench [options]
 //	mpp version
 //
 // The wire protocol lives in mppd/internal/mppclient; this package only
-// turns flags, environment and terminal into a session, and a failure into
-// one line on stderr and a sysexits.h exit status.
+// turns flags, environment, config file and terminal into sessions, and a
+// failure into one line on stderr and a sysexits.h exit status.
 package main
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -32,6 +35,7 @@ const (
 	exTempFail    = 75 // EX_TEMPFAIL: the server said try again later (4yz)
 	exProtocol    = 76 // EX_PROTOCOL: the server's reply made no sense here
 	exNoPerm      = 77 // EX_NOPERM: authentication failed (530)
+	exConfig      = 78 // EX_CONFIG: the config file or a password source is wrong
 )
 
 // cli is one run of mpp, with its environment made explicit so tests can
@@ -53,15 +57,35 @@ func main() {
 		getenv:       os.Getenv,
 		readPassword: promptPassword,
 	}
-	os.Exit(c.run(os.Args[1:]))
+	os.Exit(c.main(os.Args))
 }
 
-const usage = `usage: mpp send [-v] [-s host[:port]] [-u user] [FILE]
+// main runs mpp with argv as the kernel gave it, program name first.
+// Installed or linked as "sendmail", mpp is sendmail: programs that call
+// /usr/sbin/sendmail post through MPP.
+func (c *cli) main(argv []string) int {
+	if len(argv) > 0 && filepath.Base(argv[0]) == "sendmail" {
+		return c.sendmail(argv[1:])
+	}
+	if len(argv) == 0 {
+		return c.run(nil)
+	}
+	return c.run(argv[1:])
+}
+
+const usage = `usage: mpp send [options] [FILE]
+       mpp sendmail [-t] [-i] [-f addr] [-F name] [-v] [--] [recipient ...]
+       mpp bench [options]
        mpp version
 
 Commands:
-  send     post one RFC 822 message, read from FILE or standard input
-  version  print the version
+  send      post one RFC 822 message, read from FILE or standard input
+  sendmail  post a message as /usr/sbin/sendmail would (also when mpp is
+            run under the name "sendmail")
+  bench     load-test an MPP server
+  version   print the version
+
+Run "mpp COMMAND -h" for a command's options; mpp(1) has the details.
 `
 
 func (c *cli) run(args []string) int {
@@ -72,6 +96,10 @@ func (c *cli) run(args []string) int {
 	switch args[0] {
 	case "send":
 		return c.send(args[1:])
+	case "sendmail":
+		return c.sendmail(args[1:])
+	case "bench":
+		return c.bench(args[1:])
 	case "version", "-version", "--version":
 		fmt.Fprintf(c.stdout, "mpp %s\n", version)
 		return exOK

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"mppd/authn/passwdfile"
 	"mppd/delivery"
 	"mppd/delivery/maildir"
+	"mppd/internal/mppclient/mpptest"
 	"mppd/protocol"
 )
 
@@ -34,6 +36,28 @@ const (
 // and returns its address and maildir root. deliver, if not nil, replaces
 // the maildir backend.
 func realServer(t *testing.T, deliver delivery.Deliverer) (addr, root string) {
+	t.Helper()
+	return serveReal(t, deliver, nil)
+}
+
+// realServerTLS is realServer speaking TLS from the first byte (mpps) with
+// a fresh certificate for "mppd.test" (and 127.0.0.1); caFile is that
+// certificate in PEM, for --ca-file.
+func realServerTLS(t *testing.T) (addr, root, caFile string) {
+	t.Helper()
+	cfg, pemCert, err := mpptest.SelfSigned("mppd.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pemCert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr, root = serveReal(t, nil, func(c net.Conn) net.Conn { return tls.Server(c, cfg) })
+	return addr, root, caFile
+}
+
+func serveReal(t *testing.T, deliver delivery.Deliverer, wrap func(net.Conn) net.Conn) (addr, root string) {
 	t.Helper()
 	dir := t.TempDir()
 	passwd := filepath.Join(dir, "passwd")
@@ -71,6 +95,9 @@ func realServer(t *testing.T, deliver delivery.Deliverer) (addr, root string) {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if wrap != nil {
+				conn = wrap(conn)
 			}
 			wg.Add(1)
 			go func() {

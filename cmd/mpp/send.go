@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"golang.org/x/term"
@@ -16,27 +17,24 @@ import (
 	"mppd/internal/mppclient"
 )
 
-// Where mpp send finds its settings, in order: flag, environment, default.
-const (
-	envServer   = "MPP_SERVER"
-	envUser     = "MPP_USER"
-	envPassword = "MPP_PASSWORD"
-	// The default server is this machine on MPP's port (RFC 1204 §3.2).
-	defaultServer = "127.0.0.1:" + mppclient.DefaultPort
-)
+const sendUsage = `usage: mpp send [-v] [-s server] [-u user] [--tls] [--ca-file file]
+                [--server-name name] [--config file] [--password-file file]
+                [--password-command command] [--timeout d] [FILE]
 
-var errNoTerminal = errors.New("no terminal to ask for the password on")
+Posts one RFC 822 message (FILE, or standard input) over MPP. Settings come
+from the flags, else the environment (MPP_SERVER, MPP_USER, MPP_PASSWORD,
+MPP_TLS, MPP_CA_FILE, MPP_SERVER_NAME), else the config file; the password,
+if none is set, is asked for on the terminal. See mpp(1).
+
+`
 
 func (c *cli) send(args []string) int {
 	fs := flag.NewFlagSet("mpp send", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	server := fs.String("s", "", "server `host[:port]` (default $"+envServer+", else "+defaultServer+")")
-	user := fs.String("u", "", "user `name` (default $"+envUser+", else $USER)")
-	verbose := fs.Bool("v", false, "print the dialogue with the server on stderr (password masked)")
+	var cf connFlags
+	cf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "usage: mpp send [-v] [-s host[:port]] [-u user] [FILE]\n\n"+
-			"Posts one RFC 822 message (FILE, or standard input) over MPP.\n"+
-			"The password comes from $%s, or is asked for on the terminal.\n\n", envPassword)
+		fmt.Fprint(c.stderr, sendUsage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,12 +46,20 @@ func (c *cli) send(args []string) int {
 	if fs.NArg() > 1 {
 		return c.errorf(exUsage, "send takes at most one FILE, got %d arguments", fs.NArg())
 	}
-
-	addr := firstOf(*server, c.getenv(envServer), defaultServer)
-	addr = mppclient.WithDefaultPort(addr)
-	login := firstOf(*user, c.getenv(envUser), c.getenv("USER"))
-	if login == "" {
+	s, err := c.resolve(&cf)
+	if err != nil {
+		return c.errorf(exitStatusOf(err), "%v", err)
+	}
+	if s.user == "" {
 		return c.errorf(exUsage, "no user name: use -u, or set %s", envUser)
+	}
+	var trace io.Writer
+	if cf.verbose {
+		trace = c.stderr
+	}
+	opt, err := s.clientOptions(trace)
+	if err != nil {
+		return c.errorf(exitStatusOf(err), "%v", err)
 	}
 
 	// Open the message before asking for a password, so a typo in FILE
@@ -68,19 +74,11 @@ func (c *cli) send(args []string) int {
 		msg = f
 	}
 
-	password := c.getenv(envPassword)
-	if password == "" {
-		var err error
-		password, err = c.readPassword(fmt.Sprintf("Password for %s at %s: ", login, addr))
-		if errors.Is(err, errNoTerminal) {
-			return c.errorf(exUsage, "no password: set %s, or run mpp on a terminal", envPassword)
-		}
-		if err != nil {
-			return c.errorf(exIOErr, "reading the password: %v", err)
-		}
+	password, err := c.getPassword(s)
+	if err != nil {
+		return c.errorf(exitStatusOf(err), "%v", err)
 	}
-
-	if err := mppclient.CheckLogin(login, password); err != nil {
+	if err := mppclient.CheckLogin(s.user, password); err != nil {
 		return c.errorf(exUsage, "%v", err)
 	}
 
@@ -96,27 +94,19 @@ func (c *cli) send(args []string) int {
 		msg = bytes.NewReader(data)
 	}
 
-	opt := mppclient.Options{}
-	if *verbose {
-		opt.Trace = c.stderr
-	}
-	if err := post(addr, login, password, msg, opt); err != nil {
+	if err := post(s, password, msg, opt); err != nil {
 		return c.errorf(exitStatus(err), "%v", err)
 	}
 	return exOK
 }
 
 // post runs one session: greeting, login, one message, QUIT.
-func post(addr, user, password string, msg io.Reader, opt mppclient.Options) error {
-	cl, err := mppclient.Dial(context.Background(), addr, opt)
+func post(s *settings, password string, msg io.Reader, opt mppclient.Options) error {
+	cl, err := dialLogin(context.Background(), s, password, opt)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	if err := cl.Login(user, password); err != nil {
-		cl.Quit()
-		return err
-	}
 	if err := cl.Send(msg); err != nil {
 		cl.Quit()
 		return err
@@ -140,6 +130,10 @@ func exitStatus(err error) int {
 			return exNoPerm
 		case re.Step == "USER" && code == 501:
 			return exNoUser
+		case code == 550 && strings.Contains(re.Reply.Text, ": recipient "):
+			// mppd names a refused recipient as "To: recipient X
+			// refused": the addressee, not the message, is at fault.
+			return exNoUser
 		case code == 550:
 			return exDataErr
 		}
@@ -156,15 +150,6 @@ func exitStatus(err error) int {
 		return exUsage
 	}
 	return exSoftware
-}
-
-func firstOf(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // promptPassword asks on the controlling terminal (not stdin, which may

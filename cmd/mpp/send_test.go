@@ -196,7 +196,7 @@ func TestSendUsageErrors(t *testing.T) {
 		{"two files", []string{"send", "a", "b"}, nil, exUsage, "mpp: send takes at most one FILE, got 2 arguments"},
 		{"no user", []string{"send"}, map[string]string{}, exUsage, "mpp: no user name: use -u, or set MPP_USER"},
 		{"no password, no terminal", []string{"send", "-u", "alice"}, map[string]string{}, exUsage,
-			"mpp: no password: set MPP_PASSWORD, or run mpp on a terminal"},
+			"mpp: no password: set MPP_PASSWORD, --password-file, --password-command or the config file, or run mpp on a terminal"},
 		{"missing file", []string{"send", "-u", "alice", "/nonexistent/msg"}, map[string]string{"MPP_PASSWORD": "pw"},
 			exNoInput, "mpp: open /nonexistent/msg: no such file or directory"},
 		{"password with newline", []string{"send", "-s", "127.0.0.1:1", "-u", "alice"},

@@ -2,8 +2,8 @@
 // (RFC 1204): connect, read the 220 greeting, log in with USER and PASS,
 // post messages with DATA, and QUIT.
 //
-// It is the wire layer shared by the mpp command (mpp send, and later mpp
-// sendmail and mpp bench) and the daemon's end-to-end tests. It knows nothing
+// It is the wire layer shared by the mpp command (mpp send, mpp sendmail
+// and mpp bench) and the daemon's end-to-end tests. It knows nothing
 // about flags, environment variables or terminals.
 //
 // Every failure is one of four error types, so callers can tell who is at
@@ -23,6 +23,7 @@ package mppclient
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,10 @@ type Options struct {
 	// PASS argument is masked, and the message text is summarised by its
 	// size rather than shown.
 	Trace io.Writer
+	// TLS, if not nil, makes Dial speak TLS from the first byte (mpps):
+	// the handshake is done before the greeting is read. Its ServerName
+	// should be set (Dial sets it to the host of addr when it is empty).
+	TLS *tls.Config
 }
 
 // Reply is one server reply: a three-digit code and its text.
@@ -175,18 +180,46 @@ type Client struct {
 }
 
 // Dial connects to addr ("host:port"; see WithDefaultPort) over TCP and
-// reads the greeting. ctx bounds the connection attempt and the greeting.
+// reads the greeting. ctx bounds the connection attempt, the TLS handshake
+// (when opt.TLS is set) and the greeting.
 func Dial(ctx context.Context, addr string, opt Options) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &ConnError{Addr: addr, Step: "dial", Err: err}
 	}
+	if opt.TLS != nil {
+		cfg := opt.TLS
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			cfg = cfg.Clone()
+			host, _, _ := net.SplitHostPort(addr)
+			cfg.ServerName = host
+		}
+		tc := tls.Client(conn, cfg)
+		hctx := ctx
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			hctx, cancel = context.WithTimeout(ctx, timeoutOf(opt))
+			defer cancel()
+		}
+		if err := tc.HandshakeContext(hctx); err != nil {
+			conn.Close()
+			return nil, &ConnError{Addr: addr, Step: "TLS handshake", Err: err}
+		}
+		conn = tc
+	}
 	return newClient(ctx, conn, addr, opt)
 }
 
+func timeoutOf(opt Options) time.Duration {
+	if opt.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return opt.Timeout
+}
+
 // NewClient starts a session on an established connection (a TCP
-// connection, one end of a net.Pipe, or later a TLS connection) and reads
+// connection, one end of a net.Pipe, or a TLS connection) and reads
 // the greeting. The Client owns conn from then on: it is closed when the
 // greeting is not 220, and by Quit and Close.
 func NewClient(conn net.Conn, opt Options) (*Client, error) {
@@ -194,11 +227,7 @@ func NewClient(conn net.Conn, opt Options) (*Client, error) {
 }
 
 func newClient(ctx context.Context, conn net.Conn, addr string, opt Options) (*Client, error) {
-	timeout := opt.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	dc := &deadlineConn{Conn: conn, timeout: timeout, ctx: ctx}
+	dc := &deadlineConn{Conn: conn, timeout: timeoutOf(opt), ctx: ctx}
 	c := &Client{
 		conn:  conn,
 		dc:    dc,

@@ -11,10 +11,19 @@ package mpptest
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Close, as a reply, makes the server drop the connection instead of
@@ -60,6 +69,10 @@ type Server struct {
 
 // Listen starts a fake on a loopback port. Close it when done.
 func Listen(replies map[string]string) (*Server, error) {
+	return listen(replies, nil)
+}
+
+func listen(replies map[string]string, wrap func(net.Conn) net.Conn) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -72,6 +85,9 @@ func Listen(replies map[string]string) (*Server, error) {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if wrap != nil {
+				conn = wrap(conn)
 			}
 			s.wg.Add(1)
 			go func() {
@@ -207,4 +223,44 @@ func Unstuff(text []byte) []byte {
 		out.Write(line)
 	}
 	return out.Bytes()
+}
+
+// SelfSigned makes a throwaway ECDSA certificate for host (a DNS name; the
+// loopback addresses are added as IP names) valid for a day, and returns
+// a server config using it and the certificate in PEM, for a client to
+// trust as its CA. For tests of TLS (mpps) clients.
+func SelfSigned(host string) (*tls.Config, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: host},
+		DNSNames:              []string{host},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, pemBytes, nil
+}
+
+// ListenTLS is Listen with TLS from the first byte (mpps): every accepted
+// connection is wrapped in a tls.Server with cfg before the greeting.
+func ListenTLS(replies map[string]string, cfg *tls.Config) (*Server, error) {
+	return listen(replies, func(c net.Conn) net.Conn { return tls.Server(c, cfg) })
 }
