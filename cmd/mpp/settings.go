@@ -31,8 +31,9 @@ const (
 	envServerName = "MPP_SERVER_NAME"
 	envFrom       = "MPP_FROM"
 	envConfig     = "MPP_CONFIG"
-	// The default server is this machine on MPP's port (RFC 1204 §3.2).
-	defaultServer = "127.0.0.1:" + mppclient.DefaultPort
+	// The default server is this machine, on MPP's port (RFC 1204 §3.2)
+	// or, with TLS, on mppd's TLS port.
+	defaultServer = "127.0.0.1"
 	// passwordCommandTimeout bounds a --password-command: long enough
 	// for a passphrase typed into a pinentry, short enough that a hung
 	// command does not hang a cron job's mail for ever.
@@ -69,7 +70,7 @@ type connFlags struct {
 }
 
 func (f *connFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.server, "s", "", "server `host[:port]`, or mpp://host[:port] or mpps://host[:port] (default $"+envServer+", config \"server\", else "+defaultServer+")")
+	fs.StringVar(&f.server, "s", "", "server `host[:port]`, or mpp://host[:port] or mpps://host[:port]; port "+mppclient.DefaultPort+", with TLS "+mppclient.DefaultTLSPort+", when none is given (default $"+envServer+", config \"server\", else "+defaultServer+")")
 	fs.StringVar(&f.user, "u", "", "user `name` (default $"+envUser+", config \"user\", else $USER)")
 	fs.BoolVar(&f.tls, "tls", false, "TLS from the first byte (mpps) (default $"+envTLS+", config \"tls\")")
 	fs.BoolVar(&f.noTLS, "no-tls", false, "plain TCP even if the config or environment asks for TLS")
@@ -145,7 +146,11 @@ func (c *cli) resolve(f *connFlags) (*settings, error) {
 			server = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(server, "["), "]"), port)
 		}
 	}
-	s.addr = mppclient.WithDefaultPort(server)
+	if s.tls {
+		s.addr = mppclient.WithPort(server, mppclient.DefaultTLSPort)
+	} else {
+		s.addr = mppclient.WithDefaultPort(server)
+	}
 	s.caFile = firstOf(f.caFile, c.getenv(envCAFile), file["tls_ca_file"])
 	s.serverName = firstOf(f.serverName, c.getenv(envServerName), file["tls_server_name"])
 	s.user = firstOf(f.user, c.getenv(envUser), file["user"], c.getenv("USER"))

@@ -82,6 +82,28 @@ func TestSettingsPrecedence(t *testing.T) {
 	if s.tls || s.addr != "flag.example:218" {
 		t.Errorf("--no-tls: %+v", s)
 	}
+	// Without a port: 218, or mppd's TLS port 1218 with TLS.
+	s, err = c.resolve(&connFlags{server: "mpps://[::1]"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.tls || s.addr != "[::1]:1218" {
+		t.Errorf("mpps without a port: %+v", s)
+	}
+	s, err = newTestCLI("", nil).resolve(&connFlags{tls: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.addr != "127.0.0.1:1218" {
+		t.Errorf("default TLS server: %+v", s)
+	}
+	s, err = newTestCLI("", nil).resolve(&connFlags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.addr != "127.0.0.1:218" {
+		t.Errorf("default server: %+v", s)
+	}
 }
 
 func TestConfigFileErrors(t *testing.T) {

@@ -36,6 +36,11 @@ import (
 // DefaultPort is the port assigned to MPP (RFC 1204 §3.2).
 const DefaultPort = "218"
 
+// DefaultTLSPort is the port mppd's example configuration gives MPP inside
+// TLS (listen_tls). It is this project's choice: IANA has assigned no port
+// to MPP over TLS.
+const DefaultTLSPort = "1218"
+
 // DefaultTimeout bounds each read and write when Options.Timeout is zero.
 // It matches the server's idle timeout (RFC 1204 §3.3, mppd's default).
 const DefaultTimeout = 5 * time.Minute
@@ -452,11 +457,16 @@ func checkArg(what, s string) error {
 // "mail.example.org" → "mail.example.org:218", "::1" or "[::1]" →
 // "[::1]:218". An address with a port is returned unchanged.
 func WithDefaultPort(addr string) string {
+	return WithPort(addr, DefaultPort)
+}
+
+// WithPort is WithDefaultPort with another default port.
+func WithPort(addr, port string) string {
 	if _, _, err := net.SplitHostPort(addr); err == nil {
 		return addr
 	}
 	host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
-	return net.JoinHostPort(host, DefaultPort)
+	return net.JoinHostPort(host, port)
 }
 
 // deadlineConn renews the deadline before every read and write, so
