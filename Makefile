@@ -7,6 +7,9 @@
 #   make fuzz          every fuzz target for $(FUZZTIME)
 #   make bench         benchmarks
 #   make install       into $(DESTDIR)$(PREFIX)
+#   make packages      dist/*.deb and dist/*.rpm (nfpm, a Go tool dependency)
+#   make lint-packages lintian, rpmlint, systemd-analyze on the packages
+#   sudo make install-test  the .deb installed into a minimal Debian chroot
 #
 # Nothing here needs more than GNU make and Go.
 
@@ -40,7 +43,8 @@ FUZZTIME ?= 30s
 # PAM, and setup installs its headers.
 INTEGRATION_TAGS = pam integration
 
-.PHONY: all build run check lint-man unit setup integration test fuzz bench cover install clean
+.PHONY: all build run check lint-man unit setup integration test fuzz bench cover install clean \
+	packages lint-packages install-test
 
 all: build
 
@@ -95,6 +99,9 @@ test:
 	$(MAKE) --no-print-directory lint-man
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory packages
+	$(MAKE) --no-print-directory lint-packages
+	$(MAKE) --no-print-directory install-test
 	@echo "== make test: all passed"
 
 # Each fuzz target, found with `go test -list`, for FUZZTIME. New corpus
@@ -129,6 +136,58 @@ install: build
 	done
 	test -e $(DESTDIR)$(SYSCONFDIR)/mppd/mppd.toml || \
 		install -m 0640 packaging/mppd.toml $(DESTDIR)$(SYSCONFDIR)/mppd/mppd.toml
+
+# --- Packages ------------------------------------------------------------
+# .deb and .rpm from the tree, by nfpm (pinned in go.mod's tool block, so
+# `go tool nfpm` needs nothing installed). The binaries are built for the
+# packages: PAM (cgo), position-independent, stripped (the packages ship no
+# debug symbols), with the package version. Man pages are gzipped with -n
+# (no name or time stamp inside), the copyright file is generated from the
+# modules actually compiled in. Needs the libpam headers (make setup).
+PKG_ARCH       ?= $(shell $(GO) env GOARCH)
+PKG_VERSION    ?= $(shell packaging/version.sh)
+PKG_RELEASE     = 1
+PKG_MAINTAINER  = mppd authors <mppd@example.org>
+PKG_BUILD       = dist/build
+# The Debian suite the install test installs the .deb into.
+PKG_SUITE      ?= bookworm
+NFPM            = $(GO) tool nfpm
+
+packages:
+	rm -rf $(PKG_BUILD) dist/*.deb dist/*.rpm
+	mkdir -p $(PKG_BUILD)/man
+	CGO_ENABLED=1 GOARCH=$(PKG_ARCH) $(GO) build -trimpath -buildmode=pie -tags pam \
+		-ldflags '-s -w -linkmode=external -extldflags=-Wl,-z,relro,-z,now -X main.version=$(PKG_VERSION)' -o $(PKG_BUILD)/ ./cmd/mppd ./cmd/mpp
+	@set -e; for page in man/*.[1-8]; do \
+		gzip -9n -c $$page >$(PKG_BUILD)/man/$${page#man/}.gz; done
+	packaging/copyright.sh '$(GO)' -tags pam ./cmd/mppd ./cmd/mpp >$(PKG_BUILD)/copyright
+	packaging/changelog.sh '$(PKG_VERSION)-$(PKG_RELEASE)' '$(PKG_MAINTAINER)' | gzip -9n >$(PKG_BUILD)/changelog.Debian.gz
+	@set -e; for p in deb rpm; do \
+		echo "nfpm package --packager $$p"; \
+		VERSION='$(PKG_VERSION)' ARCH='$(PKG_ARCH)' \
+			$(NFPM) package --config packaging/nfpm.yaml --packager $$p --target dist/; \
+	done
+	@ls -l dist/*.deb dist/*.rpm
+
+# The checks on what `make packages` built: lintian (errors and warnings
+# fail; the ones we accept are overridden in packaging/lintian-overrides
+# with the reason), rpmlint (packaging/rpmlint.toml, likewise), and
+# systemd-analyze on the units: verify, and the exposure score of the
+# sandbox, which must stay at or below PKG_MAX_EXPOSURE (mppd(8), SECURITY,
+# records it). verify checks that ExecStart= exists, so it looks at copies
+# of the units pointing at the binary just built.
+PKG_MAX_EXPOSURE = 3.0
+lint-packages:
+	lintian --fail-on error,warning --display-info --no-tag-display-limit dist/*.deb
+	rpmlint --config packaging/rpmlint.toml dist/*.rpm
+	test/packaging/verify-units.sh $(PKG_BUILD)/mppd $(PKG_MAX_EXPOSURE)
+
+# Installs the .deb into a fresh minimal Debian (debootstrap, cached under
+# /var/cache/mppd-test) and checks files, conffile, config check, man pages,
+# removal and purge; checks the .rpm's file list and scriptlets with rpm.
+install-test:
+	$(require_root)
+	test/packaging/install-test.sh $(PKG_SUITE) dist/*.deb dist/*.rpm
 
 clean:
 	rm -rf bin dist coverage.out coverage.html
