@@ -83,6 +83,7 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *spool
 	start := time.Now()
 	err = s.srv.Delivery.Deliver(context.WithoutCancel(ctx), env, msg)
 	took := time.Since(start).Round(time.Millisecond)
+	s.event(Event{Kind: EventDelivery, Result: deliveryResult(err), Duration: time.Since(start)})
 	if err != nil {
 		r := deliveryReply(err)
 		if r.code == 550 {

@@ -20,6 +20,10 @@ type Server struct {
 	Auth     authn.Authenticator
 	Delivery delivery.Deliverer
 	Log      *slog.Logger
+	// Events, if set, is told of every login, delivery and message
+	// (for metrics). It is called on the session's goroutine and must
+	// not block.
+	Events func(Event)
 }
 
 // Serve runs one session on conn until QUIT, an error, a limit, or ctx is

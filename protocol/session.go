@@ -331,6 +331,7 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 		s.padFailure(start)
 		s.state = stateDone
 		r := authnReply(err)
+		s.event(Event{Kind: EventLogin, Result: loginResult(r.code)})
 		if r.code == 530 {
 			s.log.Warn("authentication failed", "event", "auth-failed", "user", s.user,
 				"reason", authn.Reason(err), "err", err)
@@ -342,6 +343,7 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 	}
 	s.identity = id
 	s.state = stateAuthed
+	s.event(Event{Kind: EventLogin, Result: "ok"})
 	s.log.Info("authenticated", "event", "login", "user", s.user, "login", id.Login,
 		"address", id.Addresses[0], "duration", time.Since(start).Round(time.Millisecond))
 	return replyOK
@@ -603,6 +605,7 @@ func (s *session) cmdData(ctx context.Context, cmd command) reply {
 		return r
 	}
 	r := s.finishMessage(ctx, res, buf)
+	s.event(Event{Kind: EventMessage, Result: messageResult(r.code)})
 	if r.code == 250 {
 		s.state = stateSent
 		s.noops = 0

@@ -1,33 +1,46 @@
 // Command mppd is the Message Posting Protocol daemon (RFC 1204).
 //
 //	mppd [--config FILE]        serve (default FILE: /etc/mppd/mppd.toml)
+//	mppd --inetd[=mpp|mpps]     serve one connection on stdin (Accept=yes)
 //	mppd --check-config         load the config, build the backends, say "config OK"
 //	mppd --version              print the version
 //	mppd passwd [flags]         add a user to the password file, or change a password
 //
-// Exit status: 0 after a clean shutdown (SIGTERM or SIGINT) or a successful
-// check; 1 when serving fails at run time (a listen address cannot be
-// bound); 2 for a bad command line, a bad config file, or a backend that
-// cannot be built from it. Status 2 is a mistake a restart cannot fix, so
-// the systemd unit lists it in RestartPreventExitStatus=.
+// Exit status: 0 after a clean shutdown (SIGTERM or SIGINT, or an exit on
+// idle) or a successful check; 1 when serving fails at run time (a listen
+// address cannot be bound); 2 for a bad command line, a bad config file,
+// a backend that cannot be built from it, a TLS certificate that does not
+// load at start, or sockets passed by systemd that the config does not
+// name. Status 2 is a mistake a restart cannot fix, so the systemd unit
+// lists it in RestartPreventExitStatus=.
 //
 // main only wires: flags, config, logger, backends, listeners; the accept
-// loop is in serve.go and the protocol in package protocol.
+// loop is in serve.go, socket activation in sockets.go, sd_notify in
+// systemd.go, TLS in tlscert.go, and the protocol in package protocol.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
+
+	"mppd/authn"
+	"mppd/delivery"
 	"mppd/internal/config"
+	"mppd/internal/metrics"
 	"mppd/protocol"
 )
 
@@ -55,8 +68,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", config.DefaultPath, "configuration `file`")
 	check := fs.Bool("check-config", false, "load and validate the configuration, build the backends, print \"config OK\" and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	var inetd inetdFlag
+	fs.Var(&inetd, "inetd", "serve one connection on standard input (or the one socket systemd passes) and exit; `=mpps` for MPP inside TLS")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mppd [--config FILE] [--check-config] [--version]\n"+
+		fmt.Fprintf(stderr, "usage: mppd [--config FILE] [--check-config] [--version] [--inetd[=mpp|mpps]]\n"+
 			"       mppd passwd [--config FILE] [--file PASSWDFILE] [--address ADDR]... USER\n")
 		fs.PrintDefaults()
 	}
@@ -82,6 +97,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	log := newLogger(cfg, stderr)
+
+	// Socket activation first, before any goroutine: it unsets LISTEN_*.
+	var files []*os.File
+	var notActivated string
+	if !*check {
+		files, notActivated = takeActivation()
+	}
+
 	auth, err := cfg.BuildAuthenticator(log.With("component", "authn"))
 	if err != nil {
 		fmt.Fprintf(stderr, "mppd: %s: %v\n", cfg.Path, err)
@@ -100,33 +123,125 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	log.Info("starting", "version", version, "config", cfg)
 	log.Info("backends", "authn", fmt.Sprint(auth), "delivery", fmt.Sprint(deliv))
 
-	// Socket activation (a later issue) supplies listeners here instead
-	// of binding them.
-	listeners, err := listenAll(cfg.Listen)
-	if err != nil {
-		log.Error("cannot listen", "err", err)
-		return exitFailure
-	}
-
+	// SIGHUP before anything else: its default action ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	srv := &protocol.Server{
-		Config:   cfg.Protocol(),
-		Auth:     auth,
-		Delivery: deliv,
-		Log:      log,
+	var certs *certStore
+	if cfg.TLS.CertFile != "" {
+		certs = &certStore{certFile: cfg.TLS.CertFile, keyFile: cfg.TLS.KeyFile, log: log}
+		if err := certs.load(false); err != nil {
+			log.Error("cannot load the TLS certificate", "err", err)
+			return exitConfig
+		}
 	}
+	tlsConfig := func() *tls.Config { return certs.config(cfg.TLSMinVersion()) }
+
+	if inetd.role != "" {
+		return serveInetd(ctx, inetd.role, files, cfg, auth, deliv, certs, tlsConfig, log)
+	}
+
+	var set *socketSet
+	if files != nil {
+		set, err = fromActivation(files, cfg.Systemd)
+		if err != nil {
+			log.Error("cannot use the sockets systemd passed", "err", err)
+			return exitConfig
+		}
+		log.Info("socket-activated", "sockets", len(files))
+		if set.metrics == nil && cfg.Metrics.Listen != "" {
+			if set.metrics, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+				log.Error("cannot listen", "err", err)
+				set.close()
+				return exitFailure
+			}
+		}
+	} else {
+		log.Info("binding the configured addresses", "why", notActivated)
+		if set, err = fromConfig(cfg); err != nil {
+			log.Error("cannot listen", "err", err)
+			return exitFailure
+		}
+	}
+	if set.hasTLS() {
+		if certs == nil {
+			log.Error("an mpps socket needs tls.cert_file and tls.key_file")
+			set.close()
+			return exitConfig
+		}
+		for i, l := range set.mpp {
+			if roleOf(l) == roleMPPS {
+				set.mpp[i] = roleListener{tls.NewListener(l, tlsConfig()), roleMPPS}
+			}
+		}
+	}
+
+	var m *metrics.Metrics
+	var metricsDone chan struct{}
+	var metricsServer *http.Server
+	if set.metrics != nil {
+		m = metrics.New(cfg.Authn.Backend)
+		if certs != nil {
+			certs.metrics = m
+			if c := certs.cur.Load(); c != nil {
+				m.CertificateLoaded(c.Leaf.NotAfter, false, true)
+			}
+		}
+		metricsServer, metricsDone = serveMetrics(set.metrics, m, log)
+	}
+
+	srv := newServer(cfg, auth, deliv, log, m)
 	d := &daemon{
-		serve:        srv.Serve,
+		serve:        sessionFunc(srv, cfg, log, m),
 		refuse:       protocol.Refuse,
 		log:          log,
 		maxSessions:  cfg.MaxSessions,
 		maxPerClient: cfg.MaxSessionsPerClient,
 		trusted:      cfg.Trusted,
 		drainTimeout: cfg.DrainTimeout.D(),
+		metrics:      m,
 	}
-	if err := d.run(ctx, stop, listeners); err != nil {
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		d.notify = sdNotify
+	}
+	if wd, err := sd.SdWatchdogEnabled(false); err == nil && wd > 0 {
+		d.watchdog = wd
+		log.Info("systemd watchdog", "interval", wd)
+	}
+	if e := cfg.Systemd.ExitOnIdle.D(); e > 0 {
+		if files != nil {
+			d.exitOnIdle = e
+		} else {
+			log.Info("systemd.exit_on_idle applies only when socket-activated; staying up")
+		}
+	}
+
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				d.sendNotify(reloadingState())
+				reload(certs, log)
+				d.sendNotify("READY=1")
+			}
+		}
+	}()
+
+	err = d.run(ctx, stop, set.mpp)
+	stop()
+	<-reloaded
+	if metricsServer != nil {
+		metricsServer.Close()
+		<-metricsDone
+	}
+	if err != nil {
 		log.Error("stopped", "err", err)
 		return exitFailure
 	}
@@ -134,28 +249,157 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// newLogger returns the daemon's logger: log/slog to stderr, text or JSON.
+// reload is what SIGHUP does: read the TLS certificate and key again. The
+// rest of the configuration is not reloaded: limits, backends and
+// addresses are fixed for the life of the process (restart mppd; under
+// socket activation no connection is lost). Running sessions are not
+// touched.
+func reload(certs *certStore, log *slog.Logger) {
+	if certs == nil {
+		log.Info("SIGHUP: no TLS certificate to reload", "event", "reload")
+		return
+	}
+	_ = certs.load(true) // a failure is logged and keeps the old pair
+}
+
+// newServer is the protocol engine with its backends and, if on, metrics.
+func newServer(cfg *config.Config, auth authn.Authenticator, deliv delivery.Deliverer, log *slog.Logger, m *metrics.Metrics) *protocol.Server {
+	srv := &protocol.Server{
+		Config:   cfg.Protocol(),
+		Auth:     auth,
+		Delivery: deliv,
+		Log:      log,
+	}
+	if m != nil {
+		srv.Events = m.Observe
+	}
+	return srv
+}
+
+// sessionFunc is what the daemon runs for each connection: the TLS
+// handshake first on an mpps connection, then the engine's session.
+func sessionFunc(srv *protocol.Server, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) func(context.Context, net.Conn) {
+	idle := cfg.Session.IdleTimeout.D()
+	return func(ctx context.Context, conn net.Conn) {
+		m.SessionStarted()
+		defer m.SessionEnded()
+		if tc, ok := conn.(*tls.Conn); ok && !handshake(ctx, tc, idle, log, m) {
+			return
+		}
+		srv.Serve(ctx, conn)
+	}
+}
+
+// serveMetrics serves /metrics on l until the returned server is closed;
+// done is closed when it has stopped.
+func serveMetrics(l net.Listener, m *metrics.Metrics, log *slog.Logger) (*http.Server, chan struct{}) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	attrs := []any{"addr", l.Addr().String(), "role", roleMetrics}
+	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		log.Warn("metrics endpoint is not on a loopback address: anyone who can reach it sees the counts", attrs...)
+	}
+	log.Info("listening", attrs...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint stopped", "err", err)
+		}
+	}()
+	return hs, done
+}
+
+// serveInetd serves the one connection of an Accept=yes unit: on standard
+// input (StandardInput=socket, or systemd-socket-activate --inetd), or the
+// single socket systemd passes as fd 3. role says whether it is plain MPP
+// or MPP inside TLS. SIGTERM works as for the daemon: an idle session gets
+// 451, a message under way is finished.
+func serveInetd(ctx context.Context, role string, files []*os.File, cfg *config.Config,
+	auth authn.Authenticator, deliv delivery.Deliverer, certs *certStore, tlsConfig func() *tls.Config, log *slog.Logger) int {
+	var f *os.File
+	switch len(files) {
+	case 0:
+		f = os.Stdin
+	case 1:
+		f = files[0]
+	default:
+		log.Error("--inetd serves one connection, but systemd passed several sockets", "sockets", len(files))
+		return exitConfig
+	}
+	conn, err := net.FileConn(f)
+	if err != nil {
+		log.Error("--inetd: not a connected socket", "fd", f.Fd(), "err", err)
+		return exitConfig
+	}
+	if f == os.Stdin {
+		// The session closes conn, a duplicate; stdin and stdout would
+		// keep the connection open after it. Point them at /dev/null
+		// so the client sees the close at once.
+		if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
+			_ = unix.Dup2(int(null.Fd()), 0)
+			_ = unix.Dup2(int(null.Fd()), 1)
+			null.Close()
+		}
+	} else {
+		f.Close()
+	}
+	if role == roleMPPS {
+		if certs == nil {
+			log.Error("--inetd=mpps needs tls.cert_file and tls.key_file")
+			conn.Close()
+			return exitConfig
+		}
+		conn = tls.Server(conn, tlsConfig())
+	}
+	srv := newServer(cfg, auth, deliv, log, nil)
+	sessionFunc(srv, cfg, log, nil)(ctx, conn)
+	return exitOK
+}
+
+// inetdFlag is --inetd (plain MPP) or --inetd=mpps (MPP inside TLS).
+type inetdFlag struct{ role string }
+
+func (f *inetdFlag) String() string   { return f.role }
+func (f *inetdFlag) IsBoolFlag() bool { return true }
+func (f *inetdFlag) Set(s string) error {
+	switch s {
+	case "true", roleMPP:
+		f.role = roleMPP
+	case roleMPPS:
+		f.role = roleMPPS
+	case "false":
+		f.role = ""
+	default:
+		return fmt.Errorf("%q is not mpp or mpps", s)
+	}
+	return nil
+}
+
+// newLogger returns the daemon's logger: log/slog to stderr, text or JSON,
+// one line per event. When stderr is the journal (JOURNAL_STREAM), the
+// time is left out: journald stamps each line itself.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel()}
+	if w == io.Writer(os.Stderr) && underJournal() {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// listenAll binds every configured address, or none: on an error the ones
-// already bound are closed.
-func listenAll(addrs []string) ([]net.Listener, error) {
-	var ls []net.Listener
-	for _, a := range addrs {
-		l, err := net.Listen("tcp", a)
-		if err != nil {
-			for _, l := range ls {
-				l.Close()
-			}
-			return nil, err
-		}
-		ls = append(ls, l)
-	}
-	return ls, nil
 }

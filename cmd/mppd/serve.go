@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"mppd/internal/metrics"
 )
 
 // Backoff after a failed Accept. EMFILE/ENFILE (out of file descriptors)
@@ -36,32 +39,51 @@ type daemon struct {
 	// themselves before closing their connections.
 	drainTimeout time.Duration
 
-	mu       sync.Mutex
-	sessions map[net.Conn]struct{}
-	perIP    map[netip.Addr]int
-	wg       sync.WaitGroup // one per running session
-	sleep    func(ctx context.Context, d time.Duration)
+	// notify sends a state to systemd (sd_notify); nil outside systemd.
+	notify func(state string) error
+	// watchdog is WatchdogSec= (WATCHDOG_USEC); 0 for none.
+	watchdog time.Duration
+	// exitOnIdle, when not zero, ends run after that long without a
+	// session (socket-activated mode only).
+	exitOnIdle time.Duration
+	// metrics counts refusals; nil when metrics are off.
+	metrics *metrics.Metrics
+
+	mu         sync.Mutex
+	sessions   map[net.Conn]struct{}
+	perIP      map[netip.Addr]int
+	lastActive time.Time      // when the last session ended, or run began
+	wg         sync.WaitGroup // one per running session
+	sleep      func(ctx context.Context, d time.Duration)
 }
 
 // run serves on listeners until ctx is done (a signal), then shuts down:
 // it stops accepting, lets sessions see ctx's cancellation (the engine
 // closes idle ones with 451 and lets a message in progress finish), waits
 // up to drainTimeout, closes the connections that remain, and waits for
-// every session goroutine. stopSignals is called once ctx is done, so that
-// a second signal terminates the process at once.
+// every session goroutine. stopSignals is called once shutdown starts, so
+// that a second signal terminates the process at once.
+//
+// Under systemd it sends READY=1 once every accept loop runs, STATUS= with
+// the session count, WATCHDOG=1 while it runs (drain included), and
+// STOPPING=1 when shutdown starts. With exitOnIdle it also ends by itself
+// after that long without a session: it stops accepting (systemd keeps
+// the sockets and queues new connections for the next mppd), lets any
+// session accepted meanwhile finish undisturbed, and returns nil.
 //
 // It returns nil after a shutdown, or the error of a listener that failed
 // for good (it then shuts down the same way).
 func (d *daemon) run(ctx context.Context, stopSignals func(), listeners []net.Listener) error {
 	d.sessions = map[net.Conn]struct{}{}
 	d.perIP = map[netip.Addr]int{}
+	d.lastActive = time.Now()
 	if d.sleep == nil {
 		d.sleep = sleepCtx
 	}
 
-	// acceptCtx ends with ctx or when a listener fails; sessionCtx is
-	// cancelled right after, and its cancellation is the shutdown signal
-	// the engine acts on.
+	// acceptCtx ends with ctx, when a listener fails, or when idle;
+	// sessionCtx is cancelled after, and its cancellation is the shutdown
+	// signal the engine acts on.
 	acceptCtx, cancelAccept := context.WithCancel(ctx)
 	defer cancelAccept()
 	sessionCtx, cancelSessions := context.WithCancel(context.WithoutCancel(ctx))
@@ -70,7 +92,7 @@ func (d *daemon) run(ctx context.Context, stopSignals func(), listeners []net.Li
 	errs := make(chan error, len(listeners))
 	var loops sync.WaitGroup
 	for _, l := range listeners {
-		d.log.Info("listening", "addr", l.Addr().String())
+		d.log.Info("listening", "addr", l.Addr().String(), "role", roleOf(l))
 		loops.Add(1)
 		go func() {
 			defer loops.Done()
@@ -80,24 +102,63 @@ func (d *daemon) run(ctx context.Context, stopSignals func(), listeners []net.Li
 			}
 		}()
 	}
+	d.sendNotify("READY=1\n" + d.statusText("serving", 0))
+
+	var idle atomic.Bool
+	var draining atomic.Bool
+	superviseCtx, stopSupervise := context.WithCancel(context.WithoutCancel(ctx))
+	supervised := make(chan struct{})
+	go func() {
+		defer close(supervised)
+		d.supervise(superviseCtx, draining.Load, func() {
+			idle.Store(true)
+			cancelAccept()
+		})
+	}()
+	defer func() {
+		stopSupervise()
+		<-supervised
+	}()
 
 	<-acceptCtx.Done()
-	if stopSignals != nil {
-		stopSignals()
-	}
+	draining.Store(true)
+	d.sendNotify("STOPPING=1\n" + d.statusText("shutting down", d.count()))
 	var failure error
 	select {
 	case failure = <-errs:
 	default:
 	}
-	// Stop accepting: closing a listener makes its Accept return.
+	// Stop accepting: closing a listener makes its Accept return. Under
+	// socket activation this closes mppd's copy only; systemd keeps the
+	// socket and the connections queued on it.
 	for _, l := range listeners {
 		l.Close()
 	}
 	loops.Wait()
+	if idle.Load() && failure == nil {
+		d.waitIdle(ctx)
+	}
+	if stopSignals != nil {
+		stopSignals()
+	}
 	cancelSessions()
 	d.drain()
 	return failure
+}
+
+// waitIdle waits, after an exit on idle, for the sessions accepted just
+// before the listeners closed to end by themselves, or for a signal (ctx),
+// after which the ordinary drain applies.
+func (d *daemon) waitIdle(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // drain waits up to drainTimeout for the sessions to end, then closes the
@@ -161,6 +222,7 @@ func (d *daemon) acceptLoop(acceptCtx, sessionCtx context.Context, l net.Listene
 			continue
 		}
 		backoff = 0
+		d.metrics.Connection(roleOf(l))
 		d.start(sessionCtx, conn)
 	}
 }
@@ -179,6 +241,7 @@ func (d *daemon) start(ctx context.Context, conn net.Conn) {
 	if reason != "" {
 		total, fromIP := len(d.sessions), d.perIP[ip]
 		d.mu.Unlock()
+		d.metrics.Throttled(reason)
 		d.log.Warn("session refused", "ip", ipString(ip), "reason", reason, "sessions", total, "client_sessions", fromIP)
 		// A fresh socket's send buffer takes the one short line at once;
 		// the deadline only guards against a pathological peer.
@@ -206,6 +269,7 @@ func (d *daemon) release(conn net.Conn, ip netip.Addr) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.sessions, conn)
+	d.lastActive = time.Now()
 	if ip.IsValid() {
 		if d.perIP[ip]--; d.perIP[ip] <= 0 {
 			delete(d.perIP, ip)

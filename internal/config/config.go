@@ -50,6 +50,9 @@ type Config struct {
 	Hostname string `toml:"hostname"`
 	// Listen is the TCP addresses to accept MPP connections on.
 	Listen []string `toml:"listen"`
+	// ListenTLS is the TCP addresses to accept MPP inside TLS on (TLS
+	// from the first byte; MPP has no STARTTLS). See sockets.go.
+	ListenTLS []string `toml:"listen_tls"`
 	// DrainTimeout is how long a shutdown waits for sessions to end
 	// before closing their connections.
 	DrainTimeout Duration `toml:"drain_timeout"`
@@ -66,6 +69,9 @@ type Config struct {
 	Message  Message  `toml:"message"`
 	Authn    Authn    `toml:"authn"`
 	Delivery Delivery `toml:"delivery"`
+	TLS      TLS      `toml:"tls"`
+	Systemd  Systemd  `toml:"systemd"`
+	Metrics  Metrics  `toml:"metrics"`
 
 	// Path is the file the config was loaded from ("" for Default()).
 	Path string `toml:"-"`
@@ -130,6 +136,7 @@ func Default() *Config {
 	l := p.Limits
 	return &Config{
 		Listen:               []string{":" + strconv.Itoa(DefaultPort)},
+		ListenTLS:            []string{},
 		DrainTimeout:         Duration(30 * time.Second),
 		MaxSessions:          10000,
 		MaxSessionsPerClient: 50,
@@ -166,6 +173,8 @@ func Default() *Config {
 			Maildir:  maildir.DefaultConfig(),
 			Sendmail: sendmail.DefaultConfig(),
 		},
+		TLS:     defaultTLS(),
+		Systemd: defaultSystemd(),
 	}
 }
 

@@ -98,7 +98,7 @@ func (c *Config) validate(lines map[string]int) error {
 		v.fail("hostname", "%q is not a host name (letters, digits, '-', '.', at most 253 octets)", c.Hostname)
 	}
 
-	if len(c.Listen) == 0 {
+	if len(c.Listen)+len(c.ListenTLS) == 0 {
 		v.fail("listen", "no address to listen on")
 	}
 	seen := map[string]bool{}
@@ -111,6 +111,7 @@ func (c *Config) validate(lines map[string]int) error {
 		}
 		seen[a] = true
 	}
+	c.validateSockets(v, seen)
 	v.durRange("drain_timeout", c.DrainTimeout, 0, time.Hour)
 	v.intRange("max_sessions", int64(c.MaxSessions), 1, 1_000_000, "")
 	v.intRange("max_sessions_per_client", int64(c.MaxSessionsPerClient), 1, 1_000_000, "")

@@ -1,0 +1,93 @@
+package protocol
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"testing"
+
+	"mppd/delivery"
+)
+
+// TestEvents: Server.Events hears of each login (ok, rejected), each
+// delivery with its result, and each message with its outcome, with the
+// session's id, client and user filled in.
+func TestEvents(t *testing.T) {
+	var mu sync.Mutex
+	var got []Event
+	del := &fakeDelivery{}
+	cfg := testConfig()
+	cfg.StagingDir = t.TempDir()
+	srv := &Server{
+		Config:   cfg,
+		Auth:     &fakeAuth{users: map[string]string{"alice": "alice-pw"}},
+		Delivery: del,
+		Events: func(ev Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, ev)
+		},
+	}
+	session := func(script func(c *client)) {
+		a, b := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.Serve(context.Background(), a)
+		}()
+		c := &client{t: t, conn: b, r: bufio.NewReader(b)}
+		c.expect(220)
+		script(c)
+		b.Close()
+		<-done
+	}
+
+	session(func(c *client) {
+		c.login()
+		c.post(simpleMessage, 250)
+		c.cmd("QUIT", 221)
+	})
+	session(func(c *client) {
+		c.cmd("USER alice", 250)
+		c.cmd("PASS wrong", 530)
+	})
+	del.mu.Lock()
+	del.err = delivery.Temporary("test", nil)
+	del.mu.Unlock()
+	session(func(c *client) {
+		c.login()
+		c.post(simpleMessage, 451)
+	})
+	session(func(c *client) {
+		c.login()
+		c.post("To: bob@example.test\r\n\r\nbare\rCR\r\n", 550)
+	})
+
+	want := []struct {
+		kind   EventKind
+		result string
+	}{
+		{EventLogin, "ok"}, {EventDelivery, "ok"}, {EventMessage, "queued"},
+		{EventLogin, "rejected"},
+		{EventLogin, "ok"}, {EventDelivery, "temporary"}, {EventMessage, "failed"},
+		{EventLogin, "ok"}, {EventMessage, "rejected"},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(want) {
+		t.Fatalf("got %d events %+v, want %d", len(got), got, len(want))
+	}
+	for i, w := range want {
+		ev := got[i]
+		if ev.Kind != w.kind || ev.Result != w.result {
+			t.Errorf("event %d = %v %q, want %v %q", i, ev.Kind, ev.Result, w.kind, w.result)
+		}
+		if ev.Session == "" || ev.User != "alice" {
+			t.Errorf("event %d lacks session or user: %+v", i, ev)
+		}
+	}
+	if got[1].Duration <= 0 {
+		t.Errorf("delivery event has no duration: %+v", got[1])
+	}
+}

@@ -1,0 +1,426 @@
+//go:build integration
+
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mppd/internal/testenv"
+)
+
+// mppd under systemd's own socket-activation tool, systemd-socket-activate
+// (Debian package systemd): it binds the sockets, and on the first
+// connection execs mppd with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES set
+// as systemd does. A unixgram socket the test listens on stands in for
+// systemd's NOTIFY_SOCKET.
+
+func needActivator(t *testing.T) string {
+	t.Helper()
+	return testenv.NeedCommand(t, "systemd-socket-activate")
+}
+
+// notifySocket receives sd_notify datagrams.
+type notifySocket struct {
+	path string
+	msgs chan string
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sdn") // short: sun_path holds 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	n := &notifySocket{path: filepath.Join(dir, "notify"), msgs: make(chan string, 100)}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(n.msgs)
+				return
+			}
+			n.msgs <- string(buf[:k])
+		}
+	}()
+	return n
+}
+
+// wait returns the first message (from here on) that contains substr.
+func (n *notifySocket) wait(t *testing.T, substr string) string {
+	t.Helper()
+	timeout := time.After(ioTimeout)
+	var seen []string
+	for {
+		select {
+		case m, ok := <-n.msgs:
+			if !ok {
+				t.Fatalf("notify socket closed; seen %q", seen)
+			}
+			if strings.Contains(m, substr) {
+				return m
+			}
+			seen = append(seen, m)
+		case <-timeout:
+			t.Fatalf("no sd_notify message with %q within %v; seen %q", substr, ioTimeout, seen)
+		}
+	}
+}
+
+// spawn starts cmd (the activator, which becomes mppd) with its output in
+// the returned mppd's log. Cleanup stops it if it still runs; the test
+// checks exit statuses itself.
+func spawn(t *testing.T, cmd *exec.Cmd) *mppd {
+	t.Helper()
+	m := &mppd{t: t, cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = m.log, m.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", cmd.Args, err)
+	}
+	go func() {
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			m.exitCode = 0
+		case errors.As(err, &ee):
+			m.exitCode = ee.ExitCode()
+		default:
+			m.exitCode = -1
+		}
+		close(m.done)
+	}()
+	t.Cleanup(func() {
+		m.Stop()
+		if t.Failed() {
+			t.Logf("log of %v:\n%s", cmd.Args, m.Log())
+		}
+	})
+	return m
+}
+
+// TestSocketActivationTwoListeners: two named sockets, mpp (plain) and
+// mpps (TLS from the first byte), both serve a post; the configured
+// listen address is not bound; the notify socket gets READY=1 with
+// STATUS=, a STATUS= with the live session count, and STOPPING=1 on
+// SIGTERM, after which mppd exits 0.
+func TestSocketActivationTwoListeners(t *testing.T) {
+	act := needActivator(t)
+	certFile, keyFile, pool := testCert(t, t.TempDir(), "activated")
+	extra, root := devBackends(t, alice)
+	unused := freeAddr(t)
+	cfg := writeConfig(t, unused, fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
+	plain, secure := freeAddr(t), freeAddr(t)
+	n := listenNotify(t)
+
+	m := spawn(t, exec.Command(act, "-l", plain, "--fdname=mpp", "-l", secure, "--fdname=mpps",
+		"-E", "NOTIFY_SOCKET="+n.path, mppdBin, "--config", cfg))
+	m.addr = plain
+	m.waitLog("Listening on " + secure)
+
+	c := login(t, m, alice) // the first connection starts mppd
+	ready := n.wait(t, "READY=1")
+	if !strings.Contains(ready, "STATUS=") {
+		t.Errorf("READY=1 without STATUS=: %q", ready)
+	}
+	c.data("To: bob@example.test\nSubject: plain\n\nover mpp\n", 250)
+
+	tc, cert := dialTLS(t, secure, pool)
+	if cert.Subject.CommonName != "activated" {
+		t.Errorf("certificate %q", cert.Subject.CommonName)
+	}
+	tc.cmd("USER "+alice.name, 250)
+	tc.cmd("PASS "+alice.password, 250)
+	tc.data("To: bob@example.test\nSubject: tls\n\nover mpps\n", 250)
+	waitDelivered(t, root, "bob@example.test", 2)
+	n.wait(t, "STATUS=serving: 2 sessions")
+
+	m.waitLog("socket-activated sockets=2")
+	if conn, err := net.DialTimeout("tcp", unused, time.Second); err == nil {
+		conn.Close()
+		t.Errorf("the configured listen address %s is bound under socket activation", unused)
+	}
+
+	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	n.wait(t, "STOPPING=1")
+	c.expect(451)
+	tc.expect(451)
+	if code := m.waitExit(stopTimeout); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestSocketActivationRefusals: a passed socket whose name the config does
+// not know, and a connection passed where a listener belongs (Accept=yes
+// without --inetd), stop mppd with status 2 and a message naming the
+// problem.
+func TestSocketActivationRefusals(t *testing.T) {
+	act := needActivator(t)
+	extra, _ := devBackends(t, alice)
+	cfg := writeConfig(t, freeAddr(t), extra)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown name", []string{"--fdname=smtp"}, `fd 3 is named \"smtp\", which is in none of systemd.mpp_sockets`},
+		{"connection", []string{"--accept", "--fdname=mpp"}, "a connection, not a listening socket: for a unit with Accept=yes run mppd --inetd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			args := append([]string{"-l", addr}, tc.args...)
+			m := spawn(t, exec.Command(act, append(args, mppdBin, "--config", cfg)...))
+			m.waitLog("Listening on " + addr)
+			conn, err := netDial(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetReadDeadline(time.Now().Add(ioTimeout))
+			if b, err := io.ReadAll(conn); err == nil && len(b) > 0 {
+				t.Errorf("got %q from a refused start", b)
+			}
+			m.waitLog(tc.want)
+			if !strings.Contains(tc.name, "connection") {
+				if code := m.waitExit(stopTimeout); code != 2 {
+					t.Errorf("exit status %d, want 2", code)
+				}
+				return
+			}
+			// With --accept the activator itself runs on and reports
+			// its child's status.
+			m.waitLog("died with code 2")
+		})
+	}
+}
+
+// TestExitOnIdle: with systemd.exit_on_idle, a socket-activated mppd exits
+// 0 once no session has run for that long; the socket stays open in the
+// test (as systemd keeps it), a connection made while no mppd runs waits
+// in the backlog, and the next activation serves it.
+func TestExitOnIdle(t *testing.T) {
+	act := needActivator(t)
+	extra, root := devBackends(t, alice)
+	cfg := writeConfig(t, freeAddr(t), "[systemd]\nexit_on_idle = \"1s\"\n"+extra)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	lf, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	n := listenNotify(t)
+
+	// The test plays systemd's part: it owns the socket and passes it to
+	// systemd-socket-activate, which passes it on to mppd. LISTEN_PID
+	// must be the activator's pid, known only in the child: the shell
+	// sets it and execs (constant script, arguments as "$@").
+	activate := func() *mppd {
+		cmd := exec.Command("sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`,
+			act, "--fdname=mpp", "-E", "NOTIFY_SOCKET="+n.path, mppdBin, "--config", cfg)
+		cmd.ExtraFiles = []*os.File{lf} // fd 3
+		cmd.Env = []string{"LISTEN_FDS=1", "PATH=" + os.Getenv("PATH")}
+		m := spawn(t, cmd)
+		m.addr = l.Addr().String()
+		return m
+	}
+
+	m1 := activate()
+	c := login(t, m1, alice)
+	n.wait(t, "READY=1")
+	c.data("To: bob@example.test\nSubject: first\n\none\n", 250)
+	c.cmd("QUIT", 221)
+	n.wait(t, "STOPPING=1")
+	if code := m1.waitExit(stopTimeout); code != 0 {
+		t.Fatalf("exit status %d after idle, want 0", code)
+	}
+	if !strings.Contains(m1.Log(), "event=exit-on-idle") {
+		t.Errorf("no exit-on-idle line in the log:\n%s", m1.Log())
+	}
+
+	// No mppd runs now; the kernel queues this connection on the socket
+	// the test holds.
+	conn, err := netDial(l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	m2 := activate()
+	c2 := &client{t: t, conn: conn, r: newReader(conn)}
+	c2.expect(220)
+	c2.cmd("USER "+alice.name, 250)
+	c2.cmd("PASS "+alice.password, 250)
+	c2.data("To: bob@example.test\nSubject: second\n\ntwo\n", 250)
+	waitDelivered(t, root, "bob@example.test", 2)
+	if code := m2.Stop(); code != 0 {
+		t.Errorf("second mppd exit status %d, want 0", code)
+	}
+}
+
+// TestInetdMode: Accept=yes units, one mppd per connection. With
+// systemd-socket-activate --inetd the connection is stdin/stdout
+// (StandardInput=socket); without, it is fd 3 (LISTEN_FDS=1). mppd --inetd
+// serves it, plain or (--inetd=mpps) inside TLS, and exits 0.
+func TestInetdMode(t *testing.T) {
+	act := needActivator(t)
+	certFile, keyFile, pool := testCert(t, t.TempDir(), "inetd")
+	extra, root := devBackends(t, alice)
+	cfg := writeConfig(t, freeAddr(t), fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
+	for i, tc := range []struct {
+		name     string
+		actArgs  []string
+		mppdFlag string
+		tls      bool
+	}{
+		{"stdin", []string{"--inetd"}, "--inetd", false},
+		{"fd3", nil, "--inetd", false},
+		{"stdin-tls", []string{"--inetd"}, "--inetd=mpps", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			args := append([]string{"--accept", "-l", addr}, tc.actArgs...)
+			m := spawn(t, exec.Command(act, append(args, mppdBin, tc.mppdFlag, "--config", cfg)...))
+			m.addr = addr
+			m.waitLog("Listening on " + addr)
+			for k := 0; k < 2; k++ { // each connection gets its own mppd
+				var c *client
+				if tc.tls {
+					c, _ = dialTLS(t, addr, pool)
+				} else {
+					c = m.dial(t)
+				}
+				c.cmd("USER "+alice.name, 250)
+				c.cmd("PASS "+alice.password, 250)
+				c.data(fmt.Sprintf("To: bob@example.test\nSubject: inetd %s %d\n\nhi\n", tc.name, k), 250)
+				c.cmd("QUIT", 221)
+				if !c.closed() {
+					t.Error("connection open after QUIT")
+				}
+			}
+			waitDelivered(t, root, "bob@example.test", 2*(i+1))
+			m.waitLog("died with code 0")
+			if strings.Contains(m.Log(), "died with code 2") || strings.Contains(m.Log(), "died with code 1") {
+				t.Errorf("an mppd failed:\n%s", m.Log())
+			}
+		})
+	}
+}
+
+// TestSIGTERMDuringData: SIGTERM at different points of a message, again
+// and again: before DATA, right after 354, in the middle of the text,
+// together with the final ".", and just after it. Whatever the timing,
+// the message is either acknowledged with 250 and delivered whole, or the
+// client gets no 250 and nothing is delivered; and mppd exits 0.
+func TestSIGTERMDuringData(t *testing.T) {
+	points := []string{"before-data", "after-354", "mid-text", "with-dot", "after-dot", "after-dot-2ms"}
+	for round := 0; round < 2; round++ {
+		for _, point := range points {
+			t.Run(fmt.Sprintf("%s-%d", point, round), func(t *testing.T) {
+				sigtermDuringData(t, point)
+			})
+		}
+	}
+}
+
+func sigtermDuringData(t *testing.T, point string) {
+	extra, root := devBackends(t, alice)
+	m := startMppd(t, extra)
+	c := login(t, m, alice)
+	term := func() {
+		if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Writes may fail once mppd has closed the connection; that is a
+	// message not acknowledged, not a test failure.
+	write := func(s string) bool {
+		c.conn.SetWriteDeadline(time.Now().Add(ioTimeout))
+		_, err := io.WriteString(c.conn, s)
+		return err == nil
+	}
+	body := strings.Repeat("line of the body, long enough to matter\r\n", 200)
+	first, second := body[:len(body)/2], body[len(body)/2:]
+	head := "To: bob@example.test\r\nSubject: " + point + "\r\n\r\n"
+
+	acked := false
+	func() {
+		if point == "before-data" {
+			term()
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !write("DATA\r\n") {
+			return
+		}
+		code, _, err := c.readReply()
+		if err != nil || code != 354 {
+			return
+		}
+		switch point {
+		case "after-354":
+			term()
+		}
+		if !write(head + first) {
+			return
+		}
+		if point == "mid-text" {
+			time.Sleep(20 * time.Millisecond)
+			term()
+		}
+		if !write(second) {
+			return
+		}
+		if point == "with-dot" {
+			term()
+		}
+		if !write(".\r\n") {
+			return
+		}
+		switch point {
+		case "after-dot":
+			term()
+		case "after-dot-2ms":
+			time.Sleep(2 * time.Millisecond)
+			term()
+		}
+		code, line, err := c.readReply()
+		if err == nil && code == 250 {
+			acked = true
+		} else if err == nil && code != 451 && code != 550 {
+			t.Errorf("reply %q to the text", line)
+		}
+	}()
+	if code := m.waitExit(stopTimeout); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	msgs := delivered(t, root, "bob@example.test")
+	switch {
+	case acked && len(msgs) != 1:
+		t.Fatalf("250 but %d messages delivered", len(msgs))
+	case acked && !strings.Contains(msgs[0], strings.ReplaceAll(body, "\r\n", "\n")):
+		t.Fatalf("250 but the delivered message is not whole (%d bytes)", len(msgs[0]))
+	case !acked && len(msgs) != 0:
+		t.Fatalf("no 250 but %d messages delivered", len(msgs))
+	}
+	t.Logf("%s: acknowledged=%v", point, acked)
+}
