@@ -5,7 +5,7 @@
 #   make unit          quick tests: no root, no services
 #   sudo make test     everything CI runs: check, setup, unit, integration
 #   make fuzz          every fuzz target for $(FUZZTIME)
-#   make bench         benchmarks
+#   make bench         benchmarks (Go, and mpp bench against a local mppd)
 #   make install       into $(DESTDIR)$(PREFIX)
 #   make packages      dist/*.deb and dist/*.rpm (nfpm, a Go tool dependency)
 #   make lint-packages lintian, rpmlint, systemd-analyze on the packages
@@ -115,8 +115,13 @@ fuzz:
 		done; \
 	done
 
-bench:
+# The Go benchmarks, then test/bench.sh: `mpp bench` against a local mppd
+# with the development backends (and, as root after setup, the floor of PAM
+# + Postfix next to mppd with them). BENCH_SECONDS sets each load run.
+bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...
+	$(GO) build -tags '$(TAGS)' -o bin/ ./test/benchfloor
+	test/bench.sh bin
 
 cover:
 	$(GO) test -coverprofile=coverage.out ./...

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# test/bench.sh: mpp bench against a local mppd with the development
+# backends (password file + maildir), on 127.0.0.1 only. Run by `make bench`
+# after the Go benchmarks; the figures go into BENCHMARKS.md by hand.
+#
+#   test/bench.sh [BINDIR]     (default: bin, as built by `make build`)
+#
+# Scenarios (issue 9):
+#   1. sessions/s at 1, 8 and 64 concurrent clients (1 KiB message each);
+#   2. DATA throughput of a 10 MiB message;
+#   3. server RSS with 1,000 and 10,000 idle sessions (a fresh mppd each),
+#      KiB per session;
+#   4. with root, the PAM test account and Postfix (test/setup.sh), the
+#      floor of the production backends (BINDIR/benchfloor: a PAM login
+#      alone, a sendmail submission alone, both in a row) next to mppd end
+#      to end with the same backends, at 1 and 8 concurrent clients.
+#      Otherwise it says it skipped them.
+# Every mppd this script starts is stopped on exit. Bounded: each load run
+# lasts BENCH_SECONDS (default 10), each idle run holds for 3 s, each floor
+# loop is a fixed count.
+set -euo pipefail
+
+bindir=${1:-bin}
+mppd=$bindir/mppd
+mpp=$bindir/mpp
+seconds=${BENCH_SECONDS:-10}
+for b in "$mppd" "$mpp"; do
+  [ -x "$b" ] || { echo "bench.sh: $b not found; run make build" >&2; exit 1; }
+done
+
+# 10,000 idle sessions need 10,000 descriptors on each side, plus margin.
+want_fds=20000
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$want_fds" ]; then
+  echo "bench.sh: the hard limit on open files is $hard, below $want_fds; the 10,000-session run may fail" >&2
+  want_fds=$hard
+fi
+ulimit -n "$want_fds"
+
+tmp=$(mktemp -d /tmp/mppd-bench.XXXXXX)
+pid=""
+stop() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+  fi
+  pid=""
+}
+cleanup() { stop; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+user=bench
+password=bench-password-$$-$RANDOM
+printf '%s\n' "$password" >"$tmp/pw"
+chmod 600 "$tmp/pw"
+
+conf=$tmp/mppd.toml
+cat >"$conf" <<EOF
+hostname = "bench.test"
+listen = ["127.0.0.1:0"]
+drain_timeout = "5s"
+max_sessions = 20000
+max_sessions_per_client = 20000
+trusted_networks = ["127.0.0.0/8"]
+
+[log]
+level = "warn"
+
+[session]
+idle_timeout = "5m"
+
+[message]
+# A 10 MiB message (10,485,760 octets) is over the default limit.
+max_size = 67108864
+
+[authn]
+backend = "passwdfile"
+
+[authn.passwdfile]
+path = "$tmp/passwd"
+mail_domain = "bench.test"
+
+[delivery]
+backend = "maildir"
+
+[delivery.maildir]
+root = "$tmp/maildir"
+EOF
+"$mppd" passwd --config "$conf" "$user" <"$tmp/pw" >/dev/null
+
+addr=""
+start() {
+  : >"$tmp/mppd.log"
+  "$mppd" --config "$conf" >>"$tmp/mppd.log" 2>&1 &
+  pid=$!
+  # mppd logs where it listens at level info; at warn it does not, so
+  # find the port from /proc instead: its one listening socket.
+  addr=""
+  for _ in $(seq 1 100); do
+    addr=$(listen_addr "$pid")
+    [ -n "$addr" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$tmp/mppd.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { echo "bench.sh: mppd did not listen" >&2; cat "$tmp/mppd.log" >&2; exit 1; }
+}
+
+# listen_addr PID: 127.0.0.1:PORT of the process's listening TCP socket.
+listen_addr() {
+  local inodes port
+  inodes=$(ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]/\1/p')
+  [ -n "$inodes" ] || return 0
+  for ino in $inodes; do
+    # /proc/net/tcp: local_address is hex IP:port, st 0A is LISTEN.
+    port=$(awk -v ino="$ino" '$10 == ino && $4 == "0A" { split($2, a, ":"); print a[2] }' /proc/net/tcp)
+    if [ -n "$port" ]; then
+      echo "127.0.0.1:$((16#$port))"
+      return 0
+    fi
+  done
+}
+
+bench() {
+  echo "\$ mpp bench $*"
+  MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$user" --password-file "$tmp/pw" --server-pid "$pid" "$@" || true
+  echo
+}
+
+echo "== machine: $(nproc) CPU ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r), $("$mppd" --version 2>&1 | head -n 1), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "== load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+start
+echo "== 1. sessions/s (1 KiB message per session, ${seconds}s each)"
+for c in 1 8 64; do
+  bench -c "$c" -d "${seconds}s" -m 1 --size 1024 --to rcpt@bench.test
+done
+echo "== 2. DATA throughput, 10 MiB message (one client)"
+bench -c 1 -n 5 -m 1 --size 10485760 --to big@bench.test
+stop
+
+echo "== 3. idle sessions (a fresh mppd each)"
+for n in 1000 10000; do
+  start
+  bench --idle "$n" --hold 3s
+  stop
+done
+
+echo "== 4. floor of the production backends (PAM + Postfix's sendmail) and mppd with them"
+# The PAM test account of test/setup.d/20-pam.sh (its password is a test
+# fixture written there) and Postfix of test/setup.d/40-postfix.sh.
+pam_user=mppd-pam-ok
+pam_password=Pam-ok-4711
+floor=$bindir/benchfloor
+why=""
+[ "$(id -u)" -eq 0 ] || why="needs root"
+[ -z "$why" ] && { { id "$pam_user" >/dev/null 2>&1 && [ -e /etc/pam.d/mppd-test ]; } || why="needs the PAM test account (test/setup.sh)"; }
+[ -z "$why" ] && { postfix status >/dev/null 2>&1 || why="needs Postfix running (test/setup.sh)"; }
+[ -z "$why" ] && { [ -x "$floor" ] || why="needs $floor (make bench builds it)"; }
+if [ -n "$why" ]; then
+  echo "skipped: $why"
+  exit 0
+fi
+printf '%s\n' "$pam_password" >"$tmp/pampw"
+chmod 600 "$tmp/pampw"
+rcpt=$pam_user@localhost
+floor_run() {
+  echo "\$ benchfloor $*"
+  "$floor" -user "$pam_user" -password-file "$tmp/pampw" -rcpt "$rcpt" "$@" || echo "(failed)"
+}
+floor_run -what login -c 1 -n 50
+floor_run -what login -c 8 -n 100
+floor_run -what sendmail -c 1 -n 100
+floor_run -what sendmail -c 8 -n 200
+floor_run -what both -c 1 -n 50
+floor_run -what both -c 8 -n 100
+echo
+
+conf=$tmp/mppd-pam.toml
+cat >"$conf" <<EOF
+hostname = "bench.test"
+listen = ["127.0.0.1:0"]
+drain_timeout = "5s"
+max_sessions = 20000
+max_sessions_per_client = 20000
+trusted_networks = ["127.0.0.0/8"]
+
+[log]
+level = "warn"
+
+[authn]
+backend = "pam"
+
+[authn.pam]
+service = "mppd-test"
+mail_domain = "mppd.test"
+
+[delivery]
+backend = "sendmail"
+
+[delivery.sendmail]
+timeout = "30s"
+EOF
+start
+for c in 1 8; do
+  echo "\$ mpp bench -c $c -d ${seconds}s -m 1 --size 1024 --to $rcpt (PAM + sendmail)"
+  MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" --server-pid "$pid" \
+    -c "$c" -d "${seconds}s" -m 1 --size 1024 --to "$rcpt" || true
+  echo
+done
+stop
+
+# Postfix delivers the test messages into the account's Maildir; once its
+# queue is empty (bounded wait), remove them again.
+for _ in $(seq 1 120); do
+  [ -z "$(postqueue -j 2>/dev/null | head -c 1)" ] && break
+  sleep 0.5
+done
+home=$(getent passwd "$pam_user" | cut -d: -f6)
+for d in "$home/Maildir/new" "$home/Maildir/cur"; do
+  [ -d "$d" ] || continue
+  grep -l -s -Z -E '^Subject: (mpp bench|benchfloor)$' "$d"/* 2>/dev/null | xargs -0 -r rm -f --
+done
