@@ -13,7 +13,7 @@ import (
 
 // statusInterval is how often STATUS= is refreshed while the session count
 // changes; an unchanged count is not sent again.
-const statusInterval = 2 * time.Second
+var statusInterval = 2 * time.Second // a variable for tests
 
 // sdNotify sends state to systemd's notification socket (sd_notify(3)) if
 // NOTIFY_SOCKET is set, and does nothing otherwise. NOTIFY_SOCKET stays in

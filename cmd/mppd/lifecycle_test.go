@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// notes collects what the daemon sends to systemd.
+type notes struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (n *notes) notify(s string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.msgs = append(n.msgs, s)
+	return nil
+}
+
+// wait waits for a message containing substr and returns how many
+// messages contained it.
+func (n *notes) wait(t *testing.T, substr string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n.mu.Lock()
+		k := 0
+		for _, m := range n.msgs {
+			if strings.Contains(m, substr) {
+				k++
+			}
+		}
+		all := append([]string(nil), n.msgs...)
+		n.mu.Unlock()
+		if k > 0 {
+			return k
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no notification with %q; got %q", substr, all)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// lifecycleDaemon is a daemon on a loopback listener whose sessions last
+// until release is closed (or shutdown).
+func lifecycleDaemon(t *testing.T, n *notes) (d *daemon, addr string, release chan struct{}, run func(ctx context.Context) chan error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release = make(chan struct{})
+	d = &daemon{
+		serve: func(ctx context.Context, conn net.Conn) {
+			defer conn.Close()
+			conn.Write([]byte("220 hello\r\n"))
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		},
+		refuse:       func(conn net.Conn, why string) { conn.Close() },
+		log:          quietLog(),
+		maxSessions:  10,
+		maxPerClient: 10,
+		trusted:      func(netip.Addr) bool { return true },
+		drainTimeout: 5 * time.Second,
+		notify:       n.notify,
+	}
+	run = func(ctx context.Context) chan error {
+		errc := make(chan error, 1)
+		go func() { errc <- d.run(ctx, nil, []net.Listener{l}) }()
+		return errc
+	}
+	return d, l.Addr().String(), release, run
+}
+
+func dialGreeting(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 11)
+	if _, err := c.Read(buf); err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	return c
+}
+
+// TestNotify: READY=1 with STATUS= once accepting, STATUS= with the live
+// session count as it changes, WATCHDOG=1 at half the interval, and
+// STOPPING=1 when shutdown starts.
+func TestNotify(t *testing.T) {
+	old := statusInterval
+	statusInterval = 20 * time.Millisecond
+	defer func() { statusInterval = old }()
+	n := &notes{}
+	d, addr, release, run := lifecycleDaemon(t, n)
+	d.watchdog = 40 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := run(ctx)
+
+	n.wait(t, "READY=1\nSTATUS=serving: 0 sessions")
+	c := dialGreeting(t, addr)
+	defer c.Close()
+	n.wait(t, "STATUS=serving: 1 session")
+	for n.wait(t, "WATCHDOG=1") < 3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	n.wait(t, "STATUS=serving: 0 sessions") // again, from the ticker
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	n.wait(t, "STOPPING=1")
+}
+
+// TestExitOnIdle: with exitOnIdle, run returns nil by itself once no
+// session has run for that long, not while one runs; a session still
+// running when it stops accepting is let finish, not told 451.
+func TestExitOnIdle(t *testing.T) {
+	n := &notes{}
+	d, addr, release, run := lifecycleDaemon(t, n)
+	d.exitOnIdle = 150 * time.Millisecond
+	errc := run(context.Background())
+
+	c := dialGreeting(t, addr)
+	defer c.Close()
+	select {
+	case err := <-errc:
+		t.Fatalf("run returned (%v) while a session was open", err)
+	case <-time.After(400 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit on idle")
+	}
+	n.wait(t, "STOPPING=1")
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("still accepting after the exit on idle")
+	}
+}
+
+// writeCert writes a fresh self-signed pair with common name cn.
+func writeCert(t *testing.T, dir, cn string) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	return cf, kf
+}
+
+// TestCertStore: a reload that fails (bad PEM, key of another
+// certificate, missing file) keeps the certificate in use; a good one
+// replaces it for the next handshake.
+func TestCertStore(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := writeCert(t, dir, "one")
+	s := &certStore{certFile: cf, keyFile: kf, log: quietLog()}
+	if err := s.load(false); err != nil {
+		t.Fatal(err)
+	}
+	cn := func() string {
+		c, err := s.getCertificate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Leaf.Subject.CommonName
+	}
+	if cn() != "one" {
+		t.Fatalf("cn %q", cn())
+	}
+
+	keyOne, _ := os.ReadFile(kf)
+	os.WriteFile(cf, []byte("junk"), 0o644)
+	if s.load(true) == nil || cn() != "one" {
+		t.Error("bad PEM replaced the certificate")
+	}
+	writeCert(t, dir, "two")
+	os.WriteFile(kf, keyOne, 0o600) // the old key with the new certificate
+	if s.load(true) == nil || cn() != "one" {
+		t.Error("a mismatched key replaced the certificate")
+	}
+	os.Remove(cf)
+	if s.load(true) == nil || cn() != "one" {
+		t.Error("a missing file replaced the certificate")
+	}
+	writeCert(t, dir, "three")
+	if err := s.load(true); err != nil || cn() != "three" {
+		t.Errorf("good reload: %v, cn %q", err, cn())
+	}
+	if cfg := s.config(0x0303); cfg.MinVersion != 0x0303 {
+		t.Errorf("MinVersion %x", cfg.MinVersion)
+	}
+}
