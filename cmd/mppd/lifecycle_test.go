@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -233,5 +235,27 @@ func TestCertStore(t *testing.T) {
 	}
 	if cfg := s.config(0x0303); cfg.MinVersion != 0x0303 {
 		t.Errorf("MinVersion %x", cfg.MinVersion)
+	}
+}
+
+// TestUnderJournal: JOURNAL_STREAM counts only when it names the stream
+// standard error is (systemd.exec(5)); a stale value inherited by a child
+// with another stderr does not.
+func TestUnderJournal(t *testing.T) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(2, &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
+	if !underJournal() {
+		t.Error("stderr's own device:inode not recognised")
+	}
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino+1))
+	if underJournal() {
+		t.Error("another stream taken for the journal")
+	}
+	t.Setenv("JOURNAL_STREAM", "")
+	if underJournal() {
+		t.Error("empty JOURNAL_STREAM taken for the journal")
 	}
 }
