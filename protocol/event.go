@@ -19,6 +19,10 @@ const (
 	// EventMessage: a message's text was read to its end and answered.
 	// Result is "queued" (250), "rejected" (550) or "failed" (451).
 	EventMessage
+	// EventThrottled: the engine slowed down or refused a client for
+	// its failed logins. Result is a short reason ("penalty",
+	// "blocked"); Duration is the delay imposed, if any.
+	EventThrottled
 )
 
 // Event is what the engine reports to Server.Events: one login, one

@@ -124,7 +124,10 @@ func TestNotify(t *testing.T) {
 	c := dialGreeting(t, addr)
 	defer c.Close()
 	n.wait(t, "STATUS=serving: 1 session")
-	for n.wait(t, "WATCHDOG=1") < 3 {
+	for deadline := time.Now().Add(10 * time.Second); n.wait(t, "WATCHDOG=1") < 3; {
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 3 WATCHDOG=1 in 10s at a 40ms interval")
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(release)

@@ -64,7 +64,7 @@ func New(authnBackend string) *Metrics {
 		}, []string{"result"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mppd_throttled_total",
-			Help: "Connections refused with 451 before a session started, by reason.",
+			Help: "Clients refused with 451 before a session started (max-sessions, max-sessions-per-client, throttled), or slowed down or refused by the engine for failed logins, by reason.",
 		}, []string{"reason"}),
 		tlsHandshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mppd_tls_handshakes_total",
@@ -172,6 +172,8 @@ func (m *Metrics) Observe(ev protocol.Event) {
 		m.messages.WithLabelValues(ev.Result).Inc()
 	case protocol.EventDelivery:
 		m.deliveries.WithLabelValues(ev.Result).Observe(ev.Duration.Seconds())
+	case protocol.EventThrottled:
+		m.throttled.WithLabelValues(ev.Result).Inc()
 	}
 }
 

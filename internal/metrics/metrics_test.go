@@ -34,12 +34,14 @@ func TestCounts(t *testing.T) {
 	m.Observe(protocol.Event{Kind: protocol.EventLogin, Result: "ok"})
 	m.Observe(protocol.Event{Kind: protocol.EventDelivery, Result: "ok", Duration: 30 * time.Millisecond})
 	m.Observe(protocol.Event{Kind: protocol.EventMessage, Result: "queued"})
+	m.Observe(protocol.Event{Kind: protocol.EventThrottled, Result: "penalty"})
 	out := scrape(t, m)
 	for _, want := range []string{
 		"mppd_sessions 1\n",
 		"mppd_sessions_total 2\n",
 		`mppd_connections_total{role="mpps"} 1`,
 		`mppd_throttled_total{reason="max-sessions"} 1`,
+		`mppd_throttled_total{reason="penalty"} 1`,
 		`mppd_tls_handshakes_total{result="failed"} 1`,
 		`mppd_tls_certificate_reloads_total{result="ok"} 1`,
 		"mppd_tls_certificate_expiry_timestamp_seconds 2e+09",
