@@ -308,7 +308,9 @@ func serveMetrics(l net.Listener, m *metrics.Metrics, log *slog.Logger) (*http.S
 	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
 		log.Warn("metrics endpoint is not on a loopback address: anyone who can reach it sees the counts", attrs...)
 	}
-	log.Info("listening", attrs...)
+	// Not msg=listening: that names the MPP listeners (the e2e harness
+	// and scripts take the first one for the MPP address).
+	log.Info("metrics endpoint listening", attrs...)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -165,7 +165,7 @@ func (d *daemon) waitIdle(ctx context.Context) {
 // connections that are left and waits for their goroutines.
 func (d *daemon) drain() {
 	n := d.count()
-	d.log.Info("shutting down", "sessions", n, "drain_timeout", d.drainTimeout)
+	d.log.Info("shutting down", "event", "shutdown", "sessions", n, "drain_timeout", d.drainTimeout)
 	done := make(chan struct{})
 	go func() {
 		d.wg.Wait()
