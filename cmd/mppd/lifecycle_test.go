@@ -9,6 +9,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/netip"
@@ -260,5 +262,30 @@ func TestUnderJournal(t *testing.T) {
 	t.Setenv("JOURNAL_STREAM", "")
 	if underJournal() {
 		t.Error("empty JOURNAL_STREAM taken for the journal")
+	}
+}
+
+// TestJournalPriority: under the journal every line starts with its
+// syslog priority, derived handlers included, and has no time.
+func TestJournalPriority(t *testing.T) {
+	var buf strings.Builder
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	log := slog.New(newJournalHandler(func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, opts) }, &buf))
+	log.Error("e")
+	log.With("session", "x").Warn("w")
+	log.WithGroup("g").Info("i")
+	log.Debug("d")
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	want := []string{"<3>", "<4>", "<6>", "<7>"}
+	if len(lines) != len(want) {
+		t.Fatalf("lines %q", lines)
+	}
+	for i, l := range lines {
+		if !strings.HasPrefix(l, want[i]+"time=") && !strings.HasPrefix(l, want[i]+"level=") {
+			t.Errorf("line %q does not start with %s", l, want[i])
+		}
+	}
+	if !strings.Contains(lines[1], "session=x") {
+		t.Errorf("derived handler lost its attribute: %q", lines[1])
 	}
 }

@@ -389,9 +389,16 @@ func (f *inetdFlag) Set(s string) error {
 
 // newLogger returns the daemon's logger: log/slog to stderr, text or JSON,
 // one line per event. When stderr is the journal (JOURNAL_STREAM), the
-// time is left out: journald stamps each line itself.
+// time is left out (journald stamps each line itself) and each line
+// starts with its syslog priority (journalHandler).
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel()}
+	newHandler := func(w io.Writer) slog.Handler {
+		if cfg.Log.Format == "json" {
+			return slog.NewJSONHandler(w, opts)
+		}
+		return slog.NewTextHandler(w, opts)
+	}
 	if w == io.Writer(os.Stderr) && underJournal() {
 		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
@@ -399,9 +406,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 			}
 			return a
 		}
+		return slog.New(newJournalHandler(newHandler, w))
 	}
-	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(newHandler(w))
 }

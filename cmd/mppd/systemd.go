@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -128,4 +131,66 @@ func underJournal() bool {
 		return false
 	}
 	return v == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
+
+// journalHandler puts the sd-daemon(3) priority prefix ("<3>" for an
+// error ... "<7>" for debug) before each line, which journald reads as the
+// entry's priority (SyslogLevelPrefix=, on by default), so that
+// `journalctl -p warning -u mppd` finds the warnings and errors.
+type journalHandler struct {
+	inner slog.Handler
+	pw    *prefixWriter
+	mu    *sync.Mutex // shared by every derived handler: one pw
+}
+
+// prefixWriter writes prefix and a line in one write. slog's handlers
+// write each record with exactly one Write call.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func newJournalHandler(newInner func(io.Writer) slog.Handler, w io.Writer) slog.Handler {
+	pw := &prefixWriter{w: w}
+	return &journalHandler{inner: newInner(pw), pw: pw, mu: new(sync.Mutex)}
+}
+
+func (h *journalHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.inner.Enabled(ctx, l)
+}
+
+func (h *journalHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pw.prefix = syslogPrefix(r.Level)
+	return h.inner.Handle(ctx, r)
+}
+
+func (h *journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &journalHandler{inner: h.inner.WithAttrs(as), pw: h.pw, mu: h.mu}
+}
+
+func (h *journalHandler) WithGroup(name string) slog.Handler {
+	return &journalHandler{inner: h.inner.WithGroup(name), pw: h.pw, mu: h.mu}
+}
+
+// syslogPrefix maps a slog level to a syslog priority (RFC 5424 §6.2.1).
+func syslogPrefix(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "<3>"
+	case l >= slog.LevelWarn:
+		return "<4>"
+	case l >= slog.LevelInfo:
+		return "<6>"
+	default:
+		return "<7>"
+	}
 }
