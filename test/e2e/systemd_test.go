@@ -424,3 +424,65 @@ func sigtermDuringData(t *testing.T, point string) {
 	}
 	t.Logf("%s: acknowledged=%v", point, acked)
 }
+
+// TestSIGTERMWhileSendmailRuns (catalogue case 68): SIGTERM reaches mppd
+// alone (as KillMode=mixed does it) while sendmail runs; mppd waits for
+// the program and replies with its result: 250 and the message in the
+// mailbox when it succeeds, 451 and nothing when it fails; then exits 0.
+func TestSIGTERMWhileSendmailRuns(t *testing.T) {
+	needPostfix(t)
+	for _, tc := range []struct {
+		name string
+		exit string // the stand-in's ending
+		code int
+	}{
+		{"queued", `exec /usr/sbin/sendmail "$@"`, 250},
+		{"tempfail", "cat >/dev/null; exit 75", 451},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, d := range []string{filepath.Dir(dir), dir} {
+				if err := os.Chmod(d, 0o777); err != nil {
+					t.Fatal(err)
+				}
+			}
+			started := filepath.Join(dir, "started")
+			script := filepath.Join(dir, "sendmail")
+			// It says it has started, then takes a second: the
+			// signal comes in between.
+			if err := os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\n: >%s\nsleep 1\n%s\n", started, tc.exit)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m := startMppd(t, sendmailBackends(t, script, alice))
+			tok := randomToken(t)
+			c := login(t, m, alice)
+			c.cmd("DATA", 354)
+			c.send(dotStuff("To: mppd-mta2@localhost\nSubject: " + tok + "\n\nterm during sendmail\n"))
+			deadline := time.Now().Add(ioTimeout)
+			for {
+				if _, err := os.Stat(started); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the stand-in never started; log:\n%s", m.Log())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			c.expect(tc.code)
+			c.expect(451) // then the shutdown
+			if code := m.waitExit(stopTimeout); code != 0 {
+				t.Errorf("exit status %d, want 0", code)
+			}
+			if tc.code == 250 {
+				if n := strings.Count(maildirWait(t, "mppd-mta2", tok), tok); n != 1 {
+					t.Errorf("token appears %d times", n)
+				}
+			} else if maildirHas(t, "mppd-mta2", tok) {
+				t.Error("a message answered 451 was delivered")
+			}
+		})
+	}
+}
