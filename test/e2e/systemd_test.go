@@ -42,7 +42,7 @@ func listenNotify(t *testing.T) *notifySocket {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	n := &notifySocket{path: filepath.Join(dir, "notify"), msgs: make(chan string, 100)}
+	n := &notifySocket{path: filepath.Join(dir, "notify"), msgs: make(chan string, 1000)}
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,10 @@ func listenNotify(t *testing.T) *notifySocket {
 				close(n.msgs)
 				return
 			}
-			n.msgs <- string(buf[:k])
+			select {
+			case n.msgs <- string(buf[:k]):
+			default: // nobody waits any more; never block the reader
+			}
 		}
 	}()
 	return n
@@ -118,8 +121,8 @@ func spawn(t *testing.T, cmd *exec.Cmd) *mppd {
 // TestSocketActivationTwoListeners: two named sockets, mpp (plain) and
 // mpps (TLS from the first byte), both serve a post; the configured
 // listen address is not bound; the notify socket gets READY=1 with
-// STATUS=, a STATUS= with the live session count, and STOPPING=1 on
-// SIGTERM, after which mppd exits 0.
+// STATUS=, WATCHDOG=1 (WATCHDOG_USEC set), a STATUS= with the live session
+// count, and STOPPING=1 on SIGTERM, after which mppd exits 0.
 func TestSocketActivationTwoListeners(t *testing.T) {
 	act := needActivator(t)
 	certFile, keyFile, pool := testCert(t, t.TempDir(), "activated")
@@ -130,7 +133,7 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 	n := listenNotify(t)
 
 	m := spawn(t, exec.Command(act, "-l", plain, "--fdname=mpp", "-l", secure, "--fdname=mpps",
-		"-E", "NOTIFY_SOCKET="+n.path, mppdBin, "--config", cfg))
+		"-E", "NOTIFY_SOCKET="+n.path, "-E", "WATCHDOG_USEC=400000", mppdBin, "--config", cfg))
 	m.addr = plain
 	m.waitLog("Listening on " + secure)
 
@@ -139,6 +142,7 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 	if !strings.Contains(ready, "STATUS=") {
 		t.Errorf("READY=1 without STATUS=: %q", ready)
 	}
+	n.wait(t, "WATCHDOG=1") // WatchdogSec=0.4s: every 0.2s
 	c.data("To: bob@example.test\nSubject: plain\n\nover mpp\n", 250)
 
 	tc, cert := dialTLS(t, secure, pool)
