@@ -20,6 +20,9 @@ type Server struct {
 	Auth     authn.Authenticator
 	Delivery delivery.Deliverer
 	Log      *slog.Logger
+	// Throttle, if set, paces and shuts out clients that keep failing
+	// to log in (see the Throttle interface).
+	Throttle Throttle
 	// Events, if set, is told of every login, delivery and message
 	// (for metrics). It is called on the session's goroutine and must
 	// not block.

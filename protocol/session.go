@@ -318,6 +318,10 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 	}
 	start := time.Now()
 	req := authn.Request{User: s.user, Password: cmd.arg, Client: s.client}
+	if !s.throttleBegin() {
+		s.state = stateDone
+		return replyThrottled
+	}
 	// The login is not cut short by a shutdown: its reply is due.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Limits.IdleTimeout)
 	id, err := s.srv.Auth.Authenticate(actx, req)
@@ -327,6 +331,7 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 			err = authn.Unavailable("bad-identity", err)
 		}
 	}
+	penalty := s.throttleEnd(req, err)
 	if err != nil {
 		s.padFailure(start)
 		s.state = stateDone
@@ -334,7 +339,8 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 		s.event(Event{Kind: EventLogin, Result: loginResult(r.code)})
 		if r.code == 530 {
 			s.log.Warn("authentication failed", "event", "auth-failed", "user", s.user,
-				"reason", authn.Reason(err), "err", err)
+				"reason", authn.Reason(err), "err", err, "penalty", penalty)
+			penaltyWait(ctx, penalty)
 		} else {
 			s.log.Error("authentication backend unavailable", "event", "authn-unavailable", "user", s.user,
 				"reason", authn.Reason(err), "err", err)

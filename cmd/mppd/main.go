@@ -41,6 +41,7 @@ import (
 	"mppd/delivery"
 	"mppd/internal/config"
 	"mppd/internal/metrics"
+	"mppd/internal/throttle"
 	"mppd/protocol"
 )
 
@@ -194,6 +195,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	srv := newServer(cfg, auth, deliv, log, m)
+	th := throttle.New(cfg.ThrottleConfig(), log)
+	srv.Throttle = th
+	log.Info("throttle", "config", th.String())
 	d := &daemon{
 		serve:        sessionFunc(srv, cfg, log, m),
 		refuse:       protocol.Refuse,
@@ -201,6 +205,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		maxSessions:  cfg.MaxSessions,
 		maxPerClient: cfg.MaxSessionsPerClient,
 		trusted:      cfg.Trusted,
+		admit:        th.Admit,
 		drainTimeout: cfg.DrainTimeout.D(),
 		metrics:      m,
 	}

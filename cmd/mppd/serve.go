@@ -35,6 +35,10 @@ type daemon struct {
 	maxSessions  int
 	maxPerClient int
 	trusted      func(netip.Addr) bool
+	// admit, when set, reports whether a client may start a session at
+	// all: false while the throttle blocks its address or network
+	// (internal/throttle, Throttle.Admit).
+	admit func(netip.Addr) bool
 	// drainTimeout is how long shutdown waits for sessions to end by
 	// themselves before closing their connections.
 	drainTimeout time.Duration
@@ -237,6 +241,8 @@ func (d *daemon) start(ctx context.Context, conn net.Conn) {
 		reason = "max-sessions"
 	case ip.IsValid() && d.perIP[ip] >= d.maxPerClient && !d.trusted(ip):
 		reason = "max-sessions-per-client"
+	case ip.IsValid() && d.admit != nil && !d.admit(ip):
+		reason = "throttled"
 	}
 	if reason != "" {
 		total, fromIP := len(d.sessions), d.perIP[ip]
@@ -246,7 +252,11 @@ func (d *daemon) start(ctx context.Context, conn net.Conn) {
 		// A fresh socket's send buffer takes the one short line at once;
 		// the deadline only guards against a pathological peer.
 		_ = conn.SetDeadline(time.Now().Add(time.Second))
-		d.refuse(conn, "Too many sessions, try again later")
+		why := "Too many sessions, try again later"
+		if reason == "throttled" {
+			why = "Too many failed logins, try again later"
+		}
+		d.refuse(conn, why)
 		return
 	}
 	d.sessions[conn] = struct{}{}

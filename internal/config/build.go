@@ -93,7 +93,7 @@ func (c *Config) BuildAuthenticator(log *slog.Logger) (authn.Authenticator, erro
 	if err != nil {
 		return nil, fmt.Errorf("authn.%s: %s", c.Authn.Backend, trimBackend(err, c.Authn.Backend))
 	}
-	return a, nil
+	return c.wrapAuthn(a, log), nil
 }
 
 // BuildDeliverer constructs the configured delivery backend.
@@ -106,7 +106,7 @@ func (c *Config) BuildDeliverer(log *slog.Logger) (delivery.Deliverer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delivery.%s: %s", c.Delivery.Backend, trimBackend(err, c.Delivery.Backend))
 	}
-	return d, nil
+	return c.wrapDelivery(d, log), nil
 }
 
 // Protocol returns the engine's configuration.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"mppd/authn/cache"
 	"mppd/authn/ldap"
 	"mppd/authn/pam"
 	"mppd/authn/passwdfile"
@@ -69,6 +70,7 @@ type Config struct {
 	Message  Message  `toml:"message"`
 	Authn    Authn    `toml:"authn"`
 	Delivery Delivery `toml:"delivery"`
+	Throttle Throttle `toml:"throttle"`
 	TLS      TLS      `toml:"tls"`
 	Systemd  Systemd  `toml:"systemd"`
 	Metrics  Metrics  `toml:"metrics"`
@@ -119,6 +121,13 @@ type Authn struct {
 	PAM        pam.Config        `toml:"pam"`
 	LDAP       ldap.Config       `toml:"ldap"`
 	// Later backends add their section here, and a case in authnBackend.
+
+	// MaxConcurrent caps the authentications running at once; more
+	// wait up to QueueTimeout, then get 451 (abuse.go).
+	MaxConcurrent int      `toml:"max_concurrent"`
+	QueueTimeout  Duration `toml:"queue_timeout"`
+	// Cache is the optional result cache (authn/cache).
+	Cache cache.Config `toml:"cache"`
 }
 
 // Delivery chooses the delivery backend and holds each backend's section.
@@ -128,6 +137,11 @@ type Delivery struct {
 	Sendmail sendmail.Config `toml:"sendmail"`
 	// Later backends add their section here, and a case in
 	// deliveryBackend.
+
+	// MaxConcurrent caps the deliveries running at once; more wait up
+	// to QueueTimeout, then get 451 (abuse.go).
+	MaxConcurrent int      `toml:"max_concurrent"`
+	QueueTimeout  Duration `toml:"queue_timeout"`
 }
 
 // Default returns the built-in configuration: what an empty file means.
@@ -167,14 +181,23 @@ func Default() *Config {
 			Passwdfile: passwdfile.DefaultConfig(),
 			PAM:        pam.DefaultConfig(),
 			LDAP:       ldap.DefaultConfig(),
+
+			MaxConcurrent: defaultAuthnMaxConcurrent,
+			QueueTimeout:  Duration(defaultAuthnQueueTimeout),
+			Cache:         cache.DefaultConfig(),
 		},
 		Delivery: Delivery{
 			Backend:  "maildir",
 			Maildir:  maildir.DefaultConfig(),
 			Sendmail: sendmail.DefaultConfig(),
+
+			MaxConcurrent: defaultDeliveryMaxConcurrent,
+			QueueTimeout:  Duration(defaultDeliveryQueueTimeout),
 		},
 		TLS:     defaultTLS(),
 		Systemd: defaultSystemd(),
+
+		Throttle: defaultThrottle(),
 	}
 }
 

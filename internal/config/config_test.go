@@ -350,12 +350,13 @@ func TestDurationKeys(t *testing.T) {
 	for _, k := range []string{"drain_timeout", "session.idle_timeout", "session.session_timeout", "session.auth_failure_delay",
 		"authn.pam.timeout", "authn.pam.queue_timeout",
 		"authn.ldap.dial_timeout", "authn.ldap.request_timeout", "authn.ldap.pool_idle_timeout",
-		"delivery.sendmail.timeout", "systemd.exit_on_idle"} {
+		"delivery.sendmail.timeout", "systemd.exit_on_idle",
+		"authn.queue_timeout", "authn.cache.ttl", "delivery.queue_timeout", "throttle.window"} {
 		if !durationKeys[k] {
 			t.Errorf("durationKeys lacks %s (has %v)", k, durationKeys)
 		}
 	}
-	if len(durationKeys) != 11 {
+	if len(durationKeys) != 15 {
 		t.Errorf("durationKeys = %v", fmt.Sprint(durationKeys))
 	}
 }
