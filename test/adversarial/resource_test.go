@@ -279,8 +279,21 @@ func TestResourceConnectionFlood(t *testing.T) {
 // slower than min_data_rate is cut off once its grace is spent. Both get
 // 451 (or a close) and nothing is left behind.
 func TestResourceSlowloris(t *testing.T) {
-	d, m := resourceDaemon(t, "[session]\nidle_timeout = \"1s\"\nsession_timeout = \"3s\"\nmin_data_rate = 500\n")
+	d, m := resourceDaemon(t, "[session]\nidle_timeout = \"2s\"\nsession_timeout = \"5s\"\nmin_data_rate = 500\n")
 	g0, _ := baseline(t, d, m)
+	// The text tricklers log in first, one at a time: a password-file
+	// check is CPU-heavy, and ten at once on a small machine could pass
+	// the idle timeout, which also bounds a login.
+	var tricklers []*conn
+	for i := 0; i < 10; i++ {
+		c := d.dial(t)
+		c.expect(220)
+		c.send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
+		c.expect(250)
+		c.expect(250)
+		c.expect(354)
+		tricklers = append(tricklers, c)
+	}
 	var wg sync.WaitGroup
 	results := make(chan string, 20)
 	for i := 0; i < 10; i++ {
@@ -290,7 +303,7 @@ func TestResourceSlowloris(t *testing.T) {
 			c := d.dial(t)
 			c.expect(220)
 			start := time.Now()
-			for time.Since(start) < 10*time.Second {
+			for time.Since(start) < 15*time.Second {
 				if _, err := c.c.Write([]byte("N")); err != nil {
 					break
 				}
@@ -301,19 +314,14 @@ func TestResourceSlowloris(t *testing.T) {
 					return
 				}
 			}
-			results <- "command: still open after 10s"
+			results <- "command: still open after 15s"
 		}()
 		wg.Add(1)
+		c := tricklers[i]
 		go func() {
 			defer wg.Done()
-			c := d.dial(t)
-			c.expect(220)
-			c.send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
-			c.expect(250)
-			c.expect(250)
-			c.expect(354)
 			start := time.Now()
-			for time.Since(start) < 10*time.Second {
+			for time.Since(start) < 15*time.Second {
 				if _, err := c.c.Write([]byte("0123456789")); err != nil {
 					break
 				}
@@ -324,7 +332,7 @@ func TestResourceSlowloris(t *testing.T) {
 					return
 				}
 			}
-			results <- "text: still open after 10s"
+			results <- "text: still open after 15s"
 		}()
 	}
 	wg.Wait()

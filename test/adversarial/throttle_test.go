@@ -12,7 +12,7 @@ import (
 const throttleConfig = `
 trusted_networks = []
 [throttle]
-penalties = ["100ms", "300ms"]
+penalties = ["50ms", "150ms"]
 window = "1m"
 max_failures_per_client = 3
 max_failures_per_network = 5
@@ -55,11 +55,11 @@ func TestThrottle(t *testing.T) {
 	d := startDaemon(t, throttleConfig)
 
 	l, took := guess(t, d, "127.0.0.2", "alice", "wrong-1")
-	if !strings.HasPrefix(l, "530") || took < 100*time.Millisecond {
+	if !strings.HasPrefix(l, "530") || took < 50*time.Millisecond {
 		t.Fatalf("first failure: %q after %v", l, took)
 	}
 	l, took = guess(t, d, "127.0.0.2", "alice", "wrong-2")
-	if !strings.HasPrefix(l, "530") || took < 300*time.Millisecond {
+	if !strings.HasPrefix(l, "530") || took < 150*time.Millisecond {
 		t.Fatalf("second failure: %q after %v", l, took)
 	}
 	for i := 0; i < 4; i++ { // a client repeating itself: not counted
