@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -228,10 +229,14 @@ func (t *Throttle) Failed(client, user, password string) time.Duration {
 	now := t.now()
 	ckey, nkey := a.String(), netKey(n)
 	t.release(ckey, nkey, now)
-	t.users.get("user:"+user, now, t.cfg.Window)
+	// Directories often ignore case (Active Directory does), so "Alice"
+	// and "alice" are one user here: changing case does not escape the
+	// user's penalty.
+	ukey := "user:" + strings.ToLower(user)
+	t.users.get(ukey, now, t.cfg.Window)
 	ce := t.clients.touch(ckey, now)
 	ne := t.networks.touch(nkey, now)
-	ue := t.users.touch("user:"+user, now)
+	ue := t.users.touch(ukey, now)
 	if !ce.seen(fp) {
 		ce.remember(fp)
 		ce.failures++

@@ -164,6 +164,10 @@ func TestUserOnlyDelays(t *testing.T) {
 	if last != 15*time.Second {
 		t.Fatalf("penalty after 100 failures for one user: %v", last)
 	}
+	// Another case is the same user.
+	if d := fail(t, th, "10.9.9.9", "ALICE", "x"); d != 15*time.Second {
+		t.Fatalf("ALICE from a fresh address: penalty %v, want alice's 15s", d)
+	}
 	if !th.Admit(netip.MustParseAddr("10.0.0.1")) || !th.Begin("10.0.0.1") {
 		t.Fatal("blocked by another address's failures for the same user")
 	}
