@@ -63,10 +63,10 @@ type settings struct {
 
 // connFlags are the flags every command that talks to a server shares.
 type connFlags struct {
-	server, user, caFile, serverName, config, from string
-	passwordFile, passwordCommand                  string
-	tls, noTLS, verbose                            bool
-	timeout                                        time.Duration
+	server, user, caFile, serverName, config string
+	passwordFile, passwordCommand            string
+	tls, noTLS, verbose                      bool
+	timeout                                  time.Duration
 }
 
 func (f *connFlags) register(fs *flag.FlagSet) {
@@ -154,7 +154,7 @@ func (c *cli) resolve(f *connFlags) (*settings, error) {
 	s.caFile = firstOf(f.caFile, c.getenv(envCAFile), file["tls_ca_file"])
 	s.serverName = firstOf(f.serverName, c.getenv(envServerName), file["tls_server_name"])
 	s.user = firstOf(f.user, c.getenv(envUser), file["user"], c.getenv("USER"))
-	s.from = firstOf(f.from, c.getenv(envFrom), file["from"])
+	s.from = firstOf(c.getenv(envFrom), file["from"])
 	if s.timeout == 0 && file["timeout"] != "" {
 		d, err := time.ParseDuration(file["timeout"])
 		if err != nil || d <= 0 {
