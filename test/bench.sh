@@ -14,10 +14,12 @@
 #      floor of the production backends (BINDIR/benchfloor: a PAM login
 #      alone, a sendmail submission alone, both in a row) next to mppd end
 #      to end with the same backends, at 1 and 8 concurrent clients.
-#      Otherwise it says it skipped them.
+#      Otherwise it says it skipped them;
+#   5. sessions/s at 1 and 8 clients, the 10 MiB message and 1,000 idle
+#      sessions over TLS (mpps), with a throwaway certificate (openssl).
 # Every mppd this script starts is stopped on exit. Bounded: each load run
 # lasts BENCH_SECONDS (default 10), each idle run holds for 3 s, each floor
-# loop is a fixed count. BENCH_SECTIONS="1 2 3 4" (the default) picks the
+# loop is a fixed count. BENCH_SECTIONS="1 2 3 5 4" (the default) picks the
 # scenarios to run.
 set -euo pipefail
 
@@ -134,7 +136,7 @@ echo "== load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # BENCH_SECTIONS picks scenarios, e.g. "4" to repeat the floor alone.
-sections=" ${BENCH_SECTIONS:-1 2 3 4} "
+sections=" ${BENCH_SECTIONS:-1 2 3 5 4} "
 want() { [[ "$sections" == *" $1 "* ]]; }
 
 if want 1 || want 2; then
@@ -159,6 +161,34 @@ if want 3; then
     bench --idle "$n" --hold 3s
     stop
   done
+fi
+
+if want 5; then
+  echo "== 5. the same over TLS (mpps: listen_tls, a throwaway self-signed certificate)"
+  if command -v openssl >/dev/null 2>&1; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+      -subj /CN=bench.test -addext "subjectAltName=DNS:bench.test,IP:127.0.0.1" \
+      -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+    plain_conf=$conf
+    conf=$tmp/mppd-tls.toml
+    sed -e 's/^listen = .*/listen = []\nlisten_tls = ["127.0.0.1:0"]/' "$plain_conf" >"$conf"
+    printf '\n[tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$tmp/cert.pem" "$tmp/key.pem" >>"$conf"
+    start
+    addr_plain=$addr
+    addr=mpps://$addr_plain
+    for c in 1 8; do
+      bench --ca-file "$tmp/cert.pem" -c "$c" -d "${seconds}s" -m 1 --size 1024 --to rcpt@bench.test
+    done
+    bench --ca-file "$tmp/cert.pem" -c 1 -n 5 -m 1 --size 10485760 --to big@bench.test
+    stop
+    start
+    addr=mpps://$addr
+    bench --ca-file "$tmp/cert.pem" --idle 1000 --hold 3s
+    stop
+    conf=$plain_conf
+  else
+    echo "skipped: needs openssl for a certificate"
+  fi
 fi
 
 want 4 || exit 0
