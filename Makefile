@@ -183,7 +183,7 @@ packages:
 # of the units pointing at the binary just built.
 PKG_MAX_EXPOSURE = 3.0
 lint-packages:
-	lintian --fail-on error,warning --display-info --no-tag-display-limit dist/*.deb
+	lintian --fail-on error,warning --display-info --tag-display-limit 0 dist/*.deb
 	rpmlint --config packaging/rpmlint.toml dist/*.rpm
 	test/packaging/verify-units.sh $(PKG_BUILD)/mppd $(PKG_MAX_EXPOSURE)
 
