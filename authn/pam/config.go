@@ -82,8 +82,9 @@ const (
 	MaxWorkers = 1024
 )
 
-// DefaultConfig returns the built-in [authn.pam] settings. MailDomain has no
-// default: it must be configured.
+// DefaultConfig returns the built-in [authn.pam] settings. MailDomain is
+// empty: the daemon's configuration fills it with its host name when the
+// file leaves it out, and Validate requires it.
 func DefaultConfig() Config {
 	return Config{
 		Service:      DefaultService,

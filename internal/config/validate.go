@@ -207,6 +207,9 @@ func (c *Config) resolvePaths() {
 	if c.Authn.Passwdfile.MailDomain == "" {
 		c.Authn.Passwdfile.MailDomain = c.Hostname
 	}
+	if c.Authn.PAM.MailDomain == "" {
+		c.Authn.PAM.MailDomain = c.Hostname
+	}
 	c.Delivery.Maildir.Root = c.resolve(c.Delivery.Maildir.Root)
 }
 
