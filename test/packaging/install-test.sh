@@ -159,15 +159,15 @@ done
 in_root man -w mppd.conf >/dev/null || fail "man -w mppd.conf finds nothing"
 
 step "deb: a changed conffile survives reinstalling"
-sed -i 's/^mail_domain = "localhost"/mail_domain = "example.org"/' "$root/etc/mppd/mppd.toml"
-grep -q '^mail_domain = "example.org"' "$root/etc/mppd/mppd.toml" || fail "could not change the conffile"
+sed -i 's/^#drain_timeout = "30s"/drain_timeout = "45s"/' "$root/etc/mppd/mppd.toml"
+grep -q '^drain_timeout = "45s"' "$root/etc/mppd/mppd.toml" || fail "could not change the conffile"
 # Something the administrator adds: purge must remove it too.
 printf 'alice:$2y$10$abcdefghijklmnopqrstuuJ0zLJ1S1k2XwqKJZxvvp4h0S8gl0bwK\n' >"$root/etc/mppd/passwd"
 in_root dpkg -i /tmp/mppd.deb >>"$work/apt.log" 2>&1 || fail "reinstall failed: $(tail -n 20 "$work/apt.log")"
-grep -q '^mail_domain = "example.org"' "$root/etc/mppd/mppd.toml" || fail "reinstalling replaced the changed conffile"
+grep -q '^drain_timeout = "45s"' "$root/etc/mppd/mppd.toml" || fail "reinstalling replaced the changed conffile"
 [ ! -e "$root/etc/mppd/mppd.toml.dpkg-new" ] || fail "reinstalling left mppd.toml.dpkg-new"
 in_root mppd --check-config >/dev/null 2>&1 || fail "check-config fails on the changed conffile"
-echo "changed mail_domain kept; config OK"
+echo "changed drain_timeout kept; config OK"
 
 step "deb: remove leaves only the conffiles"
 in_root apt-get remove -y -q mppd >>"$work/apt.log" 2>&1 || fail "apt-get remove failed: $(tail -n 20 "$work/apt.log")"
