@@ -203,13 +203,16 @@ why=""
 [ -z "$why" ] && { { id "$pam_user" >/dev/null 2>&1 && [ -e /etc/pam.d/mppd-test ]; } || why="needs the PAM test account (test/setup.sh)"; }
 [ -z "$why" ] && { postfix status >/dev/null 2>&1 || why="needs Postfix running (test/setup.sh)"; }
 [ -z "$why" ] && { [ -x "$floor" ] || why="needs $floor (make bench builds it)"; }
+printf '%s\n' "$pam_password" >"$tmp/pampw"
+chmod 600 "$tmp/pampw"
+rcpt=$pam_user@localhost
+# One login proves the build has PAM (-tags pam) and the account works.
+[ -z "$why" ] && { "$floor" -user "$pam_user" -password-file "$tmp/pampw" -rcpt "$rcpt" -what login -n 1 >/dev/null 2>&1 ||
+  why="benchfloor cannot log in (built without -tags pam, or the PAM setup is missing)"; }
 if [ -n "$why" ]; then
   echo "skipped: $why"
   exit 0
 fi
-printf '%s\n' "$pam_password" >"$tmp/pampw"
-chmod 600 "$tmp/pampw"
-rcpt=$pam_user@localhost
 floor_run() {
   echo "\$ benchfloor $*"
   "$floor" -user "$pam_user" -password-file "$tmp/pampw" -rcpt "$rcpt" "$@" || echo "(failed)"
