@@ -375,6 +375,26 @@ func TestSessionTimeout(t *testing.T) {
 	t.Fatal("session outlived its deadline")
 }
 
+// Case 65 at the session deadline: a delivery that ends after the session
+// deadline still has its reply written (a queued message that is not
+// acknowledged would be sent again), and only then does the session close.
+func TestReplyAfterSessionDeadline(t *testing.T) {
+	const limit = 1500 * time.Millisecond
+	ts := newTestServer(t, func(c *Config) { c.Limits.SessionTimeout = limit })
+	// Deliver starts after the greeting, so it ends past the deadline.
+	ts.del.delay = limit + 100*time.Millisecond
+	c := ts.dial()
+	c.send("USER alice\r\nPASS alice-pw\r\nDATA\r\n" + simpleMessage + ".\r\n")
+	for _, code := range []int{250, 250, 354, 250} {
+		c.expect(code)
+	}
+	c.expect(451)
+	c.closed()
+	if n := len(ts.del.messages()); n != 1 {
+		t.Fatalf("%d messages delivered, want 1", n)
+	}
+}
+
 // Case 50: a client that never reads is dropped when the write deadline
 // fires, and its goroutine ends.
 func TestNonReadingClient(t *testing.T) {

@@ -438,12 +438,7 @@ func (s *session) send(r reply) bool {
 	if r.code == 451 {
 		s.localErr = true
 	}
-	if r.close {
-		// A last word is sent even past the session deadline, briefly.
-		s.conn.SetWriteDeadline(time.Now().Add(min(s.cfg.Limits.IdleTimeout, closeGrace)))
-	} else {
-		s.conn.SetWriteDeadline(s.limit(time.Now().Add(s.cfg.Limits.IdleTimeout)))
-	}
+	s.setWriteDeadline(r.close)
 	s.w.WriteString(itoa3(r.code))
 	s.w.WriteByte(' ')
 	s.w.WriteString(r.text)
@@ -461,6 +456,21 @@ func (s *session) send(r reply) bool {
 
 // closeGrace is how long the reply that ends a session may take to write.
 const closeGrace = 5 * time.Second
+
+// setWriteDeadline bounds the write of replies: one idle timeout, cut at
+// the session deadline. But a reply that is due is always given a short
+// grace, even past the session deadline: the last word of a session, and
+// the outcome of a delivery that ran over the deadline (a message queued
+// but never acknowledged would be sent again by the client).
+func (s *session) setWriteDeadline(last bool) {
+	now := time.Now()
+	grace := now.Add(min(s.cfg.Limits.IdleTimeout, closeGrace))
+	t := s.limit(now.Add(s.cfg.Limits.IdleTimeout))
+	if last || t.Before(grace) {
+		t = grace
+	}
+	s.conn.SetWriteDeadline(t)
+}
 
 func itoa3(code int) string {
 	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
@@ -532,7 +542,7 @@ type deadlineReader struct{ s *session }
 func (d deadlineReader) Read(p []byte) (int, error) {
 	s := d.s
 	if s.w.Buffered() > 0 {
-		s.conn.SetWriteDeadline(s.limit(time.Now().Add(s.cfg.Limits.IdleTimeout)))
+		s.setWriteDeadline(false)
 		if err := s.w.Flush(); err != nil {
 			return 0, err
 		}
