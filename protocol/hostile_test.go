@@ -484,20 +484,21 @@ func TestShutdownDuringText(t *testing.T) {
 func TestAuthFailureFloor(t *testing.T) {
 	const floor = 150 * time.Millisecond
 	ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = floor })
-	for _, pw := range []string{"wrong", "alice-pw"} {
-		c := ts.dial()
-		c.cmd("USER alice", 250)
-		start := time.Now()
-		c.send("PASS " + pw + "\r\n")
-		l := c.line()
-		took := time.Since(start)
-		if strings.HasPrefix(l, "530") && took < floor {
-			t.Fatalf("failure answered in %v, floor %v", took, floor)
-		}
-		if strings.HasPrefix(l, "250") && took >= floor {
-			t.Fatalf("success delayed %v", took)
-		}
+	c := ts.dial()
+	c.cmd("USER alice", 250)
+	start := time.Now()
+	c.cmd("PASS wrong", 530)
+	if took := time.Since(start); took < floor {
+		t.Fatalf("failure answered in %v, floor %v", took, floor)
 	}
+
+	// With a floor far beyond the client's 10 s read deadline, a delayed
+	// success would fail the read: no assertion on how fast a loaded
+	// machine answers.
+	ts = newTestServer(t, func(c *Config) { c.AuthFailureDelay = time.Hour })
+	c = ts.dial()
+	c.cmd("USER alice", 250)
+	c.cmd("PASS alice-pw", 250)
 }
 
 // Case 33: the password never appears in the log.
