@@ -273,7 +273,15 @@ func reasonOf(err error) string {
 // pam_start has succeeded (the library has no finalizer to do it later).
 func (b *Backend) transact(req authn.Request) (o outcome) {
 	conv := &conversation{user: req.User, password: req.Password}
-	defer func() { o.messages = conv.messages }()
+	defer func() {
+		o.messages = conv.messages
+		// The library keeps conv reachable through a cgo.Handle that only
+		// End deletes, and End does nothing when pam_start failed with no
+		// handle (a missing service with no "other", PAM_ABORT): that
+		// handle then lives for ever. Drop the secrets so that it holds
+		// no password.
+		conv.user, conv.password = "", ""
+	}()
 
 	var tx *libpam.Transaction
 	var err error

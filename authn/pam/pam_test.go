@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
+	"weak"
 
 	libpam "github.com/msteinert/pam/v2"
 
@@ -689,4 +691,39 @@ func countFDs(t *testing.T) int {
 		t.Skip("no /proc/self/fd")
 	}
 	return len(ents)
+}
+
+// passwordRetained runs one login with a freshly allocated password and
+// reports whether anything still holds that password once the login is
+// over and the garbage collector has run.
+func passwordRetained(b *Backend) bool {
+	pw := strings.Repeat("p", 64) + strconv.Itoa(os.Getpid()) // a new allocation
+	w := weak.Make(unsafe.StringData(pw))
+	login(b, "alice", pw, "")
+	for range 3 {
+		runtime.GC()
+	}
+	return w.Value() != nil
+}
+
+// The library deletes its handle on the conversation only in End, which
+// does nothing when pam_start failed without a handle (here: no service
+// file and no "other"); the conversation then stays reachable for good.
+// It must hold no password by then (case 33).
+func TestFailedStartKeepsNoPassword(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Service = "mppd-unit"
+	cfg.MailDomain = "example.org"
+	b, err := newBackend(cfg, nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if passwordRetained(b) {
+		t.Fatal("the password of a login whose pam_start failed is still in memory")
+	}
+	waitIdle(t, b, 5*time.Second)
+	ok, _ := newUnit(t, permitStack, nil)
+	if passwordRetained(ok) {
+		t.Fatal("the password of a finished login is still in memory")
+	}
 }
