@@ -288,7 +288,11 @@ func sessionFunc(srv *protocol.Server, cfg *config.Config, log *slog.Logger, m *
 	return func(ctx context.Context, conn net.Conn) {
 		m.SessionStarted()
 		defer m.SessionEnded()
-		if tc, ok := conn.(*tls.Conn); ok && !handshake(ctx, tc, idle, log, m) {
+		inner := conn
+		if sc, ok := conn.(*sessionConn); ok {
+			inner = sc.NetConn()
+		}
+		if tc, ok := inner.(*tls.Conn); ok && !handshake(ctx, tc, idle, log, m) {
 			return
 		}
 		srv.Serve(ctx, conn)

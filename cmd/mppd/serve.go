@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,7 @@ type daemon struct {
 	metrics *metrics.Metrics
 
 	mu         sync.Mutex
-	sessions   map[net.Conn]struct{}
+	sessions   map[*sessionConn]struct{}
 	perIP      map[netip.Addr]int
 	lastActive time.Time      // when the last session ended, or run began
 	wg         sync.WaitGroup // one per running session
@@ -64,8 +65,8 @@ type daemon struct {
 // run serves on listeners until ctx is done (a signal), then shuts down:
 // it stops accepting, lets sessions see ctx's cancellation (the engine
 // closes idle ones with 451 and lets a message in progress finish), waits
-// up to drainTimeout, closes the connections that remain, and waits for
-// every session goroutine. stopSignals is called once shutdown starts, so
+// up to drainTimeout, stops the sessions still waiting on their clients
+// (drain), and waits for every session goroutine. stopSignals is called once shutdown starts, so
 // that a second signal terminates the process at once.
 //
 // Under systemd it sends READY=1 once every accept loop runs, STATUS= with
@@ -78,9 +79,11 @@ type daemon struct {
 // It returns nil after a shutdown, or the error of a listener that failed
 // for good (it then shuts down the same way).
 func (d *daemon) run(ctx context.Context, stopSignals func(), listeners []net.Listener) error {
-	d.sessions = map[net.Conn]struct{}{}
+	d.mu.Lock() // count() may already be asked (tests, the supervisor)
+	d.sessions = map[*sessionConn]struct{}{}
 	d.perIP = map[netip.Addr]int{}
 	d.lastActive = time.Now()
+	d.mu.Unlock()
 	if d.sleep == nil {
 		d.sleep = sleepCtx
 	}
@@ -165,8 +168,13 @@ func (d *daemon) waitIdle(ctx context.Context) {
 	}
 }
 
-// drain waits up to drainTimeout for the sessions to end, then closes the
-// connections that are left and waits for their goroutines.
+// drain waits up to drainTimeout for the sessions to end, then cuts the
+// ones that are left (sessionConn.cut) and waits for their goroutines. A
+// cut session still waiting on its delivery is not disturbed: the engine
+// never cancels a delivery under way, and its reply must reach the client
+// (a message queued by sendmail but never acknowledged would be sent again
+// by the client). That wait is bounded by the delivery backend's own
+// timeout, which TimeoutStopSec= in mppd.service allows for.
 func (d *daemon) drain() {
 	n := d.count()
 	d.log.Info("shutting down", "event", "shutdown", "sessions", n, "drain_timeout", d.drainTimeout)
@@ -185,13 +193,10 @@ func (d *daemon) drain() {
 	d.mu.Lock()
 	left := len(d.sessions)
 	for c := range d.sessions {
-		c.Close()
+		c.cut()
 	}
 	d.mu.Unlock()
-	d.log.Warn("drain timeout, closed remaining sessions", "sessions", left)
-	// A session whose connection is closed returns at its next read or
-	// write; one waiting on a delivery finishes that first (the engine
-	// never cancels a delivery under way).
+	d.log.Warn("drain timeout, stopped reading from the remaining sessions", "sessions", left)
 	<-done
 }
 
@@ -259,7 +264,8 @@ func (d *daemon) start(ctx context.Context, conn net.Conn) {
 		d.refuse(conn, why)
 		return
 	}
-	d.sessions[conn] = struct{}{}
+	sc := &sessionConn{Conn: conn}
+	d.sessions[sc] = struct{}{}
 	if ip.IsValid() {
 		d.perIP[ip]++
 	}
@@ -269,13 +275,13 @@ func (d *daemon) start(ctx context.Context, conn net.Conn) {
 
 	go func() {
 		defer d.wg.Done()
-		defer d.release(conn, ip)
-		d.serve(ctx, conn)
+		defer d.release(sc, ip)
+		d.serve(ctx, sc)
 	}()
 }
 
 // release forgets a finished session.
-func (d *daemon) release(conn net.Conn, ip netip.Addr) {
+func (d *daemon) release(conn *sessionConn, ip netip.Addr) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.sessions, conn)
@@ -286,6 +292,81 @@ func (d *daemon) release(conn net.Conn, ip netip.Addr) {
 		}
 	}
 }
+
+// cutWriteGrace bounds each write to a client after the drain timeout:
+// time enough for a reply to reach a client that reads, not to wait on one
+// that does not.
+const cutWriteGrace = 5 * time.Second
+
+// sessionConn is a session's connection as the daemon hands it to the
+// engine. It knows whether a read or write is under way, so that the end
+// of the drain (cut) can stop a session waiting on its client without
+// closing the connection of one waiting on its delivery, whose reply is
+// still to be written.
+type sessionConn struct {
+	net.Conn
+
+	mu      sync.Mutex
+	reading int  // Reads under way
+	writing int  // Writes under way
+	isCut   bool // the drain timeout has passed
+}
+
+// Read fails at once with a timeout once the connection is cut; the engine
+// treats a timeout during shutdown as the shutdown (451, then close).
+func (c *sessionConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.isCut {
+		c.mu.Unlock()
+		return 0, os.ErrDeadlineExceeded
+	}
+	c.reading++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.reading--
+		c.mu.Unlock()
+	}()
+	return c.Conn.Read(p)
+}
+
+// Write works after the cut, within cutWriteGrace, so that a delivery's
+// reply and the closing 451 still go out.
+func (c *sessionConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.isCut {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(cutWriteGrace))
+	}
+	c.writing++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.writing--
+		c.mu.Unlock()
+	}()
+	return c.Conn.Write(p)
+}
+
+// cut ends the session's wait on its client: a read under way returns at
+// once (its deadline is moved to now; the engine sets a read's deadline
+// before the read, so this one stands), later reads fail, and a write under
+// way, which at this point is waiting on a client that does not read, is
+// ended the same way.
+func (c *sessionConn) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.isCut = true
+	now := time.Now()
+	if c.reading > 0 {
+		_ = c.Conn.SetReadDeadline(now)
+	}
+	if c.writing > 0 {
+		_ = c.Conn.SetWriteDeadline(now)
+	}
+}
+
+// NetConn is the connection the listener accepted (for the TLS handshake).
+func (c *sessionConn) NetConn() net.Conn { return c.Conn }
 
 // remoteIP is the client's IP address, IPv4-mapped IPv6 unmapped so that
 // one client counts once; the zero Addr when the connection has none.

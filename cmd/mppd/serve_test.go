@@ -327,3 +327,96 @@ func TestDrainWaitsForSessions(t *testing.T) {
 		t.Errorf("client got %q, %v", buf, err)
 	}
 }
+
+// TestDrainTimeoutSparesDelivery (issue 6, catalogue case 68): when the
+// drain timeout passes while a session waits for its delivery (no read or
+// write on the connection under way), the connection stays open so that
+// the delivery's result still reaches the client; a session reading from
+// its client at that moment is stopped at once. run returns when both
+// have ended.
+func TestDrainTimeoutSparesDelivery(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivering := make(chan struct{})
+	delivered := make(chan struct{}) // the delivery returns
+	replyErr := make(chan error, 1)
+	readErr := make(chan error, 1)
+	d := &daemon{
+		serve: func(ctx context.Context, conn net.Conn) {
+			defer conn.Close()
+			buf := make([]byte, 1)
+			if _, err := conn.Read(buf); err != nil {
+				t.Errorf("first read: %v", err)
+				return
+			}
+			if buf[0] == 'D' {
+				// A message was read; its delivery runs past the
+				// drain timeout, then the reply is due.
+				close(delivering)
+				<-delivered
+				_, err := conn.Write([]byte("250 queued\r\n"))
+				replyErr <- err
+				return
+			}
+			// A client that stays silent: this read must end at the
+			// drain timeout, not hang.
+			_, err := conn.Read(buf)
+			readErr <- err
+		},
+		refuse:       func(net.Conn, string) {},
+		log:          quietLog(),
+		maxSessions:  10,
+		maxPerClient: 10,
+		trusted:      func(netip.Addr) bool { return true },
+		drainTimeout: 50 * time.Millisecond,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- d.run(ctx, nil, []net.Listener{l}) }()
+	dialSend := func(b string) net.Conn {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write([]byte(b)); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	sender := dialSend("D")
+	<-delivering
+	dialSend("x")
+	for d.count() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	// The silent session is stopped by the drain timeout, however late.
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Error("the silent session's read returned no error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the silent session's read did not end after the drain timeout")
+	}
+	select {
+	case <-errc:
+		t.Fatal("run returned while a delivery was under way")
+	default:
+	}
+	close(delivered)
+	if err := <-replyErr; err != nil {
+		t.Errorf("the delivery's reply could not be written: %v", err)
+	}
+	sender.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(sender)
+	if string(got) != "250 queued\r\n" {
+		t.Errorf("the client got %q (%v), want the delivery's reply", got, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
