@@ -197,10 +197,21 @@ func brokenConn(err error) bool {
 		return le.ResultCode >= goldap.ErrorNetwork
 	}
 	// Our own verdicts (bad credentials, an unreadable entry) are answers
-	// from a working connection.
+	// from a working connection. An "unavailable" made from an error that
+	// is not an LDAP result is not: go-ldap reports a failed write ("unable
+	// to send request: ... broken pipe") and a connection the server closed
+	// as plain errors, classified "connect" or "timeout" by
+	// unavailableReason, and after a failed write the connection is not yet
+	// marked closing.
 	var bad *authn.BadCredentialsError
+	if errors.As(err, &bad) {
+		return false
+	}
 	var un *authn.UnavailableError
-	return !errors.As(err, &bad) && !errors.As(err, &un)
+	if errors.As(err, &un) {
+		return un.Reason == "connect" || un.Reason == "timeout"
+	}
+	return true
 }
 
 func isTimeout(err error) bool {
