@@ -318,15 +318,16 @@ func (b *Backend) checkGroups(c *conn, e *entry, user string) error {
 }
 
 // exists reports whether a search finds at least one entry; it asks for no
-// attributes ("1.1", RFC 4511 §4.5.1.8) and one entry at most.
+// attributes ("1.1", RFC 4511 §4.5.1.8) and one entry at most. A base the
+// directory does not have (noSuchObject: a group_search_base that is wrong,
+// or hidden from the account searching) is a configuration fault, not a
+// user outside the group: it is "unavailable" (451), never 530 for all.
 func (b *Backend) exists(c *conn, base string, scope int, filter string) (bool, error) {
 	res, err := c.lc.Search(goldap.NewSearchRequest(base, scope, goldap.NeverDerefAliases,
 		1, 0, false, filter, []string{"1.1"}, nil))
 	switch {
 	case goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded):
 		return true, nil
-	case goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject):
-		return false, nil
 	case err != nil:
 		return false, authn.Unavailable(unavailableReason(err, "group-search"), err)
 	}
