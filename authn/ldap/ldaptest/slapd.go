@@ -11,10 +11,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	_ "embed"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -113,10 +115,6 @@ func StartWith(t testing.TB, o Options) *Server {
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ldapPort, ldapsPort := FreePort(t), FreePort(t)
-	s.URI = fmt.Sprintf("ldap://127.0.0.1:%d", ldapPort)
-	s.LDAPSURI = fmt.Sprintf("ldaps://127.0.0.1:%d", ldapsPort)
-
 	conf := strings.ReplaceAll(`# private slapd for mppd's authn/ldap tests
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -160,8 +158,22 @@ access to *
 	if err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
-	s.Start()
+	// FreePort's ports were free a moment ago; another process (tests run
+	// in parallel) may have taken one since. slapd then exits at start,
+	// and it is tried again on new ports.
 	t.Cleanup(s.Stop)
+	for attempt := 1; ; attempt++ {
+		s.URI = fmt.Sprintf("ldap://127.0.0.1:%d", FreePort(t))
+		s.LDAPSURI = fmt.Sprintf("ldaps://127.0.0.1:%d", FreePort(t))
+		err := s.start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("slapd: %v; trying other ports", err)
+	}
 
 	// The group goes in over LDAP so that the memberof overlay gives
 	// alice her memberOf value.
@@ -177,16 +189,25 @@ access to *
 	return s
 }
 
-// Start (re)starts the server on the same ports and data, after Stop. slapd
-// runs in the foreground (-d) so that its stats log comes on stderr.
+// Start (re)starts the server on the same ports and data, after Stop.
 func (s *Server) Start() {
-	t := s.t
-	t.Helper()
+	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// errPortTaken is start's error when slapd could not listen on a port.
+var errPortTaken = errors.New("a port is already in use")
+
+// start runs slapd in the foreground (-d) so that its stats log comes on
+// stderr, and waits until it serves both ports.
+func (s *Server) start() error {
 	cmd := exec.Command(s.bin, "-f", s.conf, "-h", s.URI+"/ "+s.LDAPSURI+"/", "-d", "stats")
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting slapd: %v", err)
+		return fmt.Errorf("starting slapd: %v", err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -202,20 +223,35 @@ func (s *Server) Start() {
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
 
-	addr := strings.TrimPrefix(s.URI, "ldap://")
-	for i := 0; i < 200; i++ {
+	// Ready means the TLS port answers with a certificate of this
+	// server's own CA. slapd listens on its ports one after the other and
+	// exits when one is taken, so a connection to the first port alone
+	// could reach a slapd about to exit, or another process.
+	roots := x509.NewCertPool()
+	if pem, err := os.ReadFile(s.CAFile); err != nil || !roots.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("reading the test CA %s: %v", s.CAFile, err)
+	}
+	addr := strings.TrimPrefix(s.LDAPSURI, "ldaps://")
+	tcfg := &tls.Config{RootCAs: roots}
+	logStart := len(s.Log())
+	for i := 0; i < 400; i++ {
 		select {
 		case <-done:
-			t.Fatalf("slapd exited at start:\n%s", s.Log())
+			log := s.Log()
+			if strings.Contains(log[min(logStart, len(log)):], "errno=98") {
+				return fmt.Errorf("%w: slapd exited at start:\n%s", errPortTaken, log)
+			}
+			return fmt.Errorf("slapd exited at start:\n%s", log)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		d := &net.Dialer{Timeout: time.Second}
+		if c, err := tls.DialWithDialer(d, "tcp", addr, tcfg); err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	t.Fatalf("slapd does not listen on %s after 5 s:\n%s", addr, s.Log())
+	return fmt.Errorf("slapd does not serve %s after 10 s:\n%s", s.LDAPSURI, s.Log())
 }
 
 // Stop terminates slapd and waits for it (slapd shuts down cleanly on
