@@ -47,5 +47,3 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn) {
 func Refuse(conn net.Conn, why string) {
 	writeAndClose(conn, reply{code: 451, text: why})
 }
-
-var _ = net.Conn(nil)

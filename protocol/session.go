@@ -264,7 +264,8 @@ func (s *session) countError(r reply) reply {
 	return replyLocal.with("Too many errors, closing connection.").closing()
 }
 
-// checkSequence returns 503 when verb is not legal in the current state.
+// sequenceOK reports whether verb is legal in the current state (RFC 1204
+// §2.3, the legal table); a command that is not gets 503.
 func (s *session) sequenceOK(verb string) bool {
 	return legal[s.state][verb]
 }
