@@ -332,14 +332,14 @@ func TestLowStagingSpace(t *testing.T) {
 // Case 49: message text trickled below the minimum data rate is cut off.
 func TestMinDataRate(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) {
-		c.Limits.IdleTimeout = 300 * time.Millisecond
+		c.Limits.IdleTimeout = time.Second
 		c.Limits.MinDataRate = 1000
 	})
 	c := ts.dial()
 	c.login()
 	c.cmd("DATA", 354)
 	start := time.Now()
-	// At 10 B/s the rate rule cuts the client off after about 0.3 s; the
+	// At 10 B/s the rate rule cuts the client off after about 1 s; the
 	// idle timeout alone would let it trickle on for the whole loop (60 s).
 	// The bound below is far from both, so a slow machine cannot fail it.
 	for time.Since(start) < time.Minute {
@@ -359,6 +359,23 @@ func TestMinDataRate(t *testing.T) {
 	c.expect(451)
 	if time.Since(start) > 30*time.Second || len(ts.del.messages()) != 0 {
 		t.Fatalf("trickling client kept %v", time.Since(start))
+	}
+	// The log names the cap that was hit (issue 7), not the idle timeout.
+	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=timeout reason=data-rate") })
+}
+
+// Case 48 during message text: a client silent after 354 is cut off by the
+// idle timeout, and the log says so (not the data rate).
+func TestIdleTimeoutInText(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Limits.IdleTimeout = 500 * time.Millisecond })
+	c := ts.dial()
+	c.login()
+	c.cmd("DATA", 354)
+	c.expect(451)
+	c.closed()
+	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=timeout reason=idle") })
+	if strings.Contains(ts.logBuf.String(), "reason=data-rate") || len(ts.del.messages()) != 0 {
+		t.Fatalf("log:\n%s", ts.logBuf)
 	}
 }
 

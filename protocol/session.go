@@ -90,6 +90,7 @@ type session struct {
 	localErr  bool           // a 451 was sent in this session
 	dataStart time.Time      // when the message text began
 	dataBytes int64          // octets of message text read so far
+	lastData  time.Time      // when the client's last bytes arrived
 }
 
 func newSession(srv *Server, conn net.Conn) *session {
@@ -201,6 +202,11 @@ func (s *session) readFailed(err error, what string) (reply, bool) {
 		case !time.Now().Before(s.deadline):
 			s.log.Info("session time limit reached", "event", "timeout", "reason", "session", "state", s.state.String(), "reading", what)
 			return replyLocal.with("Session time limit reached, closing connection.").closing(), true
+		case what == "text" && time.Since(s.lastData) < s.cfg.Limits.IdleTimeout:
+			// Not idle, yet cut off: the minimum data rate's deadline.
+			s.log.Info("message text too slow", "event", "timeout", "reason", "data-rate", "state", s.state.String(),
+				"bytes", s.dataBytes, "min_rate", s.cfg.Limits.MinDataRate)
+			return replyLocal.with("Message text too slow, closing connection.").closing(), true
 		default:
 			s.log.Info("client too slow", "event", "timeout", "reason", "idle", "state", s.state.String(), "reading", what)
 			return replyLocal.with("Timeout, closing connection.").closing(), true
@@ -561,6 +567,9 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 	s.mu.Unlock()
 	n, err := s.conn.Read(p)
 	s.dataBytes += int64(n)
+	if n > 0 {
+		s.lastData = time.Now()
+	}
 	return n, err
 }
 
