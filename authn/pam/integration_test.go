@@ -239,15 +239,16 @@ func TestSystemConcurrentLogins(t *testing.T) {
 	if after.Started-before.Started != n || after.Ended-before.Ended != n || after.InFlight != 0 {
 		t.Errorf("stats before %+v after %+v", before, after)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if got := countFDs(t); got > fds {
-		t.Errorf("file descriptors: %d before, %d after", fds, got)
+	// Workers free their slots just before their goroutines and threads
+	// end: poll rather than sleep a fixed time.
+	if !eventually(func() bool { return countFDs(t) <= fds }) {
+		t.Errorf("file descriptors: %d before, %d after", fds, countFDs(t))
 	}
-	if got := runtime.NumGoroutine(); got > goroutines+2 {
-		t.Errorf("goroutines: %d before, %d after", goroutines, got)
+	if !eventually(func() bool { return runtime.NumGoroutine() <= goroutines+2 }) {
+		t.Errorf("goroutines: %d before, %d after", goroutines, runtime.NumGoroutine())
 	}
-	if got := threads(t); got > thr+2 {
-		t.Errorf("threads: %d before, %d after", thr, got)
+	if !eventually(func() bool { return threads(t) <= thr+2 }) {
+		t.Errorf("threads: %d before, %d after", thr, threads(t))
 	}
 	t.Logf("%d concurrent pam_unix logins on %d workers: %s (%s per login, %.1f logins/s); peak RSS %s",
 		n, workers, took, took/n, float64(n)/took.Seconds(), statusField(t, "VmHWM"))
