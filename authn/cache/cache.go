@@ -3,8 +3,12 @@
 // and again (LDAP, Active Directory).
 //
 // Results are keyed by HMAC-SHA256, under a key drawn at random when the
-// process starts, of the user name and the password: the cache never holds
-// a password, and its keys are useless outside the process. Failures are
+// process starts, of the user name, the password and the client's address:
+// the cache never holds a password, and its keys are useless outside the
+// process. The address is in the key because a backend's answer may depend
+// on it (pam_access, PAM_RHOST rules): a success from an address the policy
+// admits must not be served to one it refuses. A client repeating itself
+// keeps its address, so it is still answered from the cache. Failures are
 // cached too, so that a misconfigured client repeating a wrong password is
 // answered from the cache and cannot push the directory into locking the
 // account (AD lockout storms). A success is never served past its TTL. A
@@ -96,8 +100,8 @@ func (c *Cache) String() string {
 
 func (c *Cache) keyOf(req authn.Request) [32]byte {
 	m := hmac.New(sha256.New, c.key[:])
-	// The user's length first, so ("ab","c") and ("a","bc") differ.
-	fmt.Fprintf(m, "%d:%s", len(req.User), req.User)
+	// Lengths first, so ("ab","c") and ("a","bc") differ.
+	fmt.Fprintf(m, "%d:%s%d:%s", len(req.Client), req.Client, len(req.User), req.User)
 	m.Write([]byte(req.Password))
 	var k [32]byte
 	copy(k[:], m.Sum(nil))

@@ -15,9 +15,10 @@ import (
 // backend is a recording authenticator: alice's password is "right";
 // down makes it unavailable.
 type backend struct {
-	mu    sync.Mutex
-	calls int
-	down  bool
+	mu     sync.Mutex
+	calls  int
+	down   bool
+	refuse string // a client address the policy refuses, as pam_access would
 }
 
 func (b *backend) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
@@ -27,6 +28,8 @@ func (b *backend) Authenticate(ctx context.Context, req authn.Request) (authn.Id
 	switch {
 	case b.down:
 		return authn.Identity{}, authn.Unavailable("connect", nil)
+	case req.Client == b.refuse:
+		return authn.Identity{}, authn.Rejected("permission-denied", nil)
 	case req.User == "alice" && req.Password == "right":
 		return authn.Identity{Login: "alice", Addresses: []string{"alice@example.test"}, Account: "alice"}, nil
 	}
@@ -130,6 +133,28 @@ func TestUnavailableNotCached(t *testing.T) {
 	}
 }
 
+// A backend's answer may depend on the client's address (pam_access): a
+// success cached for one address is not served to another.
+func TestKeyedByClient(t *testing.T) {
+	c, b, _ := newCache(t, 100)
+	from := func(client string) error {
+		_, err := c.Authenticate(context.Background(), authn.Request{User: "alice", Password: "right", Client: client})
+		return err
+	}
+	if err := from("192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	b.refuse = "192.0.2.66"
+	b.mu.Unlock()
+	if err := from("192.0.2.66"); !authn.IsBadCredentials(err) {
+		t.Fatalf("a success cached for 192.0.2.1 answered 192.0.2.66: %v", err)
+	}
+	if err := from("192.0.2.1"); err != nil || b.count() != 2 {
+		t.Fatalf("the first address is no longer answered from the cache: %v, %d calls", err, b.count())
+	}
+}
+
 func TestBounded(t *testing.T) {
 	c, _, _ := newCache(t, 10)
 	for i := 0; i < 1000; i++ {
@@ -165,6 +190,9 @@ func TestNoPasswordHeld(t *testing.T) {
 	}
 	if c.keyOf(authn.Request{User: "ab", Password: "c"}) == c.keyOf(authn.Request{User: "a", Password: "bc"}) {
 		t.Fatal("user/password boundary not in the key")
+	}
+	if c.keyOf(authn.Request{Client: "1", User: "2a", Password: "b"}) == c.keyOf(authn.Request{Client: "12", User: "a", Password: "b"}) {
+		t.Fatal("client/user boundary not in the key")
 	}
 }
 
