@@ -3,6 +3,8 @@ package throttle
 import (
 	"fmt"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -201,6 +203,62 @@ func TestBoundedTables(t *testing.T) {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
 		fail(t, th, ip.String(), fmt.Sprint("user", i), "pw")
 	}
+	if c, n, u := th.Size(); c > 100 || n > 100 || u > 100 {
+		t.Fatalf("tables grew to %d %d %d entries, cap 100", c, n, u)
+	}
+}
+
+// Many sessions at once (run with -race): parallel logins from one address
+// get exactly the limit between them, and a churn of addresses over small
+// tables keeps every table within its bound.
+func TestConcurrentUse(t *testing.T) {
+	th := New(func() Config { c := DefaultConfig(); c.MaxEntries = 100; return c }(), nil)
+	const n = 100
+	var wg sync.WaitGroup
+	var allowed atomic.Int64
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if th.Begin("192.0.2.50") {
+				allowed.Add(1)
+				th.Failed("192.0.2.50", "alice", fmt.Sprint("pw", i))
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if got := allowed.Load(); got != 10 {
+		t.Fatalf("%d of %d parallel logins from one address were checked, want the limit 10", got, n)
+	}
+	if th.Admit(netip.MustParseAddr("192.0.2.50")) {
+		t.Fatal("not blocked after 10 parallel failures")
+	}
+
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				ip := netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)})
+				th.Admit(ip)
+				if th.Begin(ip.String()) {
+					if i%3 == 0 {
+						th.Done(ip.String())
+					} else {
+						th.Failed(ip.String(), fmt.Sprint("user", i%300), "pw")
+					}
+				}
+				if i%100 == 0 {
+					th.Size()
+					th.Blocks()
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	if c, n, u := th.Size(); c > 100 || n > 100 || u > 100 {
 		t.Fatalf("tables grew to %d %d %d entries, cap 100", c, n, u)
 	}
