@@ -172,6 +172,16 @@ func TestLoadErrors(t *testing.T) {
 		{"staging dir missing", "[message]\nstaging_dir = \"nonexistent\"\n", []string{"FILE:2: message.staging_dir:"}},
 		{"bad hostname", "hostname = \"a b\"\n", []string{"FILE:1: hostname:"}},
 		{"backend section invalid", "[authn.passwdfile]\npath = \"\"\n", []string{"FILE:1: authn.passwdfile:", "path"}},
+		// A backend's problems are each reported at the line of the key
+		// they name, the section's own prefix not repeated; a key left
+		// at its default is reported at the section's line.
+		{"backend key invalid", "[delivery]\nbackend = \"sendmail\"\n[delivery.sendmail]\npath = \"/usr/sbin/sendmail\"\ntimeout = \"0s\"\nfallback_account = \"-root\"\n",
+			[]string{"FILE:5: delivery.sendmail.timeout: 0s is out of range", "FILE:6: delivery.sendmail.fallback_account: \"-root\""}},
+		{"backend key invalid, prefixed with the backend's name", "[authn]\nbackend = \"passwdfile\"\n[authn.passwdfile]\npath = \"passwd\"\nmail_domain = \"a b\"\n",
+			[]string{"FILE:5: authn.passwdfile.mail_domain: "}},
+		{"backend problems joined on one line", "[authn]\nbackend = \"pam\"\n[authn.pam]\nservice = \"a/b\"\nworkers = 0\n",
+			[]string{"FILE:4: authn.pam.service: \"a/b\" is not a PAM service name (letters, digits, '_', '.', '+', '-'; at most 64; it names a file in /etc/pam.d)\n",
+				"FILE:5: authn.pam.workers: must be between"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Backends come last (and so never shift the lines the

@@ -66,7 +66,9 @@ func (c *Config) validateSockets(v *validator, seen map[string]bool) {
 		if seen[a] {
 			v.fail("listen_tls", "%q is listed twice (in listen or listen_tls)", a)
 		}
-		seen[a] = true
+		if !anyPort(a) {
+			seen[a] = true
+		}
 	}
 
 	t := &c.TLS

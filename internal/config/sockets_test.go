@@ -65,6 +65,19 @@ listen = "[::1]:9218"
 	}
 }
 
+// TestSocketAnyPort: port 0 (the kernel picks one at bind time) may be
+// given for listen, listen_tls and metrics.listen alike; such addresses
+// never clash, so they are no duplicates.
+func TestSocketAnyPort(t *testing.T) {
+	c, _, err := loadDoc(t, "listen = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\nlisten_tls = [\"127.0.0.1:0\"]\n[tls]\ncert_file = \"c\"\nkey_file = \"k\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listen) != 2 || len(c.ListenTLS) != 1 || c.Metrics.Listen != "127.0.0.1:0" {
+		t.Errorf("listen %q listen_tls %q metrics %q", c.Listen, c.ListenTLS, c.Metrics.Listen)
+	}
+}
+
 func TestSocketKeyErrors(t *testing.T) {
 	for _, tc := range []struct{ name, doc, want string }{
 		{"tls listen without cert", "listen_tls = [\"127.0.0.1:1218\"]\n", "tls.cert_file: required with listen_tls"},

@@ -109,7 +109,9 @@ func (c *Config) validate(lines map[string]int) error {
 		if seen[a] {
 			v.fail("listen", "%q is listed twice", a)
 		}
-		seen[a] = true
+		if !anyPort(a) {
+			seen[a] = true
+		}
 	}
 	c.validateSockets(v, seen)
 	v.durRange("drain_timeout", c.DrainTimeout, 0, time.Hour)
@@ -178,12 +180,12 @@ func (c *Config) validate(lines map[string]int) error {
 	if sec, _, err := c.authnBackend(); err != nil {
 		v.fail("authn.backend", "%v", err)
 	} else if err := sec.Validate(); err != nil {
-		v.fail("authn."+c.Authn.Backend, "%s", trimBackend(err, c.Authn.Backend))
+		v.backendFail("authn."+c.Authn.Backend, err)
 	}
 	if sec, _, err := c.deliveryBackend(); err != nil {
 		v.fail("delivery.backend", "%v", err)
 	} else if err := sec.Validate(); err != nil {
-		v.fail("delivery."+c.Delivery.Backend, "%s", trimBackend(err, c.Delivery.Backend))
+		v.backendFail("delivery."+c.Delivery.Backend, err)
 	}
 	return v.err()
 }
@@ -233,6 +235,14 @@ func checkListen(a string) error {
 	return nil
 }
 
+// anyPort reports whether a listen address asks for port 0, a port the
+// kernel picks at bind time: two of them never clash, so they are left out
+// of the duplicate checks.
+func anyPort(a string) bool {
+	_, port, err := net.SplitHostPort(a)
+	return err == nil && port == "0"
+}
+
 // validHostname checks the LDH syntax (RFC 1123 §2.1) loosely: the name
 // goes into the greeting, Received: and Message-ID:, so it must not carry
 // spaces, control bytes or anything a header parser would choke on.
@@ -252,6 +262,50 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+// backendKey is a key name as a backend's Validate puts it before its
+// message ("timeout: ..."); backendNext is one that follows another
+// message on the same line ("...; timeout: ...", as authn/pam joins them).
+var (
+	backendKey  = regexp.MustCompile(`^([a-z][a-z0-9_]*): `)
+	backendNext = regexp.MustCompile(`; [a-z][a-z0-9_]*: `)
+)
+
+// splitBackendErr splits a backend's error into its messages: one per
+// line, and a line joined with "; " before a key name is split there too.
+func splitBackendErr(err error) []string {
+	var msgs []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		for {
+			loc := backendNext.FindStringIndex(line)
+			if loc == nil {
+				break
+			}
+			msgs = append(msgs, line[:loc[0]])
+			line = line[loc[0]+2:]
+		}
+		msgs = append(msgs, line)
+	}
+	return msgs
+}
+
+// backendFail records the problems a backend's Validate reported for
+// section ("delivery.sendmail"), one per line of err, each at the line of
+// the key it names when the file sets that key (else at the section's).
+// Backends write "name: key: message", "section.key: message" or
+// "key: message"; the section is named here, so their own prefix goes.
+func (v *validator) backendFail(section string, err error) {
+	name := section[strings.LastIndexByte(section, '.')+1:]
+	for _, msg := range splitBackendErr(err) {
+		msg = strings.TrimPrefix(msg, name+": ")
+		msg = strings.TrimPrefix(msg, section+".")
+		if m := backendKey.FindStringSubmatch(msg); m != nil {
+			v.fail(section+"."+m[1], "%s", msg[len(m[0]):])
+			continue
+		}
+		v.fail(section, "%s", msg)
+	}
 }
 
 // trimBackend drops the "name: " a backend puts before its messages; the
