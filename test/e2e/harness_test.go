@@ -153,30 +153,21 @@ func writeConfig(t testing.TB, addr, extraTOML string) string {
 	return path
 }
 
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// anyPort is the listen address of every socket the tests bind or have
+// mppd bind: the kernel picks a free port at bind time, and the harness
+// reads it from the daemon's log (Addr, ListenAddr). A port picked in
+// advance and released could be taken by another connection on a busy
+// machine before mppd binds it.
+const anyPort = "127.0.0.1:0"
 
-// startMppd writes a config (hostname "mppd.test", a free 127.0.0.1 port,
-// auth_failure_delay "0s", drain_timeout "5s", debug logs) plus extraTOML,
-// starts the built binary, waits until it listens, and stops it (SIGTERM,
-// wait) in t.Cleanup. extraTOML normally carries the backend sections (see
-// devBackends).
+// startMppd writes a config (hostname "mppd.test", listen on 127.0.0.1 with
+// a port the kernel picks, auth_failure_delay "0s", drain_timeout "5s",
+// debug logs) plus extraTOML, starts the built binary, waits until it
+// listens, and stops it (SIGTERM, wait) in t.Cleanup. extraTOML normally
+// carries the backend sections (see devBackends).
 func startMppd(t testing.TB, extraTOML string) *mppd {
 	t.Helper()
-	addr := freeAddr(t)
-	path := writeConfig(t, addr, extraTOML)
-	m := startMppdConfig(t, path)
-	m.addr = addr
-	return m
+	return startMppdConfig(t, writeConfig(t, anyPort, extraTOML))
 }
 
 // startMppdConfig starts the binary with an existing config file and waits
@@ -241,21 +232,40 @@ func startMppdConfig(t testing.TB, configPath string, args ...string) *mppd {
 // either log format (text: msg=listening addr=A; json: "msg":"listening",
 // "addr":"A").
 func listeningAddr(log string) string {
+	return loggedAddr(log, "listening", "")
+}
+
+// loggedAddr finds the addr of the first line with message msg (and, when
+// role is not empty, role=role) in the log, in either log format.
+func loggedAddr(log, msg, role string) string {
 	for _, line := range strings.Split(log, "\n") {
 		if strings.HasPrefix(line, "{") {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+			var rec struct{ Msg, Addr, Role string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg && (role == "" || rec.Role == role) {
 				return rec.Addr
 			}
 			continue
 		}
-		if !strings.Contains(line, "msg=listening") {
-			continue
-		}
+		var addr, lineMsg, lineRole string
 		for _, f := range strings.Fields(line) {
 			if a, ok := strings.CutPrefix(f, "addr="); ok {
-				return strings.Trim(a, `"`)
+				addr = strings.Trim(a, `"`)
+			} else if r, ok := strings.CutPrefix(f, "role="); ok {
+				lineRole = strings.Trim(r, `"`)
 			}
+		}
+		if i := strings.Index(line, "msg="); i >= 0 {
+			rest := line[i+len("msg="):]
+			if strings.HasPrefix(rest, `"`) {
+				if q, err := strconv.QuotedPrefix(rest); err == nil {
+					lineMsg, _ = strconv.Unquote(q)
+				}
+			} else {
+				lineMsg, _, _ = strings.Cut(rest, " ")
+			}
+		}
+		if lineMsg == msg && addr != "" && (role == "" || lineRole == role) {
+			return addr
 		}
 	}
 	return ""
@@ -263,6 +273,28 @@ func listeningAddr(log string) string {
 
 // Addr is the host:port the daemon listens on.
 func (m *mppd) Addr() string { return m.addr }
+
+// ListenAddr is the host:port of the daemon's first listener with role
+// "mpp", "mpps" (listen_tls) or "metrics", as logged when it was bound. It
+// waits for the line: the daemon logs its listeners one after the other,
+// and startMppdConfig returns at the first.
+func (m *mppd) ListenAddr(role string) string {
+	m.t.Helper()
+	msg := "listening"
+	if role == "metrics" {
+		msg = "metrics endpoint listening"
+	}
+	deadline := time.Now().Add(ioTimeout)
+	for {
+		if a := loggedAddr(m.Log(), msg, role); a != "" {
+			return a
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("the log names no %s listener; log:\n%s", role, m.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 // Log is everything the daemon wrote to stderr and stdout so far.
 func (m *mppd) Log() string { return m.log.String() }

@@ -55,8 +55,8 @@ func TestMppClient(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, _ := testCert(t, dir, "mppd.test")
 	extra, root := devBackends(t, alice)
-	tlsAddr := freeAddr(t)
-	m := startMppd(t, tlsConfigTOML(tlsAddr, certFile, keyFile)+extra)
+	m := startMppd(t, tlsConfigTOML(anyPort, certFile, keyFile)+extra)
+	tlsAddr := m.ListenAddr("mpps")
 	env := []string{"MPP_USER=" + alice.name, "MPP_PASSWORD=" + alice.password}
 
 	t.Run("send over TCP", func(t *testing.T) {

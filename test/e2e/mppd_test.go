@@ -314,7 +314,7 @@ func TestUsageError(t *testing.T) {
 // names, and that user can then log in and post as the first address.
 func TestPasswdSubcommand(t *testing.T) {
 	extra, root := devBackends(t, alice)
-	cfg := writeConfig(t, freeAddr(t), extra)
+	cfg := writeConfig(t, anyPort, extra)
 
 	out, code := runMppd(t, "dave-e2e-password\n", "passwd", "--config", cfg,
 		"--address", "dave@example.test,d@example.test", "--address", "postmaster@example.test", "dave")

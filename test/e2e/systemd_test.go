@@ -118,6 +118,50 @@ func spawn(t *testing.T, cmd *exec.Cmd) *mppd {
 	return m
 }
 
+// activatorSockets binds n listening sockets on 127.0.0.1, on ports the
+// kernel picks, as systemd binds a socket unit's, and returns them as files
+// for spawnActivated, with their addresses. The activator could bind them
+// itself (-l ADDR), but only on a port picked in advance and released,
+// which another connection on a busy machine could take first.
+func activatorSockets(t *testing.T, n int) ([]*os.File, []string) {
+	t.Helper()
+	var files []*os.File
+	var addrs []string
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", anyPort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := l.(*net.TCPListener).File() // a duplicate: the socket stays
+		l.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		files = append(files, f)
+		addrs = append(addrs, l.Addr().String())
+	}
+	return files, addrs
+}
+
+// spawnActivated runs systemd-socket-activate with args, handing it files
+// (fds 3...) the way systemd hands sockets to a service: LISTEN_FDS, and
+// LISTEN_PID, which must be the activator's own pid, known only in the
+// child (a constant shell script sets it and execs; the arguments are
+// "$@"). The test's copies of the sockets are closed once it runs, so
+// that they live and die with the activator, as with -l.
+func spawnActivated(t *testing.T, act string, files []*os.File, args ...string) *mppd {
+	t.Helper()
+	cmd := exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`, act}, args...)...)
+	cmd.ExtraFiles = files
+	cmd.Env = []string{fmt.Sprintf("LISTEN_FDS=%d", len(files)), "PATH=" + os.Getenv("PATH")}
+	m := spawn(t, cmd)
+	for _, f := range files {
+		f.Close()
+	}
+	return m
+}
+
 // TestSocketActivationTwoListeners: two named sockets, mpp (plain) and
 // mpps (TLS from the first byte), both serve a post; the configured
 // listen address is not bound; the notify socket gets READY=1 with
@@ -127,13 +171,20 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 	act := needActivator(t)
 	certFile, keyFile, pool := testCert(t, t.TempDir(), "activated")
 	extra, root := devBackends(t, alice)
-	unused := freeAddr(t)
-	cfg := writeConfig(t, unused, fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
-	plain, secure := freeAddr(t), freeAddr(t)
+	// The configured listen address is held by the test: an mppd that
+	// tried to bind it would fail to start.
+	held, err := net.Listen("tcp", anyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cfg := writeConfig(t, held.Addr().String(), fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
+	files, addrs := activatorSockets(t, 2)
+	plain, secure := addrs[0], addrs[1]
 	n := listenNotify(t)
 
-	m := spawn(t, exec.Command(act, "-l", plain, "--fdname=mpp", "-l", secure, "--fdname=mpps",
-		"-E", "NOTIFY_SOCKET="+n.path, "-E", "WATCHDOG_USEC=400000", mppdBin, "--config", cfg))
+	m := spawnActivated(t, act, files, "--fdname=mpp:mpps",
+		"-E", "NOTIFY_SOCKET="+n.path, "-E", "WATCHDOG_USEC=400000", mppdBin, "--config", cfg)
 	m.addr = plain
 	m.waitLog("Listening on " + secure)
 
@@ -156,9 +207,8 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 	n.wait(t, "STATUS=serving: 2 sessions")
 
 	m.waitLog("socket-activated sockets=2")
-	if conn, err := net.DialTimeout("tcp", unused, time.Second); err == nil {
-		conn.Close()
-		t.Errorf("the configured listen address %s is bound under socket activation", unused)
+	if strings.Contains(m.Log(), "binding the configured addresses") {
+		t.Errorf("mppd bound the configured listen address under socket activation:\n%s", m.Log())
 	}
 
 	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -179,7 +229,7 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 func TestSocketActivationRefusals(t *testing.T) {
 	act := needActivator(t)
 	extra, _ := devBackends(t, alice)
-	cfg := writeConfig(t, freeAddr(t), extra)
+	cfg := writeConfig(t, anyPort, extra)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -189,9 +239,9 @@ func TestSocketActivationRefusals(t *testing.T) {
 		{"connection", []string{"--accept", "--fdname=mpp"}, "a connection, not a listening socket: for a unit with Accept=yes run mppd --inetd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := freeAddr(t)
-			args := append([]string{"-l", addr}, tc.args...)
-			m := spawn(t, exec.Command(act, append(args, mppdBin, "--config", cfg)...))
+			files, addrs := activatorSockets(t, 1)
+			addr := addrs[0]
+			m := spawnActivated(t, act, files, append(tc.args, mppdBin, "--config", cfg)...)
 			m.waitLog("Listening on " + addr)
 			conn, err := netDial(addr)
 			if err != nil {
@@ -223,7 +273,7 @@ func TestSocketActivationRefusals(t *testing.T) {
 func TestExitOnIdle(t *testing.T) {
 	act := needActivator(t)
 	extra, root := devBackends(t, alice)
-	cfg := writeConfig(t, freeAddr(t), "[systemd]\nexit_on_idle = \"1s\"\n"+extra)
+	cfg := writeConfig(t, anyPort, "[systemd]\nexit_on_idle = \"1s\"\n"+extra)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +340,7 @@ func TestInetdMode(t *testing.T) {
 	act := needActivator(t)
 	certFile, keyFile, pool := testCert(t, t.TempDir(), "inetd")
 	extra, root := devBackends(t, alice)
-	cfg := writeConfig(t, freeAddr(t), fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
+	cfg := writeConfig(t, anyPort, fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
 	for i, tc := range []struct {
 		name     string
 		actArgs  []string
@@ -302,9 +352,10 @@ func TestInetdMode(t *testing.T) {
 		{"stdin-tls", []string{"--inetd"}, "--inetd=mpps", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := freeAddr(t)
-			args := append([]string{"--accept", "-l", addr}, tc.actArgs...)
-			m := spawn(t, exec.Command(act, append(args, mppdBin, tc.mppdFlag, "--config", cfg)...))
+			files, addrs := activatorSockets(t, 1)
+			addr := addrs[0]
+			args := append([]string{"--accept"}, tc.actArgs...)
+			m := spawnActivated(t, act, files, append(args, mppdBin, tc.mppdFlag, "--config", cfg)...)
 			m.addr = addr
 			m.waitLog("Listening on " + addr)
 			for k := 0; k < 2; k++ { // each connection gets its own mppd

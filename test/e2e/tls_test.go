@@ -108,8 +108,8 @@ func TestTLSListenerAndReload(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool1 := testCert(t, dir, "first")
 	extra, root := devBackends(t, alice)
-	tlsAddr := freeAddr(t)
-	m := startMppd(t, tlsConfigTOML(tlsAddr, certFile, keyFile)+extra)
+	m := startMppd(t, tlsConfigTOML(anyPort, certFile, keyFile)+extra)
+	tlsAddr := m.ListenAddr("mpps")
 
 	c, cert := dialTLS(t, tlsAddr, pool1)
 	if cert.Subject.CommonName != "first" {
@@ -166,7 +166,7 @@ func TestTLSBadCertificateAtStart(t *testing.T) {
 	bad := filepath.Join(dir, "bad.pem")
 	os.WriteFile(bad, []byte("junk"), 0o644)
 	extra, _ := devBackends(t)
-	path := writeConfig(t, freeAddr(t), tlsConfigTOML(freeAddr(t), bad, bad)+extra)
+	path := writeConfig(t, anyPort, tlsConfigTOML(anyPort, bad, bad)+extra)
 	out, code := runMppd(t, "", "--config", path)
 	if code != 2 || !strings.Contains(out, "cannot load the TLS certificate") || !strings.Contains(out, bad) {
 		t.Errorf("status %d, output:\n%s", code, out)
@@ -178,8 +178,8 @@ func TestTLSBadCertificateAtStart(t *testing.T) {
 // delivery in the latency histogram.
 func TestMetricsEndpoint(t *testing.T) {
 	extra, _ := devBackends(t, alice)
-	metricsAddr := freeAddr(t)
-	m := startMppd(t, fmt.Sprintf("[metrics]\nlisten = %q\n", metricsAddr)+extra)
+	m := startMppd(t, fmt.Sprintf("[metrics]\nlisten = %q\n", anyPort)+extra)
+	metricsAddr := m.ListenAddr("metrics")
 	c := login(t, m, alice)
 	c.data("To: bob@example.test\nSubject: counted\n\nhello\n", 250)
 	c.cmd("QUIT", 221)
