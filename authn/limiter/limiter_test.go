@@ -32,6 +32,18 @@ func (g *gate) Authenticate(ctx context.Context, req authn.Request) (authn.Ident
 	return authn.Identity{Login: req.User, Addresses: []string{req.User + "@x.test"}}, nil
 }
 
+// waitInUse waits, with a deadline, until n slots are held.
+func waitInUse(t *testing.T, l *Limiter, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for l.InUse() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d slots held after 10s, want %d", l.InUse(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestCapAndQueueTimeout(t *testing.T) {
 	g := &gate{release: make(chan struct{})}
 	var logBuf bytes.Buffer
@@ -46,9 +58,7 @@ func TestCapAndQueueTimeout(t *testing.T) {
 			}
 		}()
 	}
-	for l.InUse() < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	waitInUse(t, l, 2)
 	// The third waits out the queue timeout and gets "busy" (451).
 	_, err := l.Authenticate(context.Background(), authn.Request{User: "c", Client: "192.0.2.1"})
 	if err == nil || authn.IsBadCredentials(err) || authn.Reason(err) != "busy" {
@@ -84,9 +94,7 @@ func TestQueueContext(t *testing.T) {
 	g := &gate{release: make(chan struct{})}
 	l := New(g, 1, time.Hour, nil)
 	go l.Authenticate(context.Background(), authn.Request{User: "a"})
-	for l.InUse() < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	waitInUse(t, l, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := l.Authenticate(ctx, authn.Request{User: "b"}); authn.Reason(err) != "busy" {
