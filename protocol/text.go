@@ -18,7 +18,6 @@ type textLimits struct {
 // client (RFC 5321 §4.5.3.1.7 does the same for messages that are too big).
 type textResult struct {
 	header     []byte // the header block, LF endings, up to and including the blank line
-	sawBlank   bool   // the header block ended with a blank line (a body may follow)
 	size       int64  // octets of the whole message after unstuffing
 	tooBig     bool   // size passed maxMessage
 	headerBig  bool   // the header block passed maxHeader
@@ -135,13 +134,10 @@ func readText(r *bufio.Reader, lim textLimits, body io.Writer) (textResult, erro
 			chunk = chunk[:n-1]
 		}
 		checkBytes(&res, chunk[:len(chunk)-1])
+		emit(chunk)
 		if inHeader && lineStart && len(chunk) == 1 {
-			// The blank line that ends the header block.
-			emit(chunk)
+			// The blank line, stored with the header, ends it.
 			inHeader = false
-			res.sawBlank = true
-		} else {
-			emit(chunk)
 		}
 		prevBare, lineStart = bare, true
 	}
