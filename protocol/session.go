@@ -247,7 +247,7 @@ func (s *session) handle(ctx context.Context, line []byte) reply {
 		s.log.Info("unknown command", "event", "protocol-error", "verb", logVerb(line))
 		r = replyUnknown
 	}
-	if r.code == 503 {
+	if r.code == 503 && cmd.verb != "NOOP" { // a NOOP past the junk limit logs junk-limit instead
 		s.log.Info("command out of sequence", "event", "bad-sequence", "cmd", cmd.verb, "state", s.state.String())
 	}
 	return s.countError(r)
