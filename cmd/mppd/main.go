@@ -347,6 +347,10 @@ func serveInetd(ctx context.Context, role string, files []*os.File, cfg *config.
 		log.Error("--inetd serves one connection, but systemd passed several sockets", "sockets", len(files))
 		return exitConfig
 	}
+	if err := checkConnection(f); err != nil {
+		log.Error("--inetd: cannot serve this descriptor", "fd", f.Fd(), "err", err)
+		return exitConfig
+	}
 	conn, err := net.FileConn(f)
 	if err != nil {
 		log.Error("--inetd: not a connected socket", "fd", f.Fd(), "err", err)

@@ -156,9 +156,30 @@ func fromActivation(files []*os.File, sd config.Systemd) (*socketSet, error) {
 // socket: a connection passed by an Accept=yes unit, a datagram socket, or
 // no socket at all.
 func checkListening(f *os.File) error {
+	listening, err := streamSocket(f)
+	if err == nil && !listening {
+		err = errors.New("a connection, not a listening socket: for a unit with Accept=yes run mppd --inetd")
+	}
+	return err
+}
+
+// checkConnection refuses, for --inetd, a descriptor that is not a
+// connected stream socket: a listening socket (a unit without Accept=yes),
+// a datagram socket, or no socket at all.
+func checkConnection(f *os.File) error {
+	listening, err := streamSocket(f)
+	if err == nil && listening {
+		err = errors.New("a listening socket, not a connection: --inetd is for units with Accept=yes; without it run mppd without --inetd")
+	}
+	return err
+}
+
+// streamSocket reports whether f is a listening stream socket, or why it
+// is no stream socket at all.
+func streamSocket(f *os.File) (listening bool, err error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return err
+		return false, err
 	}
 	var acceptConn, sotype int
 	var serr error
@@ -170,17 +191,15 @@ func checkListening(f *os.File) error {
 	})
 	switch {
 	case err != nil:
-		return err
+		return false, err
 	case errors.Is(serr, unix.ENOTSOCK):
-		return errors.New("not a socket")
+		return false, errors.New("not a socket")
 	case serr != nil:
-		return serr
+		return false, serr
 	case sotype != unix.SOCK_STREAM:
-		return errors.New("not a stream socket (ListenStream= is needed)")
-	case acceptConn == 0:
-		return errors.New("a connection, not a listening socket: for a unit with Accept=yes run mppd --inetd")
+		return false, errors.New("not a stream socket (ListenStream= is needed)")
 	}
-	return nil
+	return acceptConn != 0, nil
 }
 
 // fromConfig binds listen (plain MPP), listen_tls and metrics.listen, or

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -193,5 +195,21 @@ func TestInetdFlag(t *testing.T) {
 		if (err == nil) != tc.ok || f.role != tc.role {
 			t.Errorf("%s: role %q err %v", tc.arg, f.role, err)
 		}
+	}
+}
+
+// TestInetdRefusesListener: --inetd given a listening socket (a unit
+// without Accept=yes) refuses with status 2 and says so, instead of
+// serving a "connection" that fails at the first write and exiting 0
+// (which systemd would start again at once, for every queued client).
+func TestInetdRefusesListener(t *testing.T) {
+	lf, _ := listenerFile(t, "mpp")
+	defer lf.Close()
+	var log strings.Builder
+	cfg := config.Default()
+	code := serveInetd(context.Background(), roleMPP, []*os.File{lf}, cfg, nil, nil, nil, nil,
+		slog.New(slog.NewTextHandler(&log, nil)))
+	if code != exitConfig || !strings.Contains(log.String(), "a listening socket, not a connection") {
+		t.Errorf("status %d, log:\n%s", code, log.String())
 	}
 }
