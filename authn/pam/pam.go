@@ -382,17 +382,35 @@ func (e *stageError) Unwrap() error { return e.err }
 // PAM code) are for the log.
 func (b *Backend) classify(stage string, err error, conv *conversation) error {
 	wrapped := &stageError{service: b.cfg.Service, stage: stage, err: err}
-	if conv.refused != "" {
+	var code libpam.Error
+	isCode := errors.As(err, &code)
+	if conv.refused != "" && !(isCode && stackFault(code)) {
 		// The stack asked for something MPP cannot give (a second hidden
 		// prompt for an OTP, a new password for an expired one): the
-		// login cannot succeed, whatever code the module chose to return.
+		// login cannot succeed, whatever code the module chose to return
+		// for it. Unless PAM says the stack itself is broken: an outage
+		// must not look like a wrong password.
 		return authn.Rejected("unsupported-prompt", fmt.Errorf("%w; refused PAM prompt: %s", wrapped, conv.refused))
 	}
-	var code libpam.Error
-	if !errors.As(err, &code) {
+	if conv.refused != "" {
+		wrapped.err = fmt.Errorf("%w; refused PAM prompt: %s", err, conv.refused)
+	}
+	if !isCode {
 		return authn.Unavailable("pam-error", wrapped)
 	}
 	return mapCode(stage, code, wrapped)
+}
+
+// stackFault reports whether code says the stack could not work at all (a
+// password database out of reach, a module that would not load, libpam
+// itself failing), which no answer of ours to a prompt explains.
+func stackFault(code libpam.Error) bool {
+	switch code {
+	case libpam.ErrAuthinfoUnavail, libpam.ErrSystem, libpam.ErrBuf, libpam.ErrService,
+		libpam.ErrOpen, libpam.ErrSymbol, libpam.ErrModuleUnknown, libpam.ErrAbort:
+		return true
+	}
+	return false
 }
 
 // mapCode is the PAM code table. Bad credentials: the module looked at the

@@ -271,6 +271,22 @@ func TestConversation(t *testing.T) {
 			t.Errorf("not logged:\n%s", logs)
 		}
 	})
+	t.Run("a refused prompt does not hide a broken stack", func(t *testing.T) {
+		// The optional OTP-like module's prompt is refused, but the stack
+		// fails because a required module cannot reach its password
+		// database: that is an outage (451), not bad credentials.
+		b, _ := newUnit(t, "auth optional MOD prompts=2 expect=pw\nauth required MOD ret="+strconv.Itoa(int(libpam.ErrAuthinfoUnavail))+"\naccount required pam_permit.so\n", nil)
+		_, err := login(b, "alice", "pw", "")
+		wantUnavailable(t, err, "authinfo-unavailable")
+		if !strings.Contains(err.Error(), "Verification code") {
+			t.Errorf("the refused prompt is not named: %v", err)
+		}
+		// Where PAM's code says no more than "no", the refusal is the
+		// reason.
+		b, _ = newUnit(t, "auth optional MOD prompts=2 expect=pw\nauth required MOD ret="+strconv.Itoa(int(libpam.ErrAuth))+"\naccount required pam_permit.so\n", nil)
+		_, err = login(b, "alice", "pw", "")
+		wantRejected(t, err, "unsupported-prompt")
+	})
 	t.Run("info and error texts are logged", func(t *testing.T) {
 		b, logs := newUnit(t, "auth required MOD info=hello-from-pam error=trouble-ahead expect=pw\naccount required pam_permit.so\n", nil)
 		_, err := login(b, "alice", "nope", "")
