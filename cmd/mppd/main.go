@@ -106,14 +106,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		files, notActivated = takeActivation()
 	}
 
+	// Their errors name the file and, where they can, the line.
 	auth, err := cfg.BuildAuthenticator(log.With("component", "authn"))
 	if err != nil {
-		fmt.Fprintf(stderr, "mppd: %s: %v\n", cfg.Path, err)
+		fmt.Fprintf(stderr, "mppd: %v\n", err)
 		return exitConfig
 	}
 	deliv, err := cfg.BuildDeliverer(log.With("component", "delivery"))
 	if err != nil {
-		fmt.Fprintf(stderr, "mppd: %s: %v\n", cfg.Path, err)
+		fmt.Fprintf(stderr, "mppd: %v\n", err)
 		return exitConfig
 	}
 	if *check {

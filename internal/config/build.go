@@ -82,6 +82,18 @@ func (c *Config) deliveryBackend() (section, func(*slog.Logger) (delivery.Delive
 	return nil, nil, fmt.Errorf("unknown backend %q (known: maildir, sendmail)", c.Delivery.Backend)
 }
 
+// buildError is the error of a backend (section, "delivery.sendmail")
+// that could not be built from a valid config: it names the file, and the
+// line of the key the backend names, as a validation error does.
+func (c *Config) buildError(section string, err error) error {
+	v := &validator{path: c.Path, lines: c.lines}
+	if c.Path == "" {
+		v.path = "(defaults)"
+	}
+	v.backendFail(section, err)
+	return v.err()
+}
+
 // BuildAuthenticator constructs the configured authentication backend.
 // log is handed to the backend; it adds its own attributes.
 func (c *Config) BuildAuthenticator(log *slog.Logger) (authn.Authenticator, error) {
@@ -91,7 +103,7 @@ func (c *Config) BuildAuthenticator(log *slog.Logger) (authn.Authenticator, erro
 	}
 	a, err := build(log)
 	if err != nil {
-		return nil, fmt.Errorf("authn.%s: %s", c.Authn.Backend, trimBackend(err, c.Authn.Backend))
+		return nil, c.buildError("authn."+c.Authn.Backend, err)
 	}
 	return c.wrapAuthn(a, log), nil
 }
@@ -104,7 +116,7 @@ func (c *Config) BuildDeliverer(log *slog.Logger) (delivery.Deliverer, error) {
 	}
 	d, err := build(log)
 	if err != nil {
-		return nil, fmt.Errorf("delivery.%s: %s", c.Delivery.Backend, trimBackend(err, c.Delivery.Backend))
+		return nil, c.buildError("delivery."+c.Delivery.Backend, err)
 	}
 	return c.wrapDelivery(d, log), nil
 }

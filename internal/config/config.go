@@ -78,6 +78,10 @@ type Config struct {
 	// Path is the file the config was loaded from ("" for Default()).
 	Path string `toml:"-"`
 
+	// lines maps each key the file sets to its line (keyLines), so that
+	// a backend that cannot be built names the line too.
+	lines map[string]int
+
 	trusted     []netip.Prefix
 	userPattern *regexp.Regexp
 	level       slog.Level
@@ -226,6 +230,7 @@ func parse(path string, data []byte) (*Config, error) {
 	if err := c.validate(lines); err != nil {
 		return nil, err
 	}
+	c.lines = lines
 	return c, nil
 }
 

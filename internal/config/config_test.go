@@ -334,6 +334,38 @@ func TestDevConfig(t *testing.T) {
 	}
 }
 
+// TestBuildErrorLines: a backend that cannot be built from a valid config
+// (a file it needs is missing) is reported with the config file and the
+// line of the key it names, or of its section when it names none.
+func TestBuildErrorLines(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mppd.toml")
+	doc := "[authn]\nbackend = \"ldap\"\n[authn.ldap]\nuris = [\"ldaps://127.0.0.1\"]\nuser_dn = \"uid={user},dc=example\"\nca_file = \"/nonexistent/ca.pem\"\n" +
+		"[delivery.maildir]\nroot = \"maildir\"\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if _, err := c.BuildAuthenticator(log); err == nil || !strings.HasPrefix(err.Error(), path+":6: authn.ldap.ca_file: ") {
+		t.Errorf("ldap without its CA file: %v", err)
+	}
+
+	doc = "[authn.passwdfile]\npath = \"/nonexistent/passwd\"\nmail_domain = \"example.test\"\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.BuildAuthenticator(log); err == nil || !strings.HasPrefix(err.Error(), path+":1: authn.passwdfile: ") {
+		t.Errorf("missing password file: %v", err)
+	}
+}
+
 // TestLogValue checks the start-up summary: the effective values, the
 // backends by name only.
 func TestLogValue(t *testing.T) {

@@ -299,6 +299,7 @@ func (v *validator) backendFail(section string, err error) {
 	name := section[strings.LastIndexByte(section, '.')+1:]
 	for _, msg := range splitBackendErr(err) {
 		msg = strings.TrimPrefix(msg, name+": ")
+		msg = strings.TrimPrefix(msg, section+": ")
 		msg = strings.TrimPrefix(msg, section+".")
 		if m := backendKey.FindStringSubmatch(msg); m != nil {
 			v.fail(section+"."+m[1], "%s", msg[len(m[0]):])
@@ -306,10 +307,4 @@ func (v *validator) backendFail(section string, err error) {
 		}
 		v.fail(section, "%s", msg)
 	}
-}
-
-// trimBackend drops the "name: " a backend puts before its messages; the
-// caller already names the section.
-func trimBackend(err error, name string) string {
-	return strings.TrimPrefix(err.Error(), name+": ")
 }
