@@ -77,7 +77,7 @@ func (c *Config) validateAbuse(v *validator) {
 	v.intRange("authn.max_concurrent", int64(c.Authn.MaxConcurrent), 1, 100_000, "")
 	v.durRange("authn.queue_timeout", c.Authn.QueueTimeout, 0, 10*time.Minute)
 	if err := c.Authn.Cache.Validate(); err != nil {
-		v.fail("authn.cache", "%v", err)
+		v.backendFail("authn.cache", err)
 	}
 	v.intRange("delivery.max_concurrent", int64(c.Delivery.MaxConcurrent), 1, 100_000, "")
 	v.durRange("delivery.queue_timeout", c.Delivery.QueueTimeout, 0, 10*time.Minute)
