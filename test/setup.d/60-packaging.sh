@@ -7,13 +7,14 @@
 #   fail2ban                fail2ban-regex, to test the example filter
 #   mandoc                  man page lint (also in 10-base.sh)
 #   systemd                 systemd-analyze verify / security on the units
+#   bsdextrautils           col, which install-test.sh pipes man -l through
 # The fail2ban package starts its service on install; the tests only need
 # fail2ban-regex, so the service is stopped and disabled. Each step checks
 # first, so running this again changes nothing.
 set -euo pipefail
 . "$(dirname "$0")/../setup-lib.sh"
 
-apt_install lintian rpmlint rpm cpio debootstrap fail2ban mandoc systemd
+apt_install lintian rpmlint rpm cpio debootstrap fail2ban mandoc systemd bsdextrautils
 
 # fail2ban: stop its server if it runs, keep it from starting at boot.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
@@ -34,7 +35,7 @@ else
   fi
 fi
 
-for tool in lintian rpmlint rpm debootstrap fail2ban-regex mandoc systemd-analyze; do
+for tool in lintian rpmlint rpm debootstrap fail2ban-regex mandoc systemd-analyze col; do
   command -v "$tool" >/dev/null || { echo "60-packaging.sh: $tool missing" >&2; exit 1; }
 done
 echo "60-packaging.sh: $(lintian --version), rpmlint $(rpmlint --version 2>/dev/null | head -n1), $(systemd-analyze --version | head -n1)"
