@@ -8,20 +8,21 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"mppd/authn"
+	"mppd/internal/slots"
 )
 
 // Limiter is an authn.Authenticator that lets at most max calls of next
 // run at once.
 type Limiter struct {
-	next    authn.Authenticator
-	slots   chan struct{}
-	timeout time.Duration
-	log     *slog.Logger
+	next  authn.Authenticator
+	slots *slots.Slots
+	log   *slog.Logger
 }
 
 var _ authn.Authenticator = (*Limiter)(nil)
@@ -32,33 +33,26 @@ func New(next authn.Authenticator, max int, queueTimeout time.Duration, log *slo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Limiter{next: next, slots: make(chan struct{}, max), timeout: queueTimeout, log: log}
+	return &Limiter{next: next, slots: slots.New(max, queueTimeout), log: log}
 }
 
 func (l *Limiter) String() string {
-	return fmt.Sprintf("%v, at most %d at once (queue %s)", l.next, cap(l.slots), l.timeout)
+	return fmt.Sprintf("%v, at most %d at once (queue %s)", l.next, l.slots.Max(), l.slots.Timeout())
 }
 
 // Authenticate waits for a slot, then asks next.
 func (l *Limiter) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(l.timeout)
-		defer t.Stop()
-		select {
-		case l.slots <- struct{}{}:
-		case <-t.C:
+	if err := l.slots.Acquire(ctx); err != nil {
+		if errors.Is(err, slots.ErrBusy) {
 			l.log.Warn("too many authentications at once, login refused", "event", "authn-busy",
-				"ip", req.Client, "user", req.User, "max", cap(l.slots), "waited", l.timeout)
-			return authn.Identity{}, authn.Unavailable("busy", fmt.Errorf("%d authentications already running", cap(l.slots)))
-		case <-ctx.Done():
-			return authn.Identity{}, authn.Unavailable("busy", ctx.Err())
+				"ip", req.Client, "user", req.User, "max", l.slots.Max(), "waited", l.slots.Timeout())
+			err = fmt.Errorf("%d authentications already running", l.slots.Max())
 		}
+		return authn.Identity{}, authn.Unavailable("busy", err)
 	}
-	defer func() { <-l.slots }()
+	defer l.slots.Release()
 	return l.next.Authenticate(ctx, req)
 }
 
 // InUse is the number of authentications running now.
-func (l *Limiter) InUse() int { return len(l.slots) }
+func (l *Limiter) InUse() int { return l.slots.InUse() }

@@ -6,21 +6,22 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"mppd/delivery"
+	"mppd/internal/slots"
 )
 
 // Limiter is a delivery.Deliverer that lets at most max deliveries of
 // next run at once.
 type Limiter struct {
-	next    delivery.Deliverer
-	slots   chan struct{}
-	timeout time.Duration
-	log     *slog.Logger
+	next  delivery.Deliverer
+	slots *slots.Slots
+	log   *slog.Logger
 }
 
 var _ delivery.Deliverer = (*Limiter)(nil)
@@ -31,33 +32,26 @@ func New(next delivery.Deliverer, max int, queueTimeout time.Duration, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Limiter{next: next, slots: make(chan struct{}, max), timeout: queueTimeout, log: log}
+	return &Limiter{next: next, slots: slots.New(max, queueTimeout), log: log}
 }
 
 func (l *Limiter) String() string {
-	return fmt.Sprintf("%v, at most %d at once (queue %s)", l.next, cap(l.slots), l.timeout)
+	return fmt.Sprintf("%v, at most %d at once (queue %s)", l.next, l.slots.Max(), l.slots.Timeout())
 }
 
 // Deliver waits for a slot, then hands the message to next.
 func (l *Limiter) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(l.timeout)
-		defer t.Stop()
-		select {
-		case l.slots <- struct{}{}:
-		case <-t.C:
+	if err := l.slots.Acquire(ctx); err != nil {
+		if errors.Is(err, slots.ErrBusy) {
 			l.log.Warn("too many deliveries at once, message refused", "event", "delivery-busy",
-				"session", env.Session, "max", cap(l.slots), "waited", l.timeout)
-			return delivery.Temporary("busy", fmt.Errorf("%d deliveries already running", cap(l.slots)))
-		case <-ctx.Done():
-			return delivery.Temporary("busy", ctx.Err())
+				"session", env.Session, "max", l.slots.Max(), "waited", l.slots.Timeout())
+			err = fmt.Errorf("%d deliveries already running", l.slots.Max())
 		}
+		return delivery.Temporary("busy", err)
 	}
-	defer func() { <-l.slots }()
+	defer l.slots.Release()
 	return l.next.Deliver(ctx, env, msg)
 }
 
 // InUse is the number of deliveries running now.
-func (l *Limiter) InUse() int { return len(l.slots) }
+func (l *Limiter) InUse() int { return l.slots.InUse() }
