@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"mppd/authn"
 	"mppd/delivery"
+	"mppd/internal/testenv"
 )
 
 // fakeAuth knows users by password and records how often it was asked.
@@ -97,27 +97,10 @@ type testServer struct {
 	auth   *fakeAuth
 	del    *fakeDelivery
 	ln     net.Listener
-	logBuf *syncBuffer
+	logBuf *testenv.LogBuffer
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // testConfig is the default config with no failure delay.
@@ -144,7 +127,7 @@ func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
 		auth:   &fakeAuth{users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"}},
 		del:    &fakeDelivery{},
 		ln:     ln,
-		logBuf: &syncBuffer{},
+		logBuf: &testenv.LogBuffer{},
 	}
 	ts.srv = &Server{
 		Config:   cfg,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mppd/authn"
+	"mppd/internal/testenv"
 	"mppd/internal/throttle"
 )
 
@@ -275,7 +276,7 @@ func TestLogInjection(t *testing.T) {
 // The auth-failed line in JSON has the same fields.
 func TestAuthFailedJSON(t *testing.T) {
 	ts := newTestServer(t, nil)
-	var buf syncBuffer
+	var buf testenv.LogBuffer
 	dial := withServer(t, ts, func(s *Server) { s.Log = slog.New(slog.NewJSONHandler(&buf, nil)) })
 	c := dial()
 	c.cmd("USER alice", 250)

@@ -55,7 +55,7 @@ func needSystem(t *testing.T) {
 }
 
 // newSystem returns a backend on the system's /etc/pam.d.
-func newSystem(t *testing.T, service string, change func(*Config)) (*Backend, *logBuffer) {
+func newSystem(t *testing.T, service string, change func(*Config)) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
 	needSystem(t)
 	cfg := DefaultConfig()
@@ -64,7 +64,7 @@ func newSystem(t *testing.T, service string, change func(*Config)) (*Backend, *l
 	if change != nil {
 		change(&cfg)
 	}
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	b, err := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@
 package pam
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,28 +86,10 @@ func testModule(t *testing.T) string {
 	return modulePath
 }
 
-// logBuffer collects a backend's log for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // newUnit writes stack (with MOD standing for the test module's path) as
 // the service "mppd-unit" in a temporary directory and returns a backend
 // reading it. change may adjust the config.
-func newUnit(t *testing.T, stack string, change func(*Config)) (*Backend, *logBuffer) {
+func newUnit(t *testing.T, stack string, change func(*Config)) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
 	if !libpam.CheckPamHasStartConfdir() {
 		testenv.Missing(t, "pam_start_confdir (Linux-PAM >= 1.4)", "use Debian 12 or later")
@@ -126,7 +107,7 @@ func newUnit(t *testing.T, stack string, change func(*Config)) (*Backend, *logBu
 	if change != nil {
 		change(&cfg)
 	}
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b, err := newBackend(cfg, log, dir)
 	if err != nil {
@@ -359,7 +340,7 @@ func TestMissingServiceFile(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Service = "mppd-unit"
 	cfg.MailDomain = "example.org"
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	b, err := newBackend(cfg, slog.New(slog.NewTextHandler(logs, nil)), dir)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package passwdfile
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"mppd/authn"
+	"mppd/internal/testenv"
 )
 
 // testParams keep argon2id cheap in tests: the cost under test is the
@@ -45,31 +45,13 @@ func bcryptHash4(t testing.TB, pw, prefix string) string {
 	return prefix + string(h[3:]) // bcrypt writes $2a$; the others verify alike
 }
 
-// logBuffer is a concurrency-safe log sink for checking what was logged.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestAuth(t *testing.T, content string) (*Authenticator, string, *logBuffer) {
+func newTestAuth(t *testing.T, content string) (*Authenticator, string, *testenv.LogBuffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "passwd")
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	a, err := New(Config{Path: path, MailDomain: "Example.ORG"}, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +308,7 @@ func TestPermissionWarning(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	a, err := New(Config{Path: path, MailDomain: "example.org"}, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("a readable file must load: %v", err)

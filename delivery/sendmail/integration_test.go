@@ -69,9 +69,9 @@ func openTempDir(t *testing.T) string {
 	return dir
 }
 
-func newBackend(t *testing.T, cfg Config) (*Backend, *logBuffer) {
+func newBackend(t *testing.T, cfg Config) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
-	lb := &logBuffer{}
+	lb := &testenv.LogBuffer{}
 	b, err := New(cfg, slog.New(slog.NewTextHandler(lb, nil)))
 	if err != nil {
 		t.Fatalf("New: %v", err)

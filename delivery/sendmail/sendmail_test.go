@@ -1,7 +1,6 @@
 package sendmail
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,13 +14,13 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"mppd/authn"
 	"mppd/delivery"
+	"mppd/internal/testenv"
 )
 
 // recorderName is the file name under which the test binary, copied next
@@ -152,24 +151,6 @@ func writeScript(t *testing.T, dir, name, body string) string {
 	return p
 }
 
-// logBuffer collects log output from concurrent goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testAccount is the account the fake lookup hands out in the tests that
 // run without root: credentials are not switched there (noCredential), so
 // the uid is only checked by the policy.
@@ -178,12 +159,12 @@ var testAccount = account{Name: "mppd-test", UID: 5000, GID: 5000, Groups: []uin
 // newUnprivileged returns a Backend that runs path as this process's own
 // user, so the exec, timeout and exit-status machinery can be tested
 // without root. The account logic is tested on its own (TestResolve).
-func newUnprivileged(t *testing.T, path string) (*Backend, *logBuffer) {
+func newUnprivileged(t *testing.T, path string) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Path = path
 	cfg.Timeout = Duration(10 * time.Second)
-	lb := &logBuffer{}
+	lb := &testenv.LogBuffer{}
 	b := &Backend{
 		cfg:          cfg,
 		log:          slog.New(slog.NewTextHandler(lb, nil)),
@@ -615,7 +596,7 @@ func outcome(err error) string {
 
 // runFaultCases runs each stand-in through b (whose Path it sets) in dir,
 // for env.
-func runFaultCases(t *testing.T, b *Backend, logs *logBuffer, dir string, env delivery.Envelope) {
+func runFaultCases(t *testing.T, b *Backend, logs *testenv.LogBuffer, dir string, env delivery.Envelope) {
 	b.cfg.Timeout = Duration(time.Second)
 	b.waitDelay = 500 * time.Millisecond
 	for _, fc := range faultCases() {

@@ -8,8 +8,10 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -53,4 +55,24 @@ func NeedFile(t testing.TB, path string) {
 	if _, err := os.Stat(path); err != nil {
 		Missing(t, path, "run `sudo test/setup.sh` (or `sudo make test`)")
 	}
+}
+
+// LogBuffer collects a logger's or a process's output while a test reads
+// it from another goroutine.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

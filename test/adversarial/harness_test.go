@@ -26,6 +26,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"mppd/authn/passwdfile"
+	"mppd/internal/testenv"
 )
 
 // mppdBin is the binary TestMain built.
@@ -80,31 +81,13 @@ var passwdFile = sync.OnceValues(func() (string, error) {
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 })
 
-// logBuffer collects the daemon's stderr.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // daemon is one running mppd.
 type daemon struct {
 	t       testing.TB
 	addr    string
 	maildir string
 	cmd     *exec.Cmd
-	log     *logBuffer
+	log     *testenv.LogBuffer
 	done    chan struct{}
 }
 
@@ -137,7 +120,7 @@ func startDaemon(t testing.TB, extra string) *daemon {
 	addr := l.Addr().String()
 	l.Close()
 	dir := t.TempDir()
-	d := &daemon{t: t, addr: addr, maildir: filepath.Join(dir, "maildir"), log: &logBuffer{}, done: make(chan struct{})}
+	d := &daemon{t: t, addr: addr, maildir: filepath.Join(dir, "maildir"), log: &testenv.LogBuffer{}, done: make(chan struct{})}
 	cfg := map[string]any{
 		"hostname":      "mppd.test",
 		"listen":        []any{addr},

@@ -9,7 +9,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +26,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"mppd/internal/testenv"
 )
 
 // mppdBin is the binary TestMain built.
@@ -75,31 +76,13 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer collects the daemon's stderr while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // mppd is one running daemon.
 type mppd struct {
 	t          testing.TB
 	addr       string
 	configPath string
 	cmd        *exec.Cmd
-	log        *syncBuffer
+	log        *testenv.LogBuffer
 	done       chan struct{} // closed when the process has exited
 	exitCode   int
 
@@ -178,7 +161,7 @@ func startMppdConfig(t testing.TB, configPath string, args ...string) *mppd {
 	m := &mppd{
 		t:          t,
 		configPath: configPath,
-		log:        &syncBuffer{},
+		log:        &testenv.LogBuffer{},
 		done:       make(chan struct{}),
 	}
 	m.cmd = exec.Command(mppdBin, append([]string{"--config", configPath}, args...)...)

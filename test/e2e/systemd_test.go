@@ -91,7 +91,7 @@ func (n *notifySocket) wait(t *testing.T, substr string) string {
 // checks exit statuses itself.
 func spawn(t *testing.T, cmd *exec.Cmd) *mppd {
 	t.Helper()
-	m := &mppd{t: t, cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	m := &mppd{t: t, cmd: cmd, log: &testenv.LogBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = m.log, m.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %v: %v", cmd.Args, err)

@@ -8,7 +8,6 @@ package packaging
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -17,30 +16,11 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"mppd/internal/testenv"
 )
-
-// syncBuffer collects mppd's log while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestFail2banFilter runs mppd (password file, maildir, loopback), fails
 // three logins with a wrong password, an unknown user and a user name
@@ -85,7 +65,7 @@ backend = "maildir"
 root = %q
 `, passwd, filepath.Join(dir, "maildir")))
 
-	log := &syncBuffer{}
+	log := &testenv.LogBuffer{}
 	srv := exec.Command(bin, "--config", conf)
 	srv.Stdout, srv.Stderr = log, log
 	if err := srv.Start(); err != nil {
@@ -196,7 +176,7 @@ func login(t *testing.T, addr, user, password string) string {
 }
 
 // waitListening returns the address mppd logged it listens on.
-func waitListening(t *testing.T, log *syncBuffer, done <-chan error) string {
+func waitListening(t *testing.T, log *testenv.LogBuffer, done <-chan error) string {
 	t.Helper()
 	re := regexp.MustCompile(`msg=listening .*?addr=(\S+)`)
 	deadline := time.Now().Add(30 * time.Second)
