@@ -3,9 +3,11 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
 	"mppd/internal/tomltype"
@@ -88,3 +90,31 @@ var durationKeys = func() map[string]bool {
 	walk(reflect.TypeFor[Config](), "")
 	return keys
 }()
+
+// Keys lists every setting of the configuration file as a dotted key
+// ("session.idle_timeout"), sorted. Tests use it to check that the
+// packaged file and mppd.conf(5) document each one.
+func Keys() ([]string, error) {
+	b, err := toml.Marshal(Default())
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := toml.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	var keys []string
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			keys = append(keys, prefix+k)
+		}
+	}
+	walk("", m)
+	sort.Strings(keys)
+	return keys, nil
+}
