@@ -47,8 +47,18 @@
 //     kept, any other client Sender: is removed, and "Sender: <primary>"
 //     is added when From: is not the user's or a Sender: was removed.
 //     Under the Reject policy a client Sender: that is not exactly one of
-//     the user's addresses is refused too (sender-not-yours). Resent-From:
-//     and Resent-Sender: are passed through unchecked.
+//     the user's addresses is refused too (sender-not-yours).
+//   - The same rules hold for a resent message (RFC 5322 §3.6.6), applied
+//     to the current resent block: the run of Resent- fields that starts
+//     with the first one (each reintroduction prepends its block, so the
+//     blocks below it are history and are passed through). In that block
+//     more than one Resent-From: is refused (multiple-from); a missing
+//     Resent-From: gets the user's primary address; a Resent-From: that is
+//     not the user's is refused under Reject (from-not-yours) or gets a
+//     truthful "Resent-Sender: <primary>" under AddSender, and a client
+//     Resent-Sender: in the block that is not exactly one of the user's
+//     addresses is removed (or refused under Reject, sender-not-yours).
+//     Added Resent- fields go at the top of the block, so it stays one run.
 //   - More than MaxReceived Received: fields is a mail loop (Postfix
 //     hopcount_limit), refused.
 //   - A Received: field is prepended (RFC 5321 §4.4; there is no HELO, so the "from" clause is the client's address literal,
@@ -370,6 +380,14 @@ func Prepare(header []byte, tr Trace, opt Options) (Result, error) {
 		return Result{}, err
 	}
 
+	// The current resent block, checked like From:/Sender: below.
+	var rb resentBlock
+	if resent {
+		if rb, err = checkResentBlock(fields, mine, opt); err != nil {
+			return Result{}, err
+		}
+	}
+
 	// From: is the user's when it parses and every address in it is one
 	// of theirs. An unparseable From: is treated as not theirs.
 	fromMine := true
@@ -406,6 +424,17 @@ func Prepare(header []byte, tr Trace, opt Options) (Result, error) {
 	res.Added = append(res.Added, "Received")
 	removedSender := false
 	for i, f := range fields {
+		if resent && i == rb.start {
+			// What mppd adds to the current resent block goes at its top.
+			if !rb.hasFrom {
+				out = append(out, "Resent-From: "+mine[0]+"\n"...)
+				res.Added = append(res.Added, "Resent-From")
+			}
+			if rb.addSender {
+				out = append(out, "Resent-Sender: "+mine[0]+"\n"...)
+				res.Added = append(res.Added, "Resent-Sender")
+			}
+		}
 		switch {
 		case f.name == "bcc" || f.name == "resent-bcc":
 			res.Removed = append(res.Removed, fieldName(f.name))
@@ -413,6 +442,10 @@ func Prepare(header []byte, tr Trace, opt Options) (Result, error) {
 		case f.name == "sender" && !(keepSender && i == senders[0]):
 			res.Removed = append(res.Removed, "Sender")
 			removedSender = true
+			continue
+		}
+		if rb.drop[i] {
+			res.Removed = append(res.Removed, "Resent-Sender")
 			continue
 		}
 		out = append(out, f.raw...)
@@ -438,6 +471,66 @@ func Prepare(header []byte, tr Trace, opt Options) (Result, error) {
 	}
 	res.Header = append(out, '\n')
 	return res, nil
+}
+
+// resentBlock is what Prepare must do to the current resent block.
+type resentBlock struct {
+	start     int          // index of its first field
+	hasFrom   bool         // it has a Resent-From:
+	addSender bool         // add "Resent-Sender: <primary>"
+	drop      map[int]bool // client Resent-Sender: fields to remove
+}
+
+// checkResentBlock applies the From:/Sender: rules to the current resent
+// block (see the package comment). fields holds at least one Resent- field.
+func checkResentBlock(fields []field, mine []string, opt Options) (resentBlock, error) {
+	rb := resentBlock{drop: map[int]bool{}}
+	for rb.start = 0; !strings.HasPrefix(fields[rb.start].name, "resent-"); rb.start++ {
+	}
+	var froms, senders []int
+	for i := rb.start; i < len(fields) && strings.HasPrefix(fields[i].name, "resent-"); i++ {
+		switch fields[i].name {
+		case "resent-from":
+			froms = append(froms, i)
+		case "resent-sender":
+			senders = append(senders, i)
+		}
+	}
+	if len(froms) > 1 {
+		return rb, reject(ReasonMultipleFrom, "the current resent block has %d Resent-From: fields; one is allowed", len(froms))
+	}
+	rb.hasFrom = len(froms) == 1
+	fromMine := true
+	if rb.hasFrom {
+		addrs, err := fieldAddresses(fields[froms[0]], opt.MaxAddressTokens)
+		if rj, ok := err.(*Rejection); ok && rj.Reason == ReasonAddressTokens {
+			return rb, rj
+		}
+		fromMine = err == nil && len(addrs) > 0 && allMine(addrs, mine)
+	}
+	keepSender := false
+	if len(senders) == 1 {
+		addrs, err := fieldAddresses(fields[senders[0]], opt.MaxAddressTokens)
+		if rj, ok := err.(*Rejection); ok && rj.Reason == ReasonAddressTokens {
+			return rb, rj
+		}
+		keepSender = err == nil && len(addrs) == 1 && allMine(addrs, mine)
+	}
+	if opt.Sender == Reject {
+		if !fromMine {
+			return rb, reject(ReasonFromNotYours, "Resent-From: must name only your own addresses")
+		}
+		if len(senders) > 0 && !keepSender {
+			return rb, reject(ReasonSenderNotYours, "Resent-Sender: must name exactly one of your addresses")
+		}
+	}
+	for _, i := range senders {
+		if !keepSender {
+			rb.drop[i] = true
+		}
+	}
+	rb.addSender = !keepSender && (!fromMine || len(rb.drop) > 0)
+	return rb, nil
 }
 
 func withDefaults(opt Options) Options {

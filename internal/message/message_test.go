@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -450,7 +451,7 @@ func TestFromAndSender(t *testing.T) {
 			from: []string{"From: alice@example.com\n"}, sender: []string{"Sender: alice@example.com\n"}},
 		{name: "missing From with Reject", fields: nil, policy: Reject,
 			from: []string{addFrom}},
-		{name: "Resent-From not checked", fields: []string{"Resent-From: ceo@corp.example", "Resent-To: bob@example.com"},
+		{name: "Resent-From is checked, not From", fields: []string{"Resent-From: ceo@corp.example", "Resent-To: bob@example.com"},
 			from: []string{addFrom}},
 	}
 	for _, tt := range tests {
@@ -472,6 +473,94 @@ func TestFromAndSender(t *testing.T) {
 			}
 			if got := named(fs, "sender"); fmt.Sprint(got) != fmt.Sprint(tt.sender) {
 				t.Errorf("Sender = %q, want %q\n%s", got, tt.sender, res.Header)
+			}
+		})
+	}
+}
+
+// TestResentBlock: a resent message's current block (the first run of
+// Resent- fields) follows the From:/Sender: rules; older blocks are
+// history and pass through.
+func TestResentBlock(t *testing.T) {
+	const (
+		addFrom   = "Resent-From: alice@example.com\n"
+		addSender = "Resent-Sender: alice@example.com\n"
+	)
+	tests := []struct {
+		name   string
+		fields []string
+		policy SenderPolicy
+		reject string
+		want   []string // the delivered Resent-From/-Sender fields, in order
+	}{
+		{name: "own Resent-From, nothing added",
+			fields: []string{"Resent-From: alice@example.com", "Resent-To: bob@example.com"},
+			want:   []string{"Resent-From: alice@example.com\n"}},
+		{name: "missing Resent-From added at the top of the block",
+			fields: []string{"Resent-Bcc: carol@example.com", "Resent-To: bob@example.com"},
+			want:   []string{addFrom}},
+		{name: "forged Resent-From gets Resent-Sender",
+			fields: []string{"Resent-From: ceo@corp.example", "Resent-To: bob@example.com"},
+			want:   []string{addSender, "Resent-From: ceo@corp.example\n"}},
+		{name: "forged Resent-From rejected", policy: Reject,
+			fields: []string{"Resent-From: ceo@corp.example", "Resent-To: bob@example.com"},
+			reject: ReasonFromNotYours},
+		{name: "forged Resent-Sender replaced",
+			fields: []string{"Resent-From: alice@example.com", "Resent-Sender: cfo@corp.example", "Resent-To: bob@example.com"},
+			want:   []string{addSender, "Resent-From: alice@example.com\n"}},
+		{name: "forged Resent-Sender rejected", policy: Reject,
+			fields: []string{"Resent-From: alice@example.com", "Resent-Sender: cfo@corp.example", "Resent-To: bob@example.com"},
+			reject: ReasonSenderNotYours},
+		{name: "own Resent-Sender kept",
+			fields: []string{"Resent-From: ceo@corp.example", "Resent-Sender: alice@example.com", "Resent-To: bob@example.com"},
+			want:   []string{"Resent-From: ceo@corp.example\n", "Resent-Sender: alice@example.com\n"}},
+		{name: "two Resent-From in the block",
+			fields: []string{"Resent-From: alice@example.com", "Resent-From: alice@example.com", "Resent-To: bob@example.com"},
+			reject: ReasonMultipleFrom},
+		{name: "an older block is history",
+			fields: []string{"Resent-From: alice@example.com", "Resent-To: bob@example.com", "Received: from x by y; Wed, 25 Nov 2026 22:00:00 +0000",
+				"Resent-From: dave@elsewhere.example", "Resent-Sender: eve@elsewhere.example", "Resent-To: alice@example.com"},
+			want: []string{"Resent-From: alice@example.com\n", "Resent-From: dave@elsewhere.example\n", "Resent-Sender: eve@elsewhere.example\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := testOptions()
+			o.Sender = tt.policy
+			in := hdr(append([]string{"From: someone@elsewhere.example", "To: x@example.com"}, tt.fields...)...)
+			res, err := Prepare(in, testTrace(), o)
+			if tt.reject != "" {
+				wantRejection(t, err, tt.reject)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, firstRun []string
+			inRun, runDone := false, false
+			for _, f := range mustParse(t, res.Header) {
+				resentField := strings.HasPrefix(f.name, "resent-")
+				switch {
+				case resentField && !runDone:
+					inRun = true
+					firstRun = append(firstRun, string(f.raw))
+				case inRun:
+					runDone = true
+				}
+				if f.name == "resent-from" || f.name == "resent-sender" {
+					got = append(got, string(f.raw))
+				}
+			}
+			// What mppd adds stays inside the current block.
+			for _, added := range []string{addFrom, addSender} {
+				if strings.Contains(string(res.Header), added) && !slices.Contains(firstRun, added) {
+					t.Errorf("%q added outside the current resent block:\n%s", added, res.Header)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("Resent-From/-Sender = %q, want %q\n%s", got, tt.want, res.Header)
+			}
+			if strings.Contains(strings.ToLower(string(res.Header)), "resent-bcc") {
+				t.Errorf("Resent-Bcc delivered:\n%s", res.Header)
 			}
 		})
 	}
