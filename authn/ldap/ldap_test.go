@@ -134,6 +134,7 @@ func TestValidate(t *testing.T) {
 		{"no mode", func(c *Config) { c.SearchBase, c.SearchFilter = "", "" }, "user_dn: set user_dn"},
 		{"template without user", func(c *Config) { direct(c); c.UserDN = "uid=alice,dc=x" }, "user_dn: \"uid=alice,dc=x\" does not contain {user}"},
 		{"filter without user", func(c *Config) { c.SearchFilter = "(uid=alice)" }, "search_filter: \"(uid=alice)\" does not contain {user}"},
+		{"search filter with {dn}", func(c *Config) { c.SearchFilter = "(&(uid={user})(member={dn}))" }, "search_filter: \"(&(uid={user})(member={dn}))\" contains {dn}, which only a group search can use"},
 		{"broken filter", func(c *Config) { c.SearchFilter = "(uid={user}" }, "search_filter: "},
 		{"filter no base", func(c *Config) { c.SearchBase = "" }, "search_base: required"},
 		{"bad base", func(c *Config) { c.SearchBase = "not a dn" }, "search_base: \"not a dn\" is not a DN"},

@@ -75,6 +75,9 @@ func checkFilterTemplate(tmpl string, group bool) error {
 		}
 	} else if !strings.Contains(tmpl, phUser) {
 		return fmt.Errorf("%q does not contain %s", tmpl, phUser)
+	} else if strings.Contains(tmpl, phDN) {
+		// The user's DN is what this search finds: it is not known yet.
+		return fmt.Errorf("%q contains %s, which only a group search can use", tmpl, phDN)
 	}
 	f := strings.NewReplacer(phUser, "x", phDN, "cn=x").Replace(tmpl)
 	if _, err := goldap.CompileFilter(f); err != nil {
