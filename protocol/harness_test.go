@@ -24,9 +24,14 @@ type fakeAuth struct {
 	calls  int
 	seen   []authn.Request
 	addrOf func(user string) []string
+	delay  map[string]time.Duration // how long the backend takes for a user
 }
 
 func (a *fakeAuth) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
+	a.mu.Lock()
+	d := a.delay[req.User]
+	a.mu.Unlock()
+	time.Sleep(d)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.calls++

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mppd/authn"
 )
 
 // Case 8: each malformed command counts as an error; the third ends the
@@ -519,6 +521,37 @@ func TestAuthFailureFloor(t *testing.T) {
 	c = ts.dial()
 	c.cmd("USER alice", 250)
 	c.cmd("PASS alice-pw", 250)
+}
+
+// Decision 8 with a backend that is slow on some rejections only (pam_unix
+// sleeps after a wrong password, not after the right password of an
+// expired account): once a slow rejection has been seen, a quick one is
+// padded to the same time, so the quick 530 does not say "right password".
+func TestAuthFailureFloorTracksSlowestRejection(t *testing.T) {
+	const slow = 400 * time.Millisecond
+	ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = 10 * time.Millisecond })
+	ts.auth.delay = map[string]time.Duration{"alice": slow}
+	fail := func(user string) time.Duration {
+		c := ts.dial()
+		c.cmd("USER "+user, 250)
+		start := time.Now()
+		c.cmd("PASS wrong", 530)
+		return time.Since(start)
+	}
+	fail("alice") // the slow kind of rejection
+	if took := fail("nosuchuser"); took < slow {
+		t.Fatalf("a quick rejection answered in %v after a slow one took %v", took, slow)
+	}
+	// A backend that is slow to fail (451) says nothing about passwords
+	// and does not raise the padding.
+	ts.auth.delay["bob"] = 2 * slow
+	ts.auth.err = authn.Unavailable("timeout", nil)
+	c := ts.dial()
+	c.cmd("USER bob", 250)
+	c.cmd("PASS bob-pw", 451)
+	if got := ts.srv.failures.slowest(); got >= 2*slow {
+		t.Fatalf("an unavailable backend raised the padding to %v", got)
+	}
 }
 
 // Case 33: the password never appears in the log.

@@ -27,6 +27,10 @@ type Server struct {
 	// (for metrics). It is called on the session's goroutine and must
 	// not block.
 	Events func(Event)
+
+	// failures times rejected logins for padFailure; shared by all
+	// sessions.
+	failures failureClock
 }
 
 // Serve runs one session on conn until QUIT, an error, a limit, or ctx is

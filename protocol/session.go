@@ -340,7 +340,7 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 	}
 	penalty := s.throttleEnd(req, err)
 	if err != nil {
-		s.padFailure(start)
+		s.padFailure(start, authn.IsBadCredentials(err))
 		s.state = stateDone
 		r := authnReply(err)
 		s.event(Event{Kind: EventLogin, Result: loginResult(r.code)})
@@ -371,15 +371,22 @@ func hasNULorCR(s string) bool {
 	return false
 }
 
-// padFailure makes every failed login take at least AuthFailureDelay plus
-// up to 20% random extra, measured from the PASS command, so that the time
-// a failure takes says nothing about why it failed (unknown user, wrong
-// password, locked account, backend error).
-func (s *session) padFailure(start time.Time) {
+// padFailure makes every failed login take at least AuthFailureDelay, or
+// the slowest recent rejection if that is longer (failureClock), plus up
+// to 20% random extra, measured from the PASS command, so that the time a
+// failure takes says nothing about why it failed (unknown user, wrong
+// password, locked account, backend error). rejected says the backend
+// refused the credentials; only such failures are timed. A zero
+// AuthFailureDelay turns all of it off (tests).
+func (s *session) padFailure(start time.Time, rejected bool) {
 	floor := s.cfg.AuthFailureDelay
 	if floor <= 0 {
 		return
 	}
+	if rejected {
+		s.srv.failures.record(time.Since(start))
+	}
+	floor = max(floor, s.srv.failures.slowest())
 	var b [1]byte
 	rand.Read(b[:])
 	floor += floor * time.Duration(b[0]) / (5 * 255)
