@@ -1,4 +1,4 @@
-module mppd
+module github.com/mppd/mppd
 
 go 1.26.0
 

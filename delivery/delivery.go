@@ -10,7 +10,7 @@ import (
 	"errors"
 	"io"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 // Envelope says who sends a message and who receives it.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/spool"
+	"github.com/mppd/mppd/internal/spool"
 )
 
 // tenMiB is a 10 MiB message in wire form: 78-octet lines, a few of them

@@ -3,7 +3,7 @@ package protocol
 import (
 	"time"
 
-	"mppd/delivery"
+	"github.com/mppd/mppd/delivery"
 )
 
 // EventKind says what an Event reports.

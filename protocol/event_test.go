@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"mppd/delivery"
+	"github.com/mppd/mppd/delivery"
 )
 
 // TestEvents: Server.Events hears of each login (ok, rejected), each

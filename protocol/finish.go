@@ -6,10 +6,10 @@ import (
 	"io"
 	"time"
 
-	"mppd/delivery"
-	"mppd/internal/address"
-	"mppd/internal/message"
-	"mppd/internal/spool"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/message"
+	"github.com/mppd/mppd/internal/spool"
 )
 
 func validAddress(a string) error { return address.Valid(a) }

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/delivery"
-	"mppd/internal/dialogue"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/dialogue"
 )
 
 // scriptConn is an in-memory net.Conn: reads come from the script and end

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/delivery"
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // fakeAuth knows users by password and records how often it was asked.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 // Case 8: each malformed command counts as an error; the third ends the

@@ -8,8 +8,8 @@ import (
 	"net"
 	"time"
 
-	"mppd/authn"
-	"mppd/delivery"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
 )
 
 // reply is one response line. Handlers return replies; session.send is the

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/delivery"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
 )
 
 // §2.2: "220 Message Posting Service Ready." — and every reply is

@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"net"
 
-	"mppd/authn"
-	"mppd/delivery"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
 )
 
 // Server serves MPP sessions. Its fields must not change once Serve has

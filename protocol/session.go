@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"mppd/authn"
-	"mppd/internal/spool"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/spool"
 )
 
 // state is where a session stands in the command sequence of RFC 1204 §2.3.

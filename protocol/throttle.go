@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 // Throttle paces and shuts out clients that keep failing to log in

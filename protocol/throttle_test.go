@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/internal/testenv"
-	"mppd/internal/throttle"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/throttle"
 )
 
 // Decision 8, issue 7: the floor holds whatever the reason of the failure,

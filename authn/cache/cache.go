@@ -29,8 +29,8 @@ import (
 	"sync"
 	"time"
 
-	"mppd/authn"
-	"mppd/internal/tomltype"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/tomltype"
 )
 
 // Config is the [authn.cache] section.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/internal/tomltype"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/tomltype"
 )
 
 // backend is a recording authenticator: alice's password is "right";

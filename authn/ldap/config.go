@@ -8,8 +8,8 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"mppd/internal/address"
-	"mppd/internal/tomltype"
+	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/tomltype"
 )
 
 // Config is the [authn.ldap] table of mppd.conf(5).

@@ -10,7 +10,7 @@ import (
 	ber "github.com/go-asn1-ber/asn1-ber"
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 // fakeDirectory is a tiny plaintext LDAP server for the pool's failure

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/authn/ldap/ldaptest"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/authn/ldap/ldaptest"
 )
 
 // The test directory of package ldaptest.

@@ -18,8 +18,8 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"mppd/authn"
-	"mppd/internal/address"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/address"
 )
 
 // Backend is the LDAP authenticator. It is safe for concurrent use.

@@ -16,7 +16,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 	"github.com/pelletier/go-toml/v2"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 func TestExpandDN(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 // conn is one LDAP connection. raw is the TCP connection under any TLS

@@ -13,8 +13,8 @@ import (
 	"log/slog"
 	"time"
 
-	"mppd/authn"
-	"mppd/internal/slots"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/slots"
 )
 
 // Limiter is an authn.Authenticator that lets at most max calls of next

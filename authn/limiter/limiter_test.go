@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 // gate is a backend whose calls wait until release is closed.

@@ -28,8 +28,8 @@ import (
 	"strings"
 	"time"
 
-	"mppd/internal/address"
-	"mppd/internal/tomltype"
+	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/tomltype"
 )
 
 // Config is the [authn.pam] table of mppd.toml.

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // These tests go through the host's real PAM stack, /etc/pam.d and

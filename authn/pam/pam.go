@@ -16,8 +16,8 @@ import (
 
 	libpam "github.com/msteinert/pam/v2"
 
-	"mppd/authn"
-	"mppd/internal/address"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/address"
 )
 
 // Backend authenticates through PAM. It is safe for concurrent use.

@@ -21,8 +21,8 @@ import (
 
 	libpam "github.com/msteinert/pam/v2"
 
-	"mppd/authn"
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // The unit tests run the real libpam with stacks written to a temporary

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"log/slog"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 // ErrNotBuilt is what New returns in a build without the "pam" tag.

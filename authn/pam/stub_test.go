@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 func TestStubSaysHowToBuild(t *testing.T) {

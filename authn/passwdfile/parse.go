@@ -7,7 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"mppd/internal/address"
+	"github.com/mppd/mppd/internal/address"
 )
 
 // ParseError says which line of a password file is wrong and why. It never

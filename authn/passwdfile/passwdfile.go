@@ -52,7 +52,7 @@ import (
 	"sync"
 	"time"
 
-	"mppd/authn"
+	"github.com/mppd/mppd/authn"
 )
 
 // Config configures the backend, under [authn.passwdfile] in mppd.conf.

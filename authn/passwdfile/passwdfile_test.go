@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"mppd/authn"
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // testParams keep argon2id cheap in tests: the cost under test is the

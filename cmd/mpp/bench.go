@@ -23,7 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mppd/internal/mppclient"
+	"github.com/mppd/mppd/internal/mppclient"
 )
 
 // Bounds on the bench's own settings, so a typo cannot start an endless

@@ -21,7 +21,7 @@ func TestBinaryAsSendmail(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "mpp")
 	// go test puts its own toolchain first on PATH.
-	build := exec.Command("go", "build", "-o", bin, "mppd/cmd/mpp")
+	build := exec.Command("go", "build", "-o", bin, "github.com/mppd/mppd/cmd/mpp")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

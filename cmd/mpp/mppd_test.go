@@ -19,11 +19,11 @@ import (
 	"sync"
 	"testing"
 
-	"mppd/authn/passwdfile"
-	"mppd/delivery"
-	"mppd/delivery/maildir"
-	"mppd/internal/mppclient/mpptest"
-	"mppd/protocol"
+	"github.com/mppd/mppd/authn/passwdfile"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/delivery/maildir"
+	"github.com/mppd/mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/protocol"
 )
 
 const (

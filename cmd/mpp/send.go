@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/term"
 
-	"mppd/internal/mppclient"
+	"github.com/mppd/mppd/internal/mppclient"
 )
 
 const sendUsage = `usage: mpp send [-v] [-s server] [-u user] [--tls] [--ca-file file]

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/mppclient/mpptest"
 )
 
 // testCLI is a cli with a fake environment and no terminal.

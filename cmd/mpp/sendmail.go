@@ -14,9 +14,9 @@ import (
 	"net/mail"
 	"strings"
 
-	"mppd/internal/address"
-	"mppd/internal/message"
-	"mppd/internal/mppclient"
+	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/message"
+	"github.com/mppd/mppd/internal/mppclient"
 )
 
 // maxSendmailHeader bounds the header block mpp sendmail reads into memory

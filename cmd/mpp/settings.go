@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"mppd/internal/mppclient"
+	"github.com/mppd/mppd/internal/mppclient"
 )
 
 // Environment variables mpp reads. Each overrides the config file and is

@@ -37,12 +37,12 @@ import (
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
-	"mppd/authn"
-	"mppd/delivery"
-	"mppd/internal/config"
-	"mppd/internal/metrics"
-	"mppd/internal/throttle"
-	"mppd/protocol"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/metrics"
+	"github.com/mppd/mppd/internal/throttle"
+	"github.com/mppd/mppd/protocol"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".

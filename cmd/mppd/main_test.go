@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/config"
+	"github.com/mppd/mppd/internal/config"
 )
 
 func TestSplitPasswdArgs(t *testing.T) {

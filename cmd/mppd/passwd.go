@@ -7,8 +7,8 @@ import (
 	"io"
 	"strings"
 
-	"mppd/authn/passwdfile"
-	"mppd/internal/config"
+	"github.com/mppd/mppd/authn/passwdfile"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // passwdMain runs `mppd passwd [--config FILE] [--file PATH]

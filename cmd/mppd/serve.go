@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mppd/internal/metrics"
+	"github.com/mppd/mppd/internal/metrics"
 )
 
 // Backoff after a failed Accept. EMFILE/ENFILE (out of file descriptors)

@@ -11,7 +11,7 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
 
-	"mppd/internal/config"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // Listener roles: what a socket serves. The names are also the default

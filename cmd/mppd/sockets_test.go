@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"mppd/internal/config"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // TestActivationState: the cases of sd_listen_fds(3) in which mppd binds

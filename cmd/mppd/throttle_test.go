@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/throttle"
+	"github.com/mppd/mppd/internal/throttle"
 )
 
 // TestThrottledRefused: a client the throttle blocks gets 451 from the

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mppd/internal/metrics"
+	"github.com/mppd/mppd/internal/metrics"
 )
 
 // certStore holds the certificate the mpps listeners present. SIGHUP

@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"time"
 
-	"mppd/delivery"
-	"mppd/internal/slots"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/slots"
 )
 
 // Limiter is a delivery.Deliverer that lets at most max deliveries of

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/delivery"
+	"github.com/mppd/mppd/delivery"
 )
 
 type gate struct {

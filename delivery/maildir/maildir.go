@@ -49,8 +49,8 @@ import (
 	"syscall"
 	"time"
 
-	"mppd/delivery"
-	"mppd/internal/address"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/address"
 )
 
 // Config configures the backend, under [delivery.maildir] in mppd.conf.

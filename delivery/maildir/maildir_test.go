@@ -13,7 +13,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"mppd/delivery"
+	"github.com/mppd/mppd/delivery"
 )
 
 const testMsg = "From: alice@example.org\nTo: Bob@example.com, carol@example.net\nSubject: hi\n\n.leading dot kept\nbody\n\n"

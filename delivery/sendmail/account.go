@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
-	"mppd/authn"
-	"mppd/delivery"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
 )
 
 // account is the local Unix identity one submission runs as.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"mppd/internal/tomltype"
+	"github.com/mppd/mppd/internal/tomltype"
 )
 
 // Config is the [delivery.sendmail] table of mppd.conf(5).

@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/delivery"
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 const setupFix = "run `sudo bash test/setup.d/40-postfix.sh` (or `sudo test/setup.sh`)"

@@ -27,8 +27,8 @@ import (
 	"syscall"
 	"time"
 
-	"mppd/delivery"
-	"mppd/internal/address"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/address"
 )
 
 // Backend runs sendmail for each message. It is safe for concurrent use.

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/delivery"
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // recorderName is the file name under which the test binary, copied next

@@ -3,7 +3,7 @@ package sendmail
 import (
 	"fmt"
 
-	"mppd/delivery"
+	"github.com/mppd/mppd/delivery"
 )
 
 // Exit statuses of sysexits.h that sendmail-compatible programs use

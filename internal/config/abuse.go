@@ -4,12 +4,12 @@ import (
 	"log/slog"
 	"time"
 
-	"mppd/authn"
-	"mppd/authn/cache"
-	"mppd/authn/limiter"
-	"mppd/delivery"
-	dlimiter "mppd/delivery/limiter"
-	"mppd/internal/throttle"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/authn/cache"
+	"github.com/mppd/mppd/authn/limiter"
+	"github.com/mppd/mppd/delivery"
+	dlimiter "github.com/mppd/mppd/delivery/limiter"
+	"github.com/mppd/mppd/internal/throttle"
 )
 
 // Throttle is the [throttle] section: the penalty and the block for

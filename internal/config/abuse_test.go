@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn"
-	"mppd/authn/cache"
-	"mppd/authn/limiter"
-	dlimiter "mppd/delivery/limiter"
-	"mppd/internal/throttle"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/authn/cache"
+	"github.com/mppd/mppd/authn/limiter"
+	dlimiter "github.com/mppd/mppd/delivery/limiter"
+	"github.com/mppd/mppd/internal/throttle"
 )
 
 // TestAbuseKeys: [throttle], the concurrency caps and [authn.cache] are

@@ -6,14 +6,14 @@ import (
 	"net/netip"
 	"regexp"
 
-	"mppd/authn"
-	"mppd/authn/ldap"
-	"mppd/authn/pam"
-	"mppd/authn/passwdfile"
-	"mppd/delivery"
-	"mppd/delivery/maildir"
-	"mppd/delivery/sendmail"
-	"mppd/protocol"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/authn/ldap"
+	"github.com/mppd/mppd/authn/pam"
+	"github.com/mppd/mppd/authn/passwdfile"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/delivery/maildir"
+	"github.com/mppd/mppd/delivery/sendmail"
+	"github.com/mppd/mppd/protocol"
 )
 
 // section is a backend's config section.

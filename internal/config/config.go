@@ -27,14 +27,14 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"mppd/authn/cache"
-	"mppd/authn/ldap"
-	"mppd/authn/pam"
-	"mppd/authn/passwdfile"
-	"mppd/delivery/maildir"
-	"mppd/delivery/sendmail"
-	"mppd/internal/tomltype"
-	"mppd/protocol"
+	"github.com/mppd/mppd/authn/cache"
+	"github.com/mppd/mppd/authn/ldap"
+	"github.com/mppd/mppd/authn/pam"
+	"github.com/mppd/mppd/authn/passwdfile"
+	"github.com/mppd/mppd/delivery/maildir"
+	"github.com/mppd/mppd/delivery/sendmail"
+	"github.com/mppd/mppd/internal/tomltype"
+	"github.com/mppd/mppd/protocol"
 )
 
 // DefaultPath is where mppd looks for its config file without --config.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/protocol"
+	"github.com/mppd/mppd/protocol"
 )
 
 // backends is the smallest valid backend configuration.

@@ -10,7 +10,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
-	"mppd/internal/tomltype"
+	"github.com/mppd/mppd/internal/tomltype"
 )
 
 // keyLines maps every key and table header in a TOML document ("listen",

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"mppd/internal/message"
+	"github.com/mppd/mppd/internal/message"
 )
 
 // The engine's side of the contract: split the staged message, prepare the

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"mppd/internal/address"
+	"github.com/mppd/mppd/internal/address"
 )
 
 var validReasons = map[string]bool{

@@ -93,7 +93,7 @@ import (
 	"strings"
 	"time"
 
-	"mppd/internal/address"
+	"github.com/mppd/mppd/internal/address"
 )
 
 // SenderPolicy says what happens to a message whose From: names someone

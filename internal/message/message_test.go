@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/internal/address"
+	"github.com/mppd/mppd/internal/address"
 )
 
 var testTime = time.Date(2026, 11, 25, 22, 20, 8, 0, time.UTC)

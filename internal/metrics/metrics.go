@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"mppd/protocol"
+	"github.com/mppd/mppd/protocol"
 )
 
 // Metrics holds mppd's collectors in a registry of its own (not the global

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/protocol"
+	"github.com/mppd/mppd/protocol"
 )
 
 func scrape(t *testing.T, m *Metrics) string {

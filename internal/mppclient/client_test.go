@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/mppclient/mpptest"
 )
 
 // pipeSession runs the fake server on one end of a net.Pipe and returns a

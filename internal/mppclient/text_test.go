@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/mppclient/mpptest"
 )
 
 // textCases is the conversion table: a local file's bytes → the bytes on

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/mppclient/mpptest"
 )
 
 // tlsFake starts the scripted server behind TLS (mpps) with a fresh

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/dialogue"
+	"github.com/mppd/mppd/internal/dialogue"
 )
 
 // catalogue says, for every case of the hostile-input catalogue

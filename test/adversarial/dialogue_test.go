@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/internal/dialogue"
+	"github.com/mppd/mppd/internal/dialogue"
 )
 
 // TestDialogues plays every testdata/*.dlg against the built mppd: the

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // TestFail2banThrottledLog complements test/packaging's filter test with

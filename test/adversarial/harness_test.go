@@ -25,8 +25,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"mppd/authn/passwdfile"
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/authn/passwdfile"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // mppdBin is the binary TestMain built.
@@ -51,7 +51,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	mppdBin = filepath.Join(dir, "mppd")
-	build := exec.Command("go", "build", "-o", mppdBin, "mppd/cmd/mppd")
+	build := exec.Command("go", "build", "-o", mppdBin, "github.com/mppd/mppd/cmd/mppd")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "adversarial: building mppd:", err)

@@ -28,11 +28,11 @@ import (
 	"syscall"
 	"time"
 
-	"mppd/authn"
-	"mppd/authn/pam"
-	"mppd/delivery"
-	"mppd/delivery/sendmail"
-	"mppd/internal/tomltype"
+	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/authn/pam"
+	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/delivery/sendmail"
+	"github.com/mppd/mppd/internal/tomltype"
 )
 
 func main() {

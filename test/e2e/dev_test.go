@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/authn/passwdfile"
+	"github.com/mppd/mppd/authn/passwdfile"
 )
 
 // testMailDomain is the mail_domain devBackends configures: a user whose

@@ -27,7 +27,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // mppdBin is the binary TestMain built.
@@ -67,7 +67,7 @@ func run(m *testing.M) int {
 	if len(mppdBuildTags) > 0 {
 		args = append(args, "-tags", strings.Join(mppdBuildTags, ","))
 	}
-	build := exec.Command("go", append(args, "mppd/cmd/mppd")...)
+	build := exec.Command("go", append(args, "github.com/mppd/mppd/cmd/mppd")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building mppd:", err)

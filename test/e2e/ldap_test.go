@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/authn/ldap/ldaptest"
+	"github.com/mppd/mppd/authn/ldap/ldaptest"
 )
 
 // End-to-end through a real directory: a private slapd (package ldaptest,

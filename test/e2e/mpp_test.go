@@ -20,7 +20,7 @@ import (
 func buildMpp(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mpp")
-	out, err := exec.Command("go", "build", "-o", bin, "mppd/cmd/mpp").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/mppd/mppd/cmd/mpp").CombinedOutput()
 	if err != nil {
 		t.Fatalf("building mpp: %v\n%s", err, out)
 	}

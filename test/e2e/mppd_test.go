@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/internal/config"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // TestPost posts a message with To, Cc and Bcc recipients: each gets a copy

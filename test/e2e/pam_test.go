@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // End-to-end through the real PAM stack: the daemon built with -tags pam,

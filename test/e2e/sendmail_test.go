@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // End-to-end through the real Postfix of test/setup.d/40-postfix.sh:

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // mppd under systemd's own socket-activation tool, systemd-socket-activate

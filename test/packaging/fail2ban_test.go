@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // TestFail2banFilter runs mppd (password file, maildir, loopback), fails
@@ -33,7 +33,7 @@ func TestFail2banFilter(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "mppd")
 	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.Command(goCmd, "build", "-o", bin, "mppd/cmd/mppd").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goCmd, "build", "-o", bin, "github.com/mppd/mppd/cmd/mppd").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"mppd/internal/config"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // TestManPageDocumentsEveryKey checks that mppd.conf(5), which the packages

@@ -33,7 +33,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // The test directory, directory.ldif plus the group Start adds.
