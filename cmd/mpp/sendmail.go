@@ -375,22 +375,13 @@ func (h *sendmailHeader) recipients() ([]string, error) {
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
-	opt := message.DefaultOptions()
-	opt.Hostname = "mpp.invalid"
-	opt.MaxRecipients = 1 << 20 // the server's limit is the server's to apply
-	opt.MaxReceived = 1 << 20
-	res, err := message.Prepare(b.Bytes(), message.Trace{
-		Login:     "mpp",
-		Addresses: []string{"mpp@mpp.invalid"},
-	}, opt)
+	// The server's limit on recipients is the server's to apply.
+	rcpts, err := message.Recipients(b.Bytes(), 1<<20)
 	var rej *message.Rejection
 	if errors.As(err, &rej) && rej.Reason == message.ReasonNoRecipients {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return res.Recipients, nil
+	return rcpts, err
 }
 
 // dotEndReader passes its input through up to a line holding only "."

@@ -184,7 +184,7 @@ func TestSendmailRefusals(t *testing.T) {
 		{"unparsable header recipient", "To: <<broken\n\nx\n", []string{"-t"}, exNoUser,
 			"mpp: the server would refuse the message: To: "},
 		{"two From fields", "From: a" + d + "\nFrom: b" + d + "\nTo: a" + d + "\n\nx\n", []string{"-t"}, exDataErr,
-			"mpp: the server would refuse the message: message rejected (multiple-from)"},
+			"mpp: server refused the message: 550 the message has 2 From: fields"},
 		{"unknown option", "", []string{"-q1h"}, exUsage, "mpp: unknown option -q1h\n"},
 		{"SMTP mode", "", []string{"-bs"}, exUsage, "mpp: -bs is not supported: mpp only posts messages (-bm)\n"},
 	}
