@@ -1,6 +1,9 @@
 package protocol
 
+// Failure pacing: how long a failed login takes (decision 8).
+
 import (
+	"crypto/rand"
 	"sync"
 	"time"
 )
@@ -41,4 +44,28 @@ func (c *failureClock) slowest() time.Duration {
 		m = max(m, d)
 	}
 	return min(m, maxFailurePadding)
+}
+
+// padFailure makes every failed login take at least AuthFailureDelay, or
+// the slowest recent rejection if that is longer (failureClock), plus up
+// to 20% random extra, measured from the PASS command, so that the time a
+// failure takes says nothing about why it failed (unknown user, wrong
+// password, locked account, backend error). rejected says the backend
+// refused the credentials; only such failures are timed. A zero
+// AuthFailureDelay turns all of it off (tests).
+func (s *session) padFailure(start time.Time, rejected bool) {
+	floor := s.cfg.AuthFailureDelay
+	if floor <= 0 {
+		return
+	}
+	if rejected {
+		s.srv.failures.record(time.Since(start))
+	}
+	floor = max(floor, s.srv.failures.slowest())
+	var b [1]byte
+	rand.Read(b[:])
+	floor += floor * time.Duration(b[0]) / (5 * 255)
+	if d := time.Until(start.Add(floor)); d > 0 {
+		time.Sleep(d)
+	}
 }

@@ -1,8 +1,6 @@
 package protocol
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"regexp"
@@ -15,52 +13,6 @@ import (
 	"github.com/mppd/mppd/internal/testenv"
 	"github.com/mppd/mppd/internal/throttle"
 )
-
-// Decision 8, issue 7: the floor holds whatever the reason of the failure,
-// a name the backend refuses and a backend that is down included.
-func TestAuthFailureFloorEveryReason(t *testing.T) {
-	const floor = 100 * time.Millisecond
-	for _, err := range []error{
-		authn.Rejected("unknown-user", nil),
-		authn.Rejected("bad-password", nil),
-		authn.Rejected("locked", nil),
-		authn.Rejected("bad-user-name", errors.New("the directory refuses this name")),
-		authn.Unavailable("timeout", context.DeadlineExceeded),
-		authn.Unavailable("busy", nil),
-	} {
-		ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = floor })
-		ts.auth.mu.Lock()
-		ts.auth.err = err
-		ts.auth.mu.Unlock()
-		c := ts.dial()
-		c.cmd("USER alice", 250)
-		start := time.Now()
-		c.send("PASS alice-pw\r\n")
-		l := c.line()
-		if took := time.Since(start); took < floor {
-			t.Errorf("%v: %q after %v, floor %v", err, l, took, floor)
-		}
-		want := "530"
-		if !authn.IsBadCredentials(err) {
-			want = "451"
-		}
-		if !strings.HasPrefix(l, want) {
-			t.Errorf("%v: reply %q, want %s", err, l, want)
-		}
-	}
-	// An identity the engine refuses is a failure too.
-	ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = floor })
-	ts.auth.mu.Lock()
-	ts.auth.addrOf = func(string) []string { return []string{"-bad"} }
-	ts.auth.mu.Unlock()
-	c := ts.dial()
-	c.cmd("USER alice", 250)
-	start := time.Now()
-	c.send("PASS alice-pw\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "451") || time.Since(start) < floor {
-		t.Errorf("bad identity: %q after %v", l, time.Since(start))
-	}
-}
 
 // withServer serves on a new loopback listener with a copy of ts's server
 // changed by change before the first connection, so that no session reads

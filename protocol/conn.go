@@ -1,0 +1,223 @@
+package protocol
+
+// The connection side of a session: reading command lines, writing
+// replies, the read and write deadlines, and what a failed read or a
+// shutdown does to the session.
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"time"
+)
+
+// interrupt is called once when the server starts shutting down. A session
+// waiting for a command is woken at once; one in the middle of a message is
+// left to finish it.
+func (s *session) interrupt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopping = true
+	if s.waitCommand {
+		s.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// readFailed decides what to do when reading from the client failed.
+func (s *session) readFailed(err error, what string) (reply, bool) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		s.mu.Lock()
+		stopping := s.stopping
+		s.mu.Unlock()
+		switch {
+		case stopping:
+			s.log.Info("closing for shutdown", "event", "shutdown", "state", s.state.String())
+			return replyLocal.with("Service shutting down, try again later.").closing(), true
+		case !time.Now().Before(s.deadline):
+			s.log.Info("session time limit reached", "event", "timeout", "reason", "session", "state", s.state.String(), "reading", what)
+			return replyLocal.with("Session time limit reached, closing connection.").closing(), true
+		case what == "text" && time.Since(s.lastData) < s.cfg.Limits.IdleTimeout:
+			// Not idle, yet cut off: the minimum data rate's deadline.
+			s.log.Info("message text too slow", "event", "timeout", "reason", "data-rate", "state", s.state.String(),
+				"bytes", s.dataBytes, "min_rate", s.cfg.Limits.MinDataRate)
+			return replyLocal.with("Message text too slow, closing connection.").closing(), true
+		default:
+			s.log.Info("client too slow", "event", "timeout", "reason", "idle", "state", s.state.String(), "reading", what)
+			return replyLocal.with("Timeout, closing connection.").closing(), true
+		}
+	}
+	if what == "text" {
+		s.log.Info("client went away during message text", "event", "client-gone", "state", "data", "bytes", s.dataBytes)
+	} else if !errors.Is(err, io.EOF) {
+		s.log.Info("read failed", "event", "client-gone", "err", err)
+	}
+	return reply{}, false
+}
+
+// send writes one reply. It returns false when the client cannot be
+// written to, which ends the session.
+func (s *session) send(r reply) bool {
+	if r.code == 0 {
+		return false // close without a word
+	}
+	if r.code == 451 {
+		s.localErr = true
+	}
+	s.setWriteDeadline(r.close)
+	s.w.WriteString(itoa3(r.code))
+	s.w.WriteByte(' ')
+	s.w.WriteString(r.text)
+	s.w.WriteString("\r\n")
+	// Replies to pipelined commands are flushed together, when the next
+	// read would block (deadlineReader.Read) or the session ends.
+	if r.close || s.r.Buffered() == 0 {
+		if err := s.w.Flush(); err != nil {
+			s.log.Info("write failed", "event", "client-gone", "err", err)
+			return false
+		}
+	}
+	return true
+}
+
+// closeGrace is how long the reply that ends a session may take to write.
+const closeGrace = 5 * time.Second
+
+// setWriteDeadline bounds the write of replies: one idle timeout, cut at
+// the session deadline. But a reply that is due is always given a short
+// grace, even past the session deadline: the last word of a session, and
+// the outcome of a delivery that ran over the deadline (a message queued
+// but never acknowledged would be sent again by the client).
+func (s *session) setWriteDeadline(last bool) {
+	now := time.Now()
+	grace := now.Add(min(s.cfg.Limits.IdleTimeout, closeGrace))
+	t := s.limit(now.Add(s.cfg.Limits.IdleTimeout))
+	if last || t.Before(grace) {
+		t = grace
+	}
+	s.conn.SetWriteDeadline(t)
+}
+
+func itoa3(code int) string {
+	return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
+}
+
+// limit caps t at the session deadline.
+func (s *session) limit(t time.Time) time.Time {
+	if t.After(s.deadline) {
+		return s.deadline
+	}
+	return t
+}
+
+// errLineTooLong means a command line passed MaxLine; it has been read to
+// its end, so the session is still in step with the client.
+var errLineTooLong = errors.New("command line too long")
+
+// readCommand reads one command line and returns it without its line
+// ending, which may be CRLF or a bare LF (decision 4). A line longer than
+// MaxLine is drained and reported as errLineTooLong.
+func (s *session) readCommand() ([]byte, error) {
+	s.mu.Lock()
+	s.waitCommand = true
+	s.readLimit = s.limit(time.Now().Add(s.cfg.Limits.IdleTimeout))
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.waitCommand = false
+		s.mu.Unlock()
+	}()
+
+	var line []byte
+	tooLong := false
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return nil, err
+		}
+		if !tooLong {
+			if len(line)+len(chunk) > s.cfg.Limits.MaxLine {
+				tooLong = true
+				line = nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		if err == nil {
+			break
+		}
+	}
+	if tooLong {
+		return nil, errLineTooLong
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// deadlineReader is what the session's bufio.Reader reads from. Before
+// every read of the connection it flushes the replies waiting to be sent
+// (so pipelined commands are answered in order and in one write) and sets
+// the read deadline in force: the request deadline while a command is read,
+// the minimum-data-rate deadline during message text, never past the
+// session deadline.
+type deadlineReader struct{ s *session }
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	s := d.s
+	if s.w.Buffered() > 0 {
+		s.setWriteDeadline(false)
+		if err := s.w.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	s.mu.Lock()
+	if s.stopping && s.waitCommand {
+		s.mu.Unlock()
+		return 0, errStopping
+	}
+	limit := s.readLimit
+	if !s.dataStart.IsZero() {
+		limit = s.dataDeadline()
+	}
+	s.conn.SetReadDeadline(limit)
+	s.mu.Unlock()
+	n, err := s.conn.Read(p)
+	s.dataBytes += int64(n)
+	if n > 0 {
+		s.lastData = time.Now()
+	}
+	return n, err
+}
+
+// errStopping ends a read when the server shuts down; it is a timeout so
+// readFailed treats it like the deadline the shutdown watcher sets.
+var errStopping = timeoutError{}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "server shutting down" }
+
+func (timeoutError) Timeout() bool { return true }
+
+func (timeoutError) Temporary() bool { return true }
+
+// dataDeadline is the read deadline during message text: one idle timeout
+// from now, but also no later than the start of the text plus one idle
+// timeout of grace plus the time the bytes received so far would take at
+// MinDataRate (Postfix's smtpd_min_data_rate). A client trickling text
+// slower than that is cut off.
+func (s *session) dataDeadline() time.Time {
+	idle := s.cfg.Limits.IdleTimeout
+	t := time.Now().Add(idle)
+	if rate := s.cfg.Limits.MinDataRate; rate > 0 {
+		byRate := s.dataStart.Add(idle + time.Duration(s.dataBytes)*time.Second/time.Duration(rate))
+		if byRate.Before(t) {
+			t = byRate
+		}
+	}
+	return s.limit(t)
+}
