@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mppd/mppd/internal/spool"
+	"github.com/mppd/mppd/internal/staging"
 )
 
 // tenMiB is a 10 MiB message in wire form: 78-octet lines, a few of them
@@ -36,14 +36,14 @@ func BenchmarkDataPath(b *testing.B) {
 	for b.Loop() {
 		src.Reset(tenMiB)
 		r := bufio.NewReaderSize(src, 64<<10)
-		sp := spool.New(b.TempDir(), 1<<20)
-		res, err := readText(r, textLimits{maxMessage: 20 << 20, maxHeader: 100 << 10}, sp)
+		buf := staging.New(b.TempDir(), 1<<20)
+		res, err := readText(r, textLimits{maxMessage: 20 << 20, maxHeader: 100 << 10}, buf)
 		if err != nil || !res.terminated || res.tooBig {
 			b.Fatalf("err %v res %+v", err, res)
 		}
-		rd, _ := sp.Reader()
+		rd, _ := buf.Reader()
 		io.Copy(io.Discard, rd)
-		sp.Close()
+		buf.Close()
 	}
 }
 

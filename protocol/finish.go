@@ -9,7 +9,7 @@ import (
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
 	"github.com/mppd/mppd/internal/message"
-	"github.com/mppd/mppd/internal/spool"
+	"github.com/mppd/mppd/internal/staging"
 )
 
 func validAddress(a string) error { return address.Valid(a) }
@@ -18,7 +18,7 @@ func validAddress(a string) error { return address.Valid(a) }
 // to its end: refuse it (550, or 451 for a local fault), or prepare its
 // header and hand it to the delivery backend. 250 only once the backend has
 // said the message is queued.
-func (s *session) finishMessage(ctx context.Context, res textResult, body *spool.Spool) reply {
+func (s *session) finishMessage(ctx context.Context, res textResult, body *staging.Buffer) reply {
 	log := s.log.With("user", s.user, "size", res.size)
 	refuse := func(reason, text string) reply {
 		log.Warn("message refused", "event", "rejected", "reason", reason)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
-	"github.com/mppd/mppd/internal/spool"
+	"github.com/mppd/mppd/internal/staging"
 )
 
 // maxUserLen is the longest user name accepted whatever the configured
@@ -158,7 +158,7 @@ func (s *session) cmdData(ctx context.Context, cmd command) reply {
 		return replySyntax.with("Argument syntax error: DATA takes no argument.")
 	}
 	lim := s.cfg.Limits
-	if err := spool.CheckFree(s.cfg.StagingDir, lim.MaxMessage+lim.MaxMessage/2); err != nil {
+	if err := staging.CheckFree(s.cfg.StagingDir, lim.MaxMessage+lim.MaxMessage/2); err != nil {
 		s.log.Error("cannot stage a message", "event", "staging-unavailable", "err", err)
 		s.state = stateDone
 		return s.localError("Insufficient system storage, try again later.")
@@ -166,7 +166,7 @@ func (s *session) cmdData(ctx context.Context, cmd command) reply {
 	if !s.send(replyStartMsg) {
 		return reply{close: true}
 	}
-	buf := spool.New(s.cfg.StagingDir, s.cfg.MemoryThreshold)
+	buf := staging.New(s.cfg.StagingDir, s.cfg.MemoryThreshold)
 	defer buf.Close()
 
 	s.dataStart, s.dataBytes = time.Now(), 0

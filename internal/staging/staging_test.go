@@ -1,4 +1,4 @@
-package spool
+package staging
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func TestSpoolStaysInMemoryBelowThreshold(t *testing.T) {
+func TestBufferStaysInMemoryBelowThreshold(t *testing.T) {
 	s := New(t.TempDir(), 16)
 	defer s.Close()
 	s.Write([]byte("hello "))
@@ -26,7 +26,7 @@ func TestSpoolStaysInMemoryBelowThreshold(t *testing.T) {
 	}
 }
 
-func TestSpoolSpillsToUnlinkedFile(t *testing.T) {
+func TestBufferSpillsToUnlinkedFile(t *testing.T) {
 	dir := t.TempDir()
 	s := New(dir, 8)
 	want := bytes.Repeat([]byte("0123456789"), 10_000)
@@ -56,7 +56,7 @@ func TestSpoolSpillsToUnlinkedFile(t *testing.T) {
 	}
 }
 
-func TestSpoolKeepsFirstError(t *testing.T) {
+func TestBufferKeepsFirstError(t *testing.T) {
 	s := New("/nonexistent-mppd-dir", 4)
 	if _, err := s.Write([]byte("too long for memory")); err == nil {
 		t.Fatal("spill into a missing directory succeeded")

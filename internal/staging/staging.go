@@ -1,7 +1,7 @@
-// Package spool stages one message while it is being received: in memory up
+// Package staging stages one message while it is being received: in memory up
 // to a threshold, then in an unlinked temporary file, so that memory per
 // session stays bounded and delivery only ever sees a complete message.
-package spool
+package staging
 
 import (
 	"bufio"
@@ -13,10 +13,10 @@ import (
 	"syscall"
 )
 
-// Spool collects the bytes of one message. Write to it, then call Reader
+// Buffer collects the bytes of one message. Write to it, then call Reader
 // once; Close releases the memory or the file. It is not safe for
 // concurrent use.
-type Spool struct {
+type Buffer struct {
 	dir       string
 	threshold int
 
@@ -27,15 +27,15 @@ type Spool struct {
 	err  error // the first write error; later writes are dropped
 }
 
-// New returns an empty spool that keeps up to threshold bytes in memory and
+// New returns an empty buffer that keeps up to threshold bytes in memory and
 // spills the rest into an unlinked file in dir ("" means os.TempDir()).
-func New(dir string, threshold int) *Spool {
-	return &Spool{dir: dir, threshold: threshold}
+func New(dir string, threshold int) *Buffer {
+	return &Buffer{dir: dir, threshold: threshold}
 }
 
 // Write appends p. Once a write has failed (the disk is full, say), the
 // error is kept and every later Write returns it.
-func (s *Spool) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
@@ -51,42 +51,42 @@ func (s *Spool) Write(p []byte) (int, error) {
 		}
 	}
 	if _, err := s.w.Write(p); err != nil {
-		s.err = fmt.Errorf("spool: %w", err)
+		s.err = fmt.Errorf("staging: %w", err)
 		return 0, s.err
 	}
 	return len(p), nil
 }
 
 // spill moves what is in memory into a new unlinked file.
-func (s *Spool) spill() error {
-	f, err := os.CreateTemp(s.dir, "mppd-spool-*")
+func (s *Buffer) spill() error {
+	f, err := os.CreateTemp(s.dir, "mppd-staging-*")
 	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return fmt.Errorf("staging: %w", err)
 	}
 	// Unlink at once: the file lives only as long as the descriptor, so
 	// nothing is left behind whatever happens to mppd.
 	if err := os.Remove(f.Name()); err != nil {
 		f.Close()
-		return fmt.Errorf("spool: %w", err)
+		return fmt.Errorf("staging: %w", err)
 	}
 	s.file = f
 	s.w = bufio.NewWriterSize(f, 64<<10)
 	if _, err := s.w.Write(s.mem); err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return fmt.Errorf("staging: %w", err)
 	}
 	s.mem = nil
 	return nil
 }
 
 // Size is the number of bytes written.
-func (s *Spool) Size() int64 { return s.size }
+func (s *Buffer) Size() int64 { return s.size }
 
 // Err is the first write error, if any.
-func (s *Spool) Err() error { return s.err }
+func (s *Buffer) Err() error { return s.err }
 
 // Reader returns the staged bytes from the start: a *bytes.Reader while
 // they are in memory, the *os.File once spilled.
-func (s *Spool) Reader() (io.Reader, error) {
+func (s *Buffer) Reader() (io.Reader, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -94,19 +94,19 @@ func (s *Spool) Reader() (io.Reader, error) {
 		return bytes.NewReader(s.mem), nil
 	}
 	if err := s.w.Flush(); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("staging: %w", err)
 	}
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("staging: %w", err)
 	}
 	return s.file, nil
 }
 
 // Spilled reports whether the message went to a file.
-func (s *Spool) Spilled() bool { return s.file != nil }
+func (s *Buffer) Spilled() bool { return s.file != nil }
 
-// Close frees the spool.
-func (s *Spool) Close() error {
+// Close frees the buffer.
+func (s *Buffer) Close() error {
 	s.mem = nil
 	if s.file == nil {
 		return nil
@@ -118,7 +118,7 @@ func (s *Spool) Close() error {
 
 // ErrLowSpace is returned by CheckFree when the staging filesystem is too
 // full to take a message of the largest allowed size.
-var ErrLowSpace = errors.New("spool: not enough free space in the staging directory")
+var ErrLowSpace = errors.New("staging: not enough free space in the staging directory")
 
 // CheckFree reports ErrLowSpace when the filesystem holding dir ("" means
 // os.TempDir()) has fewer than need bytes available to an unprivileged
@@ -130,7 +130,7 @@ func CheckFree(dir string, need int64) error {
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("spool: %w", err)
+		return fmt.Errorf("staging: %w", err)
 	}
 	if free := int64(st.Bavail) * int64(st.Bsize); free < need {
 		return fmt.Errorf("%w: %d bytes free, %d needed", ErrLowSpace, free, need)
