@@ -30,7 +30,7 @@ type Argon2Params struct {
 // Why not RFC 9106 §4's 64 MiB (or 2 GiB) profiles: mppd verifies a hash on
 // every login, and many sessions may log in at once, so the memory of one
 // verification times the number of verifications allowed to run together
-// (runtime.NumCPU, see Authenticator) is what the daemon must be able to
+// (runtime.NumCPU, see Backend) is what the daemon must be able to
 // spare. 19 MiB with two passes is the widely used OWASP baseline for
 // argon2id, costs a few tens of milliseconds on current hardware, and still
 // makes an offline guess cost 19 MiB of memory-hard work. An administrator

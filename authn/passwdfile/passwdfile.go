@@ -93,9 +93,9 @@ const maxFileSize = 16 << 20
 // reloadInterval is how often, at most, the file is looked at again.
 const reloadInterval = time.Second
 
-// Authenticator checks logins against the password file. It is safe for
+// Backend checks logins against the password file. It is safe for
 // concurrent use.
-type Authenticator struct {
+type Backend struct {
 	path   string
 	domain string
 	log    *slog.Logger
@@ -113,12 +113,12 @@ type Authenticator struct {
 	unavailable error       // why the file cannot be read now, or nil
 }
 
-var _ authn.Authenticator = (*Authenticator)(nil)
+var _ authn.Authenticator = (*Backend)(nil)
 
-// New reads the password file and returns an Authenticator. Unlike a later
+// New reads the password file and returns a Backend. Unlike a later
 // reload, a file that cannot be read or parsed now is an error: the daemon
 // should not start with a broken configuration. log may be nil.
-func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
+func New(cfg Config, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("passwdfile: path: %w", err)
 	}
-	a := &Authenticator{
+	a := &Backend{
 		path:     path,
 		domain:   cfg.MailDomain,
 		log:      log.With("backend", "passwdfile", "file", path),
@@ -145,7 +145,7 @@ func New(cfg Config, log *slog.Logger) (*Authenticator, error) {
 }
 
 // String describes the backend for the start-up log.
-func (a *Authenticator) String() string {
+func (a *Backend) String() string {
 	return fmt.Sprintf("passwdfile %s (mail_domain %s)", a.path, a.domain)
 }
 
@@ -155,7 +155,7 @@ func (a *Authenticator) String() string {
 // hash of the most common scheme and cost in the file), so that the time
 // taken does not tell the two apart; the reasons "unknown-user" and
 // "bad-password" are for the log only.
-func (a *Authenticator) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
+func (a *Backend) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
 	if err := ctx.Err(); err != nil {
 		return authn.Identity{}, authn.Unavailable(ctxReason(err), err)
 	}
@@ -199,7 +199,7 @@ func ctxReason(err error) string {
 
 // current returns the entries in force, looking at the file again when the
 // last look is older than the interval.
-func (a *Authenticator) current() (*table, error) {
+func (a *Backend) current() (*table, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if now := time.Now(); now.Sub(a.checked) >= a.interval {
@@ -213,7 +213,7 @@ func (a *Authenticator) current() (*table, error) {
 }
 
 // refresh re-reads the file if it changed. Called with a.mu held.
-func (a *Authenticator) refresh() {
+func (a *Backend) refresh() {
 	fi, err := os.Stat(a.path)
 	if err == nil && sameVersion(a.loaded, fi) {
 		if a.unavailable != nil {
@@ -254,7 +254,7 @@ func sameVersion(old, cur os.FileInfo) bool {
 // load reads and parses the file. The FileInfo is taken from the open file,
 // so it describes exactly what was read. A parse error is a *ParseError,
 // and is returned together with the FileInfo.
-func (a *Authenticator) load() (*table, os.FileInfo, error) {
+func (a *Backend) load() (*table, os.FileInfo, error) {
 	f, err := os.Open(a.path)
 	if err != nil {
 		return nil, nil, err

@@ -45,7 +45,7 @@ func bcryptHash4(t testing.TB, pw, prefix string) string {
 	return prefix + string(h[3:]) // bcrypt writes $2a$; the others verify alike
 }
 
-func newTestAuth(t *testing.T, content string) (*Authenticator, string, *testenv.LogBuffer) {
+func newTestAuth(t *testing.T, content string) (*Backend, string, *testenv.LogBuffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "passwd")
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

@@ -77,8 +77,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Deliverer writes messages into Maildirs. It is safe for concurrent use.
-type Deliverer struct {
+// Backend writes messages into Maildirs. It is safe for concurrent use.
+type Backend struct {
 	root string
 	log  *slog.Logger
 	host string // for unique file names, with '/' and ':' escaped
@@ -89,11 +89,11 @@ type Deliverer struct {
 	beforeRename func()
 }
 
-var _ delivery.Deliverer = (*Deliverer)(nil)
+var _ delivery.Deliverer = (*Backend)(nil)
 
-// New checks the root, creating it if needed, and returns a Deliverer.
+// New checks the root, creating it if needed, and returns a Backend.
 // log may be nil.
-func New(cfg Config, log *slog.Logger) (*Deliverer, error) {
+func New(cfg Config, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func New(cfg Config, log *slog.Logger) (*Deliverer, error) {
 	if err != nil || host == "" {
 		host = "localhost"
 	}
-	return &Deliverer{
+	return &Backend{
 		root: root,
 		log:  log.With("backend", "maildir"),
 		host: escapeHost(host),
@@ -127,7 +127,7 @@ func New(cfg Config, log *slog.Logger) (*Deliverer, error) {
 }
 
 // String describes the backend for the start-up log.
-func (d *Deliverer) String() string { return "maildir " + d.root }
+func (d *Backend) String() string { return "maildir " + d.root }
 
 // escapeHost makes a host name safe as the last part of a Maildir file
 // name: '/' and ':' are written as \057 and \072, the usual convention.
@@ -172,7 +172,7 @@ func (c *copyFile) tmpPath() string { return filepath.Join(c.dir, "tmp", c.name)
 func (c *copyFile) newPath() string { return filepath.Join(c.dir, "new", c.name) }
 
 // Deliver stores one copy of msg per recipient. See the package comment.
-func (d *Deliverer) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) (err error) {
+func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) (err error) {
 	if len(env.Recipients) == 0 {
 		return delivery.Permanent("no-recipients", nil)
 	}
@@ -262,7 +262,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env delivery.Envelope, msg io.R
 
 // undo removes what a failed delivery left: temporary files, and copies
 // already moved into new/ (best effort: a reader may have moved one on).
-func (d *Deliverer) undo(copies []*copyFile) {
+func (d *Backend) undo(copies []*copyFile) {
 	for _, c := range copies {
 		var p string
 		switch {
@@ -283,7 +283,7 @@ func (d *Deliverer) undo(copies []*copyFile) {
 // microseconds, process id, a per-process sequence number, random bits and
 // the host name, in the form Maildir writers commonly use
 // (sec.MusecPpidQseqRrandom.host).
-func (d *Deliverer) uniqueName() string {
+func (d *Backend) uniqueName() string {
 	now := time.Now()
 	var rnd [8]byte
 	rand.Read(rnd[:]) // never fails (crypto/rand panics rather)
@@ -294,7 +294,7 @@ func (d *Deliverer) uniqueName() string {
 // makeMaildir creates dir and its tmp, new and cur subdirectories as
 // needed, syncing the parent of each directory it creates so the new entry
 // survives a crash.
-func (d *Deliverer) makeMaildir(dir string) error {
+func (d *Backend) makeMaildir(dir string) error {
 	if err := mkdirSynced(dir); err != nil {
 		return err
 	}

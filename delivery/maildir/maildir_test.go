@@ -18,7 +18,7 @@ import (
 
 const testMsg = "From: alice@example.org\nTo: Bob@example.com, carol@example.net\nSubject: hi\n\n.leading dot kept\nbody\n\n"
 
-func newTestDeliverer(t *testing.T) (*Deliverer, string) {
+func newTestBackend(t *testing.T) (*Backend, string) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "mail")
 	d, err := New(Config{Root: root}, nil)
@@ -60,7 +60,7 @@ func allFiles(t *testing.T, root string) []string {
 }
 
 func TestDeliverTwoRecipients(t *testing.T) {
-	d, root := newTestDeliverer(t)
+	d, root := newTestBackend(t)
 	// An *os.File, as the engine passes for a large message.
 	src := filepath.Join(t.TempDir(), "staged")
 	os.WriteFile(src, []byte(testMsg), 0o600)
@@ -110,7 +110,7 @@ func TestDeliverTwoRecipients(t *testing.T) {
 }
 
 func TestDeliverBinaryBytes(t *testing.T) {
-	d, root := newTestDeliverer(t)
+	d, root := newTestBackend(t)
 	body := make([]byte, 200_000)
 	for i := range body {
 		body[i] = byte(i * 7)
@@ -137,7 +137,7 @@ func TestUnsafeRecipients(t *testing.T) {
 		"no-at-sign", "a@[127.0.0.1]", "$(id)@example.com", "|cmd@example.com",
 	} {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			d, root := newTestDeliverer(t)
+			d, root := newTestBackend(t)
 			// A good recipient first: it must not get a copy either.
 			err := d.Deliver(context.Background(), env("good@example.com", bad), strings.NewReader(testMsg))
 			var perm *delivery.PermanentError
@@ -152,7 +152,7 @@ func TestUnsafeRecipients(t *testing.T) {
 }
 
 func TestEnvelopeRefused(t *testing.T) {
-	d, root := newTestDeliverer(t)
+	d, root := newTestBackend(t)
 	if err := d.Deliver(context.Background(), env(), strings.NewReader(testMsg)); !delivery.IsPermanent(err) {
 		t.Errorf("no recipients: %v", err)
 	}
@@ -194,7 +194,7 @@ func wantTemporary(t *testing.T, err error, reason string) {
 
 func TestFailureMidway(t *testing.T) {
 	t.Run("second recipient's maildir is a file", func(t *testing.T) {
-		d, root := newTestDeliverer(t)
+		d, root := newTestBackend(t)
 		os.WriteFile(filepath.Join(root, "bob@example.com"), nil, 0o600)
 		err := d.Deliver(context.Background(), env("alice@example.com", "bob@example.com"), strings.NewReader(testMsg))
 		wantTemporary(t, err, "not-a-directory")
@@ -202,14 +202,14 @@ func TestFailureMidway(t *testing.T) {
 		checkClean(t, root)
 	})
 	t.Run("root replaced by a file", func(t *testing.T) {
-		d, root := newTestDeliverer(t)
+		d, root := newTestBackend(t)
 		os.Remove(root)
 		os.WriteFile(root, nil, 0o600)
 		err := d.Deliver(context.Background(), env("alice@example.com"), strings.NewReader(testMsg))
 		wantTemporary(t, err, "not-a-directory")
 	})
 	t.Run("message read error", func(t *testing.T) {
-		d, root := newTestDeliverer(t)
+		d, root := newTestBackend(t)
 		msg := io.MultiReader(strings.NewReader(testMsg), iotest.ErrReader(errors.New("disk ate it")))
 		err := d.Deliver(context.Background(), env("alice@example.com", "bob@example.com"), msg)
 		wantTemporary(t, err, "read-message")
@@ -219,7 +219,7 @@ func TestFailureMidway(t *testing.T) {
 		if os.Geteuid() == 0 {
 			t.Skip("skipping: running as root, which ignores directory permissions; run the tests as an ordinary user to check this case")
 		}
-		d, root := newTestDeliverer(t)
+		d, root := newTestBackend(t)
 		if err := d.makeMaildir(filepath.Join(root, "bob@example.com")); err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +234,7 @@ func TestFailureMidway(t *testing.T) {
 		if os.Geteuid() == 0 {
 			t.Skip("skipping: running as root, which ignores directory permissions; run the tests as an ordinary user to check this case")
 		}
-		d, root := newTestDeliverer(t)
+		d, root := newTestBackend(t)
 		if err := d.makeMaildir(filepath.Join(root, "bob@example.com")); err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +249,7 @@ func TestFailureMidway(t *testing.T) {
 		// Works as root too: once both copies are written, carol's new/
 		// is replaced by a file, so moving her copy fails after bob's
 		// has been moved.
-		d, root := newTestDeliverer(t)
+		d, root := newTestBackend(t)
 		carolNew := filepath.Join(root, "carol@example.com", "new")
 		d.beforeRename = func() {
 			os.Remove(carolNew)
@@ -263,7 +263,7 @@ func TestFailureMidway(t *testing.T) {
 }
 
 func TestCanceled(t *testing.T) {
-	d, root := newTestDeliverer(t)
+	d, root := newTestBackend(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := d.Deliver(ctx, env("alice@example.com"), strings.NewReader(testMsg))
@@ -272,7 +272,7 @@ func TestCanceled(t *testing.T) {
 }
 
 func TestConcurrentDeliveries(t *testing.T) {
-	d, root := newTestDeliverer(t)
+	d, root := newTestBackend(t)
 	const n = 32
 	var wg sync.WaitGroup
 	for i := range n {
@@ -325,7 +325,7 @@ func TestConfig(t *testing.T) {
 	if _, err := New(Config{Root: file}, nil); err == nil {
 		t.Error("a file accepted as root")
 	}
-	d, root := newTestDeliverer(t)
+	d, root := newTestBackend(t)
 	if fi, err := os.Stat(root); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("root not created 0700: %v", err)
 	}
