@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // Request is one login attempt.
@@ -23,6 +25,10 @@ type Request struct {
 	// Client is the client's IP address in text form ("192.0.2.7",
 	// "2001:db8::1"), for PAM_RHOST, logs and throttling.
 	Client string
+	// Session is the engine's session id, which the backend's own log
+	// lines about this login carry (logkey.Session) so that they can be
+	// found next to the engine's.
+	Session string
 }
 
 // String never shows the password, so a Request printed by mistake leaks
@@ -33,7 +39,7 @@ func (r Request) String() string {
 
 // LogValue keeps the password out of structured logs as well.
 func (r Request) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("user", r.User), slog.String("client", r.Client))
+	return slog.GroupValue(slog.String(logkey.User, r.User), slog.String(logkey.Client, r.Client), slog.String(logkey.Session, r.Session))
 }
 
 // Identity is who a backend vouches for after a successful login.

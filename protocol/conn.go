@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // interrupt is called once when the server starts shutting down. A session
@@ -33,25 +35,25 @@ func (s *session) readFailed(err error, what string) (reply, bool) {
 		s.mu.Unlock()
 		switch {
 		case stopping:
-			s.log.Info("closing for shutdown", "event", "shutdown", "state", s.state.String())
+			s.log.Info("closing for shutdown", logkey.Event, logkey.EventShutdown, "state", s.state.String())
 			return replyLocal.with("Service shutting down, try again later.").closing(), true
 		case !time.Now().Before(s.deadline):
-			s.log.Info("session time limit reached", "event", "timeout", "reason", "session", "state", s.state.String(), "reading", what)
+			s.log.Info("session time limit reached", logkey.Event, logkey.EventTimeout, logkey.Reason, "session", "state", s.state.String(), "reading", what)
 			return replyLocal.with("Session time limit reached, closing connection.").closing(), true
 		case what == "text" && time.Since(s.lastData) < s.cfg.Limits.IdleTimeout:
 			// Not idle, yet cut off: the minimum data rate's deadline.
-			s.log.Info("message text too slow", "event", "timeout", "reason", "data-rate", "state", s.state.String(),
+			s.log.Info("message text too slow", logkey.Event, logkey.EventTimeout, logkey.Reason, "data-rate", "state", s.state.String(),
 				"bytes", s.dataBytes, "min_rate", s.cfg.Limits.MinDataRate)
 			return replyLocal.with("Message text too slow, closing connection.").closing(), true
 		default:
-			s.log.Info("client too slow", "event", "timeout", "reason", "idle", "state", s.state.String(), "reading", what)
+			s.log.Info("client too slow", logkey.Event, logkey.EventTimeout, logkey.Reason, "idle", "state", s.state.String(), "reading", what)
 			return replyLocal.with("Timeout, closing connection.").closing(), true
 		}
 	}
 	if what == "text" {
-		s.log.Info("client went away during message text", "event", "client-gone", "state", "data", "bytes", s.dataBytes)
+		s.log.Info("client went away during message text", logkey.Event, logkey.EventClientGone, "state", "data", "bytes", s.dataBytes)
 	} else if !errors.Is(err, io.EOF) {
-		s.log.Info("read failed", "event", "client-gone", "err", err)
+		s.log.Info("read failed", logkey.Event, logkey.EventClientGone, logkey.Err, err)
 	}
 	return reply{}, false
 }
@@ -74,7 +76,7 @@ func (s *session) send(r reply) bool {
 	// read would block (deadlineReader.Read) or the session ends.
 	if r.close || s.r.Buffered() == 0 {
 		if err := s.w.Flush(); err != nil {
-			s.log.Info("write failed", "event", "client-gone", "err", err)
+			s.log.Info("write failed", logkey.Event, logkey.EventClientGone, logkey.Err, err)
 			return false
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/internal/staging"
 )
@@ -19,16 +20,16 @@ func validAddress(a string) error { return address.Valid(a) }
 // header and hand it to the delivery backend. 250 only once the backend has
 // said the message is queued.
 func (s *session) finishMessage(ctx context.Context, res textResult, body *staging.Buffer) reply {
-	log := s.log.With("user", s.user, "size", res.size)
+	log := s.log.With(logkey.User, s.user, "size", res.size)
 	refuse := func(reason, text string) reply {
-		log.Warn("message refused", "event", "rejected", "reason", reason)
+		log.Warn("message refused", logkey.Event, logkey.EventRejected, logkey.Reason, reason)
 		return replyError.with(text)
 	}
 	switch {
 	case res.tooBig:
 		return refuse("too-big", "Message too large.")
 	case res.bareLFDot:
-		log.Warn("dot line next to a bare LF in message text", "event", "bare-lf-in-data")
+		log.Warn("dot line next to a bare LF in message text", logkey.Event, logkey.EventBareLFInData)
 		return refuse("bare-lf-dot", "Message contains a \".\" line next to a bare LF.")
 	case res.bareCR:
 		return refuse("bare-cr", "Message contains a bare CR.")
@@ -37,7 +38,7 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 	case res.headerBig:
 		return refuse("header-too-big", "Message header too large.")
 	case res.writeErr != nil:
-		log.Error("cannot stage the message", "event", "staging-failed", "err", res.writeErr)
+		log.Error("cannot stage the message", logkey.Event, logkey.EventStagingFailed, logkey.Err, res.writeErr)
 		return s.localError("Local error in staging the message, try again later.")
 	}
 
@@ -60,13 +61,13 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 		if errors.As(err, &rej) {
 			return refuse(rej.Reason, rej.Text)
 		}
-		log.Error("cannot prepare the message", "event", "prepare-failed", "err", err)
+		log.Error("cannot prepare the message", logkey.Event, logkey.EventPrepareFailed, logkey.Err, err)
 		return s.localError("Local error in processing the message.")
 	}
 
 	bodyReader, err := body.Reader()
 	if err != nil {
-		log.Error("cannot read the staged message", "event", "staging-failed", "err", err)
+		log.Error("cannot read the staged message", logkey.Event, logkey.EventStagingFailed, logkey.Err, err)
 		return s.localError("Local error in staging the message, try again later.")
 	}
 	env := delivery.Envelope{
@@ -87,16 +88,16 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 	if err != nil {
 		r := deliveryReply(err)
 		if r.code == 550 {
-			log.Warn("delivery refused", "event", "delivery-failed", "permanent", true,
-				"reason", delivery.Reason(err), "err", err, "duration", took)
+			log.Warn("delivery refused", logkey.Event, logkey.EventDeliveryFailed, "permanent", true,
+				logkey.Reason, delivery.Reason(err), logkey.Err, err, logkey.Duration, took)
 		} else {
-			log.Error("delivery failed", "event", "delivery-failed", "permanent", false,
-				"reason", delivery.Reason(err), "err", err, "duration", took)
+			log.Error("delivery failed", logkey.Event, logkey.EventDeliveryFailed, "permanent", false,
+				logkey.Reason, delivery.Reason(err), logkey.Err, err, logkey.Duration, took)
 		}
 		return r
 	}
-	log.Info("message queued", "event", "delivered", "from", env.Sender,
-		"recipients", len(env.Recipients), "added", prep.Added, "removed", prep.Removed, "duration", took)
+	log.Info("message queued", logkey.Event, logkey.EventDelivered, "from", env.Sender,
+		"recipients", len(env.Recipients), "added", prep.Added, "removed", prep.Removed, logkey.Duration, took)
 	return replyOK.with("Message queued.")
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/staging"
 )
 
@@ -64,7 +65,7 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 		return replySyntax.with("Argument syntax error: password expected.")
 	}
 	start := time.Now()
-	req := authn.Request{User: s.user, Password: cmd.arg, Client: s.client}
+	req := authn.Request{User: s.user, Password: cmd.arg, Client: s.client, Session: s.id}
 	if !s.throttleBegin() {
 		s.state = stateDone
 		return replyThrottled
@@ -85,20 +86,20 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 		r := authnReply(err)
 		s.event(Event{Kind: EventLogin, Result: loginResult(r.code)})
 		if r.code == 530 {
-			s.log.Warn("authentication failed", "event", "auth-failed", "user", s.user,
-				"reason", authn.Reason(err), "err", err, "penalty", penalty)
+			s.log.Warn("authentication failed", logkey.Event, logkey.EventAuthFailed, logkey.User, s.user,
+				logkey.Reason, authn.Reason(err), logkey.Err, err, "penalty", penalty)
 			penaltyWait(ctx, penalty)
 		} else {
-			s.log.Error("authentication backend unavailable", "event", "authn-unavailable", "user", s.user,
-				"reason", authn.Reason(err), "err", err)
+			s.log.Error("authentication backend unavailable", logkey.Event, logkey.EventAuthnUnavailable, logkey.User, s.user,
+				logkey.Reason, authn.Reason(err), logkey.Err, err)
 		}
 		return r
 	}
 	s.identity = id
 	s.state = stateAuthed
 	s.event(Event{Kind: EventLogin, Result: "ok"})
-	s.log.Info("authenticated", "event", "login", "user", s.user, "login", id.Login,
-		"address", id.Addresses[0], "duration", time.Since(start).Round(time.Millisecond))
+	s.log.Info("authenticated", logkey.Event, logkey.EventLogin, logkey.User, s.user, "login", id.Login,
+		"address", id.Addresses[0], logkey.Duration, time.Since(start).Round(time.Millisecond))
 	return replyOK
 }
 
@@ -137,7 +138,7 @@ func (s *session) cmdNoop(cmd command) reply {
 	if s.noops > s.cfg.Limits.MaxJunk {
 		if !s.junkFlag {
 			s.junkFlag = true
-			s.log.Warn("too many NOOP commands", "event", "junk-limit", "noops", s.noops)
+			s.log.Warn("too many NOOP commands", logkey.Event, logkey.EventJunkLimit, "noops", s.noops)
 		}
 		return replySequence.with("Too many NOOP commands.")
 	}
@@ -159,7 +160,7 @@ func (s *session) cmdData(ctx context.Context, cmd command) reply {
 	}
 	lim := s.cfg.Limits
 	if err := staging.CheckFree(s.cfg.StagingDir, lim.MaxMessage+lim.MaxMessage/2); err != nil {
-		s.log.Error("cannot stage a message", "event", "staging-unavailable", "err", err)
+		s.log.Error("cannot stage a message", logkey.Event, logkey.EventStagingUnavailable, logkey.Err, err)
 		s.state = stateDone
 		return s.localError("Insufficient system storage, try again later.")
 	}

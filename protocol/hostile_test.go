@@ -32,9 +32,9 @@ func TestErrorLimit(t *testing.T) {
 func TestUnknownVerbLoggedShort(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("ABCDEFGHIJ\x01 ip=6.6.6.6", 500)
+	c.cmd("ABCDEFGHIJ\x01 client=6.6.6.6", 500)
 	log := ts.logBuf.String()
-	if strings.Contains(log, "GHIJ") || strings.Contains(log, "ip=6.6.6.6") {
+	if strings.Contains(log, "GHIJ") || strings.Contains(log, "client=6.6.6.6") {
 		t.Fatalf("log shows too much of the verb:\n%s", log)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // state is where a session stands in the command sequence of RFC 1204 §2.3.
@@ -92,7 +93,7 @@ func newSession(srv *Server, conn net.Conn) *session {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s.log = logger.With("ip", s.client, "session", s.id)
+	s.log = logger.With(logkey.Client, s.client, logkey.Session, s.id)
 	s.r = bufio.NewReaderSize(deadlineReader{s}, 64<<10)
 	s.w = bufio.NewWriterSize(conn, 4<<10)
 	return s
@@ -123,11 +124,11 @@ func clientIP(a net.Addr) string {
 func (s *session) run(ctx context.Context) {
 	start := time.Now()
 	s.deadline = start.Add(s.cfg.Limits.SessionTimeout)
-	s.log.Info("session started", "event", "connect")
+	s.log.Info("session started", logkey.Event, logkey.EventConnect)
 	defer func() {
 		s.conn.Close()
-		s.log.Info("session ended", "event", "disconnect", "state", s.state.String(),
-			"duration", time.Since(start).Round(time.Millisecond))
+		s.log.Info("session ended", logkey.Event, logkey.EventDisconnect, "state", s.state.String(),
+			logkey.Duration, time.Since(start).Round(time.Millisecond))
 	}()
 
 	stop := context.AfterFunc(ctx, s.interrupt)
@@ -142,7 +143,7 @@ func (s *session) run(ctx context.Context) {
 	}
 	for {
 		if ctx.Err() != nil {
-			s.log.Info("closing for shutdown", "event", "shutdown", "state", s.state.String())
+			s.log.Info("closing for shutdown", logkey.Event, logkey.EventShutdown, "state", s.state.String())
 			s.send(replyLocal.with("Service shutting down, try again later.").closing())
 			return
 		}
@@ -159,7 +160,7 @@ func (s *session) next(ctx context.Context) (r reply, ok bool) {
 	line, err := s.readCommand()
 	switch {
 	case errors.Is(err, errLineTooLong):
-		s.log.Warn("command line too long", "event", "protocol-error", "reason", "line-too-long")
+		s.log.Warn("command line too long", logkey.Event, logkey.EventProtocolError, logkey.Reason, "line-too-long")
 		return s.countError(replyUnknown.with("Line too long.")), true
 	case err != nil:
 		return s.readFailed(err, "command")
@@ -176,7 +177,7 @@ var sequenced = map[string]bool{"USER": true, "PASS": true, "DATA": true}
 // in a state where their command is legal.
 func (s *session) handle(ctx context.Context, line []byte) reply {
 	if s.state == stateStart && s.user == "" && looksLikeTLS(line) {
-		s.log.Warn("TLS handshake on the plain port", "event", "wrong-protocol")
+		s.log.Warn("TLS handshake on the plain port", logkey.Event, logkey.EventWrongProtocol)
 		return reply{close: true, code: 0}
 	}
 	cmd := parseCommand(line)
@@ -196,14 +197,14 @@ func (s *session) handle(ctx context.Context, line []byte) reply {
 		r = s.cmdQuit(cmd)
 	default:
 		if httpVerbs[cmd.verb] {
-			s.log.Warn("HTTP request on the MPP port", "event", "wrong-protocol", "verb", logVerb(line))
+			s.log.Warn("HTTP request on the MPP port", logkey.Event, logkey.EventWrongProtocol, "verb", logVerb(line))
 			return replyUnknown.closing()
 		}
-		s.log.Info("unknown command", "event", "protocol-error", "verb", logVerb(line))
+		s.log.Info("unknown command", logkey.Event, logkey.EventProtocolError, "verb", logVerb(line))
 		r = replyUnknown
 	}
 	if r.code == 503 && cmd.verb != "NOOP" { // a NOOP past the junk limit logs junk-limit instead
-		s.log.Info("command out of sequence", "event", "bad-sequence", "cmd", cmd.verb, "state", s.state.String())
+		s.log.Info("command out of sequence", logkey.Event, logkey.EventBadSequence, "cmd", cmd.verb, "state", s.state.String())
 	}
 	return s.countError(r)
 }
@@ -218,7 +219,7 @@ func (s *session) countError(r reply) reply {
 	if s.errors < s.cfg.Limits.MaxErrors {
 		return r
 	}
-	s.log.Warn("too many errors", "event", "error-limit", "errors", s.errors)
+	s.log.Warn("too many errors", logkey.Event, logkey.EventErrorLimit, "errors", s.errors)
 	if !s.send(r) {
 		return reply{close: true}
 	}

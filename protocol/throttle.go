@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // Throttle paces and shuts out clients that keep failing to log in
@@ -27,7 +28,7 @@ func (s *session) throttleBegin() bool {
 	if s.srv.Throttle == nil || s.srv.Throttle.Begin(s.client) {
 		return true
 	}
-	s.log.Warn("too many failed logins from this client, password not checked", "event", "throttled", "user", s.user)
+	s.log.Warn("too many failed logins from this client, password not checked", logkey.Event, logkey.EventThrottled, logkey.User, s.user)
 	s.event(Event{Kind: EventThrottled, Result: "blocked"})
 	return false
 }

@@ -200,27 +200,27 @@ func TestThrottleEndToEnd(t *testing.T) {
 }
 
 // Catalogue case 32: under a relaxed user grammar a user name made to
-// look like log fields is quoted, and the real ip= comes first.
+// look like log fields is quoted, and the real client= comes first.
 func TestLogInjection(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.UserPattern = regexp.MustCompile(`^.+$`) })
-	for _, u := range []string{`x"ip=192.0.2.1`, `ip=1.2.3.4`, `a"ip="1.2.3.4`, `"`, `user=root`} {
+	for _, u := range []string{`x"client=192.0.2.1`, `client=1.2.3.4`, `a"client="1.2.3.4`, `"`, `user=root`} {
 		c := ts.dial()
 		c.cmd("USER "+u, 250)
 		c.cmd("PASS wrong", 530)
 	}
 	// Names with a space, tab, CR or other control never get that far.
-	for _, u := range []string{"x ip=192.0.2.1", "x\tip=192.0.2.1", "x\rip=192.0.2.1"} {
+	for _, u := range []string{"x client=192.0.2.1", "x\tclient=192.0.2.1", "x\rclient=192.0.2.1"} {
 		c := ts.dial()
 		c.cmd("USER "+u, 501)
 	}
 	waitFor(t, func() bool { return strings.Count(ts.logBuf.String(), "event=auth-failed") == 5 })
-	first := regexp.MustCompile(`^time=\S+ level=WARN msg="authentication failed" ip=127\.0\.0\.1 session=[0-9a-f]+ event=auth-failed user="`)
+	first := regexp.MustCompile(`^time=\S+ level=WARN msg="authentication failed" client=127\.0\.0\.1 session=[0-9a-f]+ event=auth-failed user="`)
 	for _, line := range strings.Split(ts.logBuf.String(), "\n") {
 		if !strings.Contains(line, "event=auth-failed") {
 			continue
 		}
 		if !first.MatchString(line) {
-			t.Errorf("auth-failed line not in the stable form (quoted user after the real ip=):\n%s", line)
+			t.Errorf("auth-failed line not in the stable form (quoted user after the real client=):\n%s", line)
 		}
 	}
 }
@@ -234,7 +234,7 @@ func TestAuthFailedJSON(t *testing.T) {
 	c.cmd("USER alice", 250)
 	c.cmd("PASS wrong", 530)
 	waitFor(t, func() bool { return strings.Contains(buf.String(), "auth-failed") })
-	for _, f := range []string{`"ip":"127.0.0.1"`, `"event":"auth-failed"`, `"user":"alice"`, `"reason":"bad-password"`} {
+	for _, f := range []string{`"client":"127.0.0.1"`, `"event":"auth-failed"`, `"user":"alice"`, `"reason":"bad-password"`} {
 		if !strings.Contains(buf.String(), f) {
 			t.Errorf("JSON line lacks %s: %s", f, buf.String())
 		}

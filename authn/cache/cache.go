@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/tomltype"
 )
 
@@ -113,7 +114,7 @@ func (c *Cache) keyOf(req authn.Request) [32]byte {
 func (c *Cache) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
 	k := c.keyOf(req)
 	if id, err, ok := c.lookup(k); ok {
-		c.log.Debug("authentication answered from the cache", "event", "authn-cache-hit", "user", req.User, "ok", err == nil)
+		c.log.Debug("authentication answered from the cache", logkey.Event, logkey.EventAuthnCacheHit, logkey.Session, req.Session, logkey.User, req.User, "ok", err == nil)
 		return id, err
 	}
 	id, err := c.next.Authenticate(ctx, req)

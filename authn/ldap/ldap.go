@@ -20,6 +20,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // Backend is the LDAP authenticator. It is safe for concurrent use.
@@ -240,9 +241,13 @@ func (b *Backend) attributes() []string {
 func (b *Backend) findOne(c *conn, base string, scope int, filter string) (*entry, error) {
 	res, err := c.lc.Search(goldap.NewSearchRequest(base, scope, goldap.NeverDerefAliases,
 		2, 0, false, filter, b.attributes(), nil))
+	// An ambiguous search is the directory's problem, shown in the
+	// engine's auth-failed line (err=), which carries the session.
+	ambiguous := func() error {
+		return fmt.Errorf("ldap: the user search %s matched more than one entry", filter)
+	}
 	if goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) {
-		b.log.Warn("ldap: the user search matched more than one entry", "filter", filter)
-		return nil, authn.Rejected("ambiguous-user", err)
+		return nil, authn.Rejected("ambiguous-user", ambiguous())
 	}
 	if err != nil {
 		return nil, authn.Unavailable(unavailableReason(err, "search"), err)
@@ -252,8 +257,7 @@ func (b *Backend) findOne(c *conn, base string, scope int, filter string) (*entr
 		return nil, authn.Rejected("unknown-user", nil)
 	case 1:
 	default:
-		b.log.Warn("ldap: the user search matched more than one entry", "filter", filter)
-		return nil, authn.Rejected("ambiguous-user", nil)
+		return nil, authn.Rejected("ambiguous-user", ambiguous())
 	}
 	return toEntry(res.Entries[0]), nil
 }
@@ -337,11 +341,12 @@ func (b *Backend) exists(c *conn, base string, scope int, filter string) (bool, 
 // identity builds the authn.Identity from the entry.
 func (b *Backend) identity(req authn.Request, e *entry) (authn.Identity, error) {
 	id := authn.Identity{Login: req.User}
+	log := b.log.With(logkey.Session, req.Session)
 	if b.cfg.AccountAttribute != "" {
 		if acct := pickAccount(e.get(b.cfg.AccountAttribute), req.User); acct != "" {
 			id.Login, id.Account = acct, acct
 		} else {
-			b.log.Warn("ldap: entry has no usable account attribute", "dn", e.dn, "attribute", b.cfg.AccountAttribute)
+			log.Warn("ldap: entry has no usable account attribute", "dn", e.dn, "attribute", b.cfg.AccountAttribute)
 		}
 	}
 	seen := map[string]bool{}
@@ -350,7 +355,7 @@ func (b *Backend) identity(req authn.Request, e *entry) (authn.Identity, error) 
 			a, ok := mailAddress(v)
 			if !ok {
 				if v != "" && !strings.Contains(v, ":") {
-					b.log.Warn("ldap: ignoring a value that is not a mail address", "dn", e.dn, "attribute", attr, "value", v)
+					log.Warn("ldap: ignoring a value that is not a mail address", "dn", e.dn, "attribute", attr, "value", v)
 				}
 				continue
 			}

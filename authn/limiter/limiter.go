@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/slots"
 )
 
@@ -44,8 +45,8 @@ func (l *Limiter) String() string {
 func (l *Limiter) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
 	if err := l.slots.Acquire(ctx); err != nil {
 		if errors.Is(err, slots.ErrBusy) {
-			l.log.Warn("too many authentications at once, login refused", "event", "authn-busy",
-				"ip", req.Client, "user", req.User, "max", l.slots.Max(), "waited", l.slots.Timeout())
+			l.log.Warn("too many authentications at once, login refused", logkey.Event, logkey.EventAuthnBusy,
+				logkey.Session, req.Session, logkey.Client, req.Client, logkey.User, req.User, "max", l.slots.Max(), "waited", l.slots.Timeout())
 			err = fmt.Errorf("%d authentications already running", l.slots.Max())
 		}
 		return authn.Identity{}, authn.Unavailable("busy", err)

@@ -64,7 +64,7 @@ func TestCapAndQueueTimeout(t *testing.T) {
 	if err == nil || authn.IsBadCredentials(err) || authn.Reason(err) != "busy" {
 		t.Fatalf("third login: %v", err)
 	}
-	if !strings.Contains(logBuf.String(), "event=authn-busy") || !strings.Contains(logBuf.String(), "ip=192.0.2.1") {
+	if !strings.Contains(logBuf.String(), "event=authn-busy") || !strings.Contains(logBuf.String(), "client=192.0.2.1") {
 		t.Errorf("no log line for the cap:\n%s", logBuf.String())
 	}
 	// One that waits less than the timeout gets through once a slot frees.

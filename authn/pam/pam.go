@@ -18,6 +18,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // Backend authenticates through PAM. It is safe for concurrent use.
@@ -174,7 +175,7 @@ func (b *Backend) Authenticate(ctx context.Context, req authn.Request) (authn.Id
 		return authn.Identity{}, authn.Unavailable("canceled", err)
 	}
 	if err := b.acquire(ctx); err != nil {
-		b.log.Warn("pam login not started", "user", req.User, "client", req.Client,
+		b.log.Warn("pam login not started", logkey.Session, req.Session, logkey.User, req.User, logkey.Client, req.Client,
 			"reason", authn.Reason(err), "err", err)
 		return authn.Identity{}, err
 	}
@@ -192,7 +193,7 @@ func (b *Backend) Authenticate(ctx context.Context, req authn.Request) (authn.Id
 		j.abandoned.Store(true)
 		err := authn.Unavailable("timeout", fmt.Errorf("PAM service %q did not finish within %s", b.cfg.Service, b.cfg.Timeout))
 		b.log.Warn("pam login timed out; its worker stays busy until PAM returns",
-			"user", req.User, "client", req.Client, "timeout", b.cfg.Timeout.D())
+			logkey.Session, req.Session, logkey.User, req.User, logkey.Client, req.Client, "timeout", b.cfg.Timeout.D())
 		return authn.Identity{}, err
 	case <-ctx.Done():
 		j.abandoned.Store(true)
@@ -257,7 +258,7 @@ func (b *Backend) work(j *job) {
 	j.done <- o
 	if j.abandoned.Load() {
 		b.log.Warn("pam transaction finished after its caller gave up",
-			"user", j.req.User, "client", j.req.Client, "took", o.took,
+			logkey.Session, j.req.Session, logkey.User, j.req.User, logkey.Client, j.req.Client, logkey.Duration, o.took,
 			"reason", reasonOf(o.err), "messages", o.messages)
 	}
 }
@@ -343,7 +344,7 @@ func (b *Backend) transact(req authn.Request) (o outcome) {
 // logOutcome writes one line per transaction that did not succeed plainly;
 // never the password.
 func (b *Backend) logOutcome(req authn.Request, o outcome) {
-	attrs := []any{"user", req.User, "client", req.Client, "took", o.took.Round(time.Millisecond)}
+	attrs := []any{logkey.Session, req.Session, logkey.User, req.User, logkey.Client, req.Client, logkey.Duration, o.took.Round(time.Millisecond)}
 	if len(o.messages) > 0 {
 		attrs = append(attrs, "messages", o.messages)
 	}

@@ -147,8 +147,11 @@ func waitIdle(t *testing.T, b *Backend, limit time.Duration) {
 }
 
 func login(b *Backend, user, password, client string) (authn.Identity, error) {
-	return b.Authenticate(context.Background(), authn.Request{User: user, Password: password, Client: client})
+	return b.Authenticate(context.Background(), authn.Request{User: user, Password: password, Client: client, Session: testSession})
 }
+
+// testSession is the session id login passes; the backend's lines carry it.
+const testSession = "5e5510n1d0"
 
 // wantRejected checks err is bad credentials with reason.
 func wantRejected(t *testing.T, err error, reason string) {
@@ -208,6 +211,13 @@ func TestPassword(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "reason=bad-password") {
 		t.Errorf("refusal not logged:\n%s", logs)
+	}
+	// Every line about a login carries the engine's session id, and the
+	// shared keys (client=, duration=, not ip= or took=).
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !strings.Contains(line, "session="+testSession+" ") || !strings.Contains(line, " client=192.0.2.7") || !strings.Contains(line, " duration=") {
+			t.Errorf("pam line without session=, client= or duration=: %s", line)
+		}
 	}
 }
 

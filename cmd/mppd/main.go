@@ -40,6 +40,7 @@ import (
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/metrics"
 	"github.com/mppd/mppd/internal/throttle"
 	"github.com/mppd/mppd/protocol"
@@ -262,7 +263,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // touched.
 func reload(certs *certStore, log *slog.Logger) {
 	if certs == nil {
-		log.Info("SIGHUP: no TLS certificate to reload", "event", "reload")
+		log.Info("SIGHUP: no TLS certificate to reload", logkey.Event, logkey.EventReload)
 		return
 	}
 	_ = certs.load(true) // a failure is logged and keeps the old pair

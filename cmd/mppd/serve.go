@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/metrics"
 )
 
@@ -177,7 +178,7 @@ func (d *daemon) waitIdle(ctx context.Context) {
 // timeout, which TimeoutStopSec= in mppd.service allows for.
 func (d *daemon) drain() {
 	n := d.count()
-	d.log.Info("shutting down", "event", "shutdown", "sessions", n, "drain_timeout", d.drainTimeout)
+	d.log.Info("shutting down", logkey.Event, logkey.EventShutdown, "sessions", n, "drain_timeout", d.drainTimeout)
 	done := make(chan struct{})
 	go func() {
 		d.wg.Wait()
@@ -253,7 +254,7 @@ func (d *daemon) start(ctx context.Context, conn net.Conn) {
 		total, fromIP := len(d.sessions), d.perIP[ip]
 		d.mu.Unlock()
 		d.metrics.Throttled(reason)
-		d.log.Warn("session refused", "ip", ipString(ip), "reason", reason, "sessions", total, "client_sessions", fromIP)
+		d.log.Warn("session refused", logkey.Client, ipString(ip), "reason", reason, "sessions", total, "client_sessions", fromIP)
 		// A fresh socket's send buffer takes the one short line at once;
 		// the deadline only guards against a pathological peer.
 		_ = conn.SetDeadline(time.Now().Add(time.Second))
@@ -271,7 +272,7 @@ func (d *daemon) start(ctx context.Context, conn net.Conn) {
 	}
 	d.wg.Add(1)
 	d.mu.Unlock()
-	d.log.Debug("connection accepted", "ip", ipString(ip))
+	d.log.Debug("connection accepted", logkey.Client, ipString(ip))
 
 	go func() {
 		defer d.wg.Done()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // statusInterval is how often STATUS= is refreshed while the session count
@@ -94,7 +95,7 @@ func (d *daemon) supervise(ctx context.Context, draining func() bool, idle func(
 		case <-idleTick:
 			if since, ok := d.idleSince(); ok && time.Since(since) >= d.exitOnIdle {
 				d.log.Info("no session for a while, exiting; systemd keeps the sockets",
-					"event", "exit-on-idle", "idle", time.Since(since).Round(time.Second))
+					logkey.Event, logkey.EventExitOnIdle, "idle", time.Since(since).Round(time.Second))
 				idle()
 				idle, idleTick = nil, nil
 			}

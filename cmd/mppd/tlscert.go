@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/metrics"
 )
 
@@ -37,7 +38,7 @@ func (s *certStore) load(reload bool) error {
 		s.metrics.CertificateLoaded(time.Time{}, reload, false)
 		err = fmt.Errorf("TLS certificate %s, key %s: %w", s.certFile, s.keyFile, err)
 		if reload && s.cur.Load() != nil {
-			s.log.Error("certificate reload failed, keeping the one in use", "event", "tls-reload", "result", "failed", "err", err)
+			s.log.Error("certificate reload failed, keeping the one in use", logkey.Event, logkey.EventTLSReload, "result", "failed", "err", err)
 		}
 		return err
 	}
@@ -47,10 +48,10 @@ func (s *certStore) load(reload bool) error {
 	if !reload {
 		result = "loaded"
 	}
-	s.log.Info("TLS certificate", "event", "tls-reload", "result", result, "cert_file", s.certFile,
+	s.log.Info("TLS certificate", logkey.Event, logkey.EventTLSReload, "result", result, "cert_file", s.certFile,
 		"subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	if now := time.Now(); now.After(cert.Leaf.NotAfter) || now.Before(cert.Leaf.NotBefore) {
-		s.log.Warn("TLS certificate is not valid now", "event", "tls-cert-invalid-time",
+		s.log.Warn("TLS certificate is not valid now", logkey.Event, logkey.EventTLSInvalidTime,
 			"not_before", cert.Leaf.NotBefore.UTC().Format(time.RFC3339), "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
@@ -90,13 +91,13 @@ func handshake(ctx context.Context, tc *tls.Conn, idle time.Duration, log *slog.
 	err := tc.HandshakeContext(hctx)
 	m.TLSHandshake(err == nil)
 	if err != nil {
-		log.Info("TLS handshake failed", "event", "tls-failed", "ip", clientAddr(tc), "err", err)
+		log.Info("TLS handshake failed", logkey.Event, logkey.EventTLSFailed, logkey.Client, clientAddr(tc), "err", err)
 		tc.Close()
 		return false
 	}
 	_ = tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
-	log.Debug("TLS established", "event", "tls", "ip", clientAddr(tc),
+	log.Debug("TLS established", logkey.Event, logkey.EventTLS, logkey.Client, clientAddr(tc),
 		"version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
 	return true
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/slots"
 )
 
@@ -43,7 +44,7 @@ func (l *Limiter) String() string {
 func (l *Limiter) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
 	if err := l.slots.Acquire(ctx); err != nil {
 		if errors.Is(err, slots.ErrBusy) {
-			l.log.Warn("too many deliveries at once, message refused", "event", "delivery-busy",
+			l.log.Warn("too many deliveries at once, message refused", logkey.Event, logkey.EventDeliveryBusy,
 				"session", env.Session, "max", l.slots.Max(), "waited", l.slots.Timeout())
 			err = fmt.Errorf("%d deliveries already running", l.slots.Max())
 		}

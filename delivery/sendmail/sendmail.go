@@ -143,12 +143,12 @@ func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 
 	argv, err := b.checkedArgv(env)
 	if err != nil {
-		log.Warn("message refused before sendmail", "event", "delivery-refused", "reason", delivery.Reason(err), "err", err)
+		log.Warn("message refused before sendmail", "reason", delivery.Reason(err), "err", err)
 		return err
 	}
 	acct, err := b.resolve(env.Identity)
 	if err != nil {
-		log.Warn("no account to submit as", "event", "delivery-refused", "reason", delivery.Reason(err), "account", env.Identity.Account, "err", err)
+		log.Warn("no account to submit as", "reason", delivery.Reason(err), "account", env.Identity.Account, "err", err)
 		return err
 	}
 	log = log.With("account", acct.Name, "uid", acct.UID)
@@ -156,7 +156,7 @@ func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 	stdin, cleanup, err := stageStdin(msg)
 	if err != nil {
 		err = delivery.Temporary("staging", err)
-		log.Error("cannot stage the message for sendmail", "event", "delivery-failed", "reason", "staging", "err", err)
+		log.Error("cannot stage the message for sendmail", "reason", "staging", "err", err)
 		return err
 	}
 	defer cleanup()
@@ -168,11 +168,11 @@ func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 	}
 	switch {
 	case err == nil:
-		log.Info("submitted to sendmail", append([]any{"event", "delivered"}, attrs[2:]...)...)
+		log.Info("submitted to sendmail", attrs[2:]...)
 	case delivery.Reason(err) == "exec":
-		log.Error("cannot run sendmail", append([]any{"event", "delivery-failed", "err", err}, attrs...)...)
+		log.Error("cannot run sendmail", append([]any{"err", err}, attrs...)...)
 	default:
-		log.Warn("sendmail failed", append([]any{"event", "delivery-failed", "err", err}, attrs...)...)
+		log.Warn("sendmail failed", append([]any{"err", err}, attrs...)...)
 	}
 	return err
 }

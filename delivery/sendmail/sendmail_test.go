@@ -546,8 +546,8 @@ func TestDeliverRefusesBadAddresses(t *testing.T) {
 	if _, err := os.Stat("/tmp/pwn.log"); err == nil {
 		t.Error("/tmp/pwn.log exists")
 	}
-	if !strings.Contains(logs.String(), "event=delivery-refused") {
-		t.Errorf("no delivery-refused log line:\n%s", logs)
+	if !strings.Contains(logs.String(), `msg="message refused before sendmail"`) {
+		t.Errorf("no refusal log line:\n%s", logs)
 	}
 }
 

@@ -34,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // Config is the throttle's configuration.
@@ -259,8 +261,8 @@ func (t *Throttle) block(e *entry, max int, now time.Time, kind, name string) {
 	}
 	e.blockedUntil = now.Add(t.cfg.Window)
 	t.blockedTotal++
-	t.log.Warn("too many failed logins, refusing new connections", "event", "throttle-block",
-		"source", kind, "ip", name, "failures", e.failures, "until", e.blockedUntil.UTC().Format(time.RFC3339))
+	t.log.Warn("too many failed logins, refusing new connections", logkey.Event, logkey.EventThrottleBlock,
+		"source", kind, logkey.Client, name, "failures", e.failures, "until", e.blockedUntil.UTC().Format(time.RFC3339))
 }
 
 // Blocks is how many times an address or a network has been blocked since

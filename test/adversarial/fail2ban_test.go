@@ -27,9 +27,9 @@ func TestFail2banThrottledLog(t *testing.T) {
 user_pattern = '^.+$'
 `)
 	failures := []struct{ from, user string }{
-		{"127.0.0.2", `x"ip=192.0.2.1`},
-		{"127.0.0.2", `ip=192.0.2.2`},
-		{"127.0.0.2", `a"ip="192.0.2.3"event=auth-failed`},
+		{"127.0.0.2", `x"client=192.0.2.1`},
+		{"127.0.0.2", `client=192.0.2.2`},
+		{"127.0.0.2", `a"client="192.0.2.3"event=auth-failed`},
 		{"127.0.1.5", "alice"},
 		{"127.0.1.6", `"`},
 	}

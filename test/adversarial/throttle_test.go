@@ -85,8 +85,8 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("another /24 got %q", l)
 	}
 	log := d.log.String()
-	for _, want := range []string{"event=throttle-block source=address ip=127.0.0.2", "event=throttle-block source=network ip=127.0.0.0",
-		`msg="session refused" ip=127.0.0.2 reason=throttled`, `msg="session refused" ip=127.0.0.9 reason=throttled`} {
+	for _, want := range []string{"event=throttle-block source=address client=127.0.0.2", "event=throttle-block source=network client=127.0.0.0",
+		`msg="session refused" client=127.0.0.2 reason=throttled`, `msg="session refused" client=127.0.0.9 reason=throttled`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)
 		}

@@ -173,7 +173,7 @@ func TestPerClientCap(t *testing.T) {
 	if !third.closed() {
 		t.Error("refused connection left open")
 	}
-	m.waitLog(`msg="session refused" ip=127.0.0.1 reason=max-sessions-per-client`)
+	m.waitLog(`msg="session refused" client=127.0.0.1 reason=max-sessions-per-client`)
 }
 
 // TestTrustedNetworkExempt: loopback is trusted by default, so the

@@ -91,7 +91,7 @@ root = %q
 	}{
 		{"alice", "wrong-password", "530"},
 		{"bob", "whatever-1", "530"},
-		{`x"ip=` + forged + `"event=auth-failed`, "whatever-2", "530"},
+		{`x"client=` + forged + `"event=auth-failed`, "whatever-2", "530"},
 		{"alice", "right-password-4711", "250"},
 	}
 	for _, l := range logins {
