@@ -9,8 +9,6 @@ import (
 	"context"
 	"errors"
 	"io"
-
-	"github.com/mppd/mppd/authn"
 )
 
 // Envelope says who sends a message and who receives it.
@@ -22,8 +20,12 @@ type Envelope struct {
 	// checked by the engine to be plain mailboxes (no leading '-', no
 	// spaces or control characters), de-duplicated, at least one.
 	Recipients []string
-	// Identity is who authenticated.
-	Identity authn.Identity
+	// Login is the name the user authenticated with (USER), for the
+	// backend's log lines.
+	Login string
+	// Account is the local account the authentication backend mapped the
+	// login to, "" when it gives none. The sendmail backend submits as it.
+	Account string
 	// Session is the session id, for the backend's log lines.
 	Session string
 }

@@ -73,7 +73,8 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 	env := delivery.Envelope{
 		Sender:     id.Addresses[0],
 		Recipients: prep.Recipients,
-		Identity:   id,
+		Login:      id.Login,
+		Account:    id.Account,
 		Session:    s.id,
 	}
 	msg := io.MultiReader(bytesReader(prep.Header), bodyReader)

@@ -74,7 +74,7 @@ func (d journalDelivery) Deliver(ctx context.Context, env delivery.Envelope, msg
 	if _, err := io.Copy(io.Discard, msg); err != nil {
 		return err
 	}
-	d.j.add("deliver " + env.Identity.Login)
+	d.j.add("deliver " + env.Login)
 	return nil
 }
 

@@ -87,7 +87,7 @@ func TestUserOutOfSequence(t *testing.T) {
 	c.cmd("PASS alice-pw", 250) // still alice: the refused USER changed nothing
 	c.cmd("USER bob", 503)
 	c.post(simpleMessage, 250)
-	if got := ts.del.messages(); len(got) != 1 || got[0].env.Identity.Login != "alice" {
+	if got := ts.del.messages(); len(got) != 1 || got[0].env.Login != "alice" {
 		t.Fatalf("deliveries %+v", got)
 	}
 

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
 )
 
@@ -88,12 +87,11 @@ func policy(acct account, minUID uint32) string {
 	return ""
 }
 
-// resolve picks the account a submission for id runs as: id.Account when
-// NSS knows it, otherwise the fallback account when one is configured.
-// Errors are delivery errors: an identity with no usable account is
-// permanent (550), NSS failing to answer is temporary (451).
-func (b *Backend) resolve(id authn.Identity) (account, error) {
-	name := id.Account
+// resolve picks the account a submission runs as: name (the envelope's
+// Account) when NSS knows it, otherwise the fallback account when one is
+// configured. Errors are delivery errors: a login with no usable account
+// is permanent (550), NSS failing to answer is temporary (451).
+func (b *Backend) resolve(name string) (account, error) {
 	if name != "" {
 		if !validAccountName(name) {
 			return account{}, delivery.Permanent("bad-account", fmt.Errorf("account name %s is not valid", quote(name)))

@@ -23,8 +23,8 @@ type Config struct {
 	// overflow uid 65534 (nobody) are refused whatever it says.
 	MinUID uint32 `toml:"min_uid"`
 	// FallbackAccount is the local account used for users the
-	// authentication backend gives no local account (Identity.Account
-	// empty, or not known to NSS), for example a dedicated submit user
+	// authentication backend gives no local account (the envelope's
+	// Account empty, or not known to NSS), for example a dedicated submit user
 	// for directory users. The envelope sender is still the
 	// authenticated address. Empty: such users get 550.
 	FallbackAccount string `toml:"fallback_account"`

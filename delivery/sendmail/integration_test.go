@@ -83,7 +83,8 @@ func userEnvelope(acct, sender string, rcpts ...string) delivery.Envelope {
 	return delivery.Envelope{
 		Sender:     sender,
 		Recipients: rcpts,
-		Identity:   authn.Identity{Login: acct, Addresses: []string{sender}, Account: acct},
+		Login:      acct,
+		Account:    acct,
 		Session:    "it",
 	}
 }
@@ -99,7 +100,7 @@ func TestIntegrationChildCredentials(t *testing.T) {
 	b, _ := newBackend(t, cfg)
 	acct := mustAccount(t, "mppd-mta1")
 	env := testEnvelope()
-	env.Identity.Account = "mppd-mta1"
+	env.Account = "mppd-mta1"
 	if err := b.Deliver(context.Background(), env, strings.NewReader(testMessage)); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}

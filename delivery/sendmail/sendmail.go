@@ -135,20 +135,20 @@ func checkExecutable(path string) error {
 }
 
 // Deliver submits msg to sendmail for env.Recipients with env.Sender as the
-// envelope sender, as the local account of env.Identity. It returns nil
+// envelope sender, as the local account env.Account. It returns nil
 // only after sendmail exited 0.
 func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
 	start := time.Now()
-	log := b.log.With("backend", "sendmail", "session", env.Session, "login", env.Identity.Login)
+	log := b.log.With("backend", "sendmail", "session", env.Session, "login", env.Login)
 
 	argv, err := b.checkedArgv(env)
 	if err != nil {
 		log.Warn("message refused before sendmail", "reason", delivery.Reason(err), "err", err)
 		return err
 	}
-	acct, err := b.resolve(env.Identity)
+	acct, err := b.resolve(env.Account)
 	if err != nil {
-		log.Warn("no account to submit as", "reason", delivery.Reason(err), "account", env.Identity.Account, "err", err)
+		log.Warn("no account to submit as", "reason", delivery.Reason(err), "account", env.Account, "err", err)
 		return err
 	}
 	log = log.With("account", acct.Name, "uid", acct.UID)

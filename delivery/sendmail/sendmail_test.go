@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/testenv"
 )
@@ -179,7 +178,8 @@ func testEnvelope() delivery.Envelope {
 	return delivery.Envelope{
 		Sender:     "alice@example.org",
 		Recipients: []string{"bob@example.org", "carol@example.net"},
-		Identity:   authn.Identity{Login: "alice", Addresses: []string{"alice@example.org"}, Account: "mppd-test"},
+		Login:      "alice",
+		Account:    "mppd-test",
 		Session:    "s1",
 	}
 }
@@ -372,7 +372,7 @@ func TestResolve(t *testing.T) {
 			fb := users[tt.fallback]
 			b.fallback = &fb
 		}
-		acct, err := b.resolve(authn.Identity{Login: "x", Addresses: []string{"x@example.org"}, Account: tt.account})
+		acct, err := b.resolve(tt.account)
 		var got string
 		switch {
 		case err == nil:

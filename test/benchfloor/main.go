@@ -85,7 +85,7 @@ func main() {
 			}
 		}
 		if *what != "login" {
-			env := delivery.Envelope{Sender: ident.Addresses[0], Recipients: []string{*rcpt}, Identity: ident, Session: "benchfloor"}
+			env := delivery.Envelope{Sender: ident.Addresses[0], Recipients: []string{*rcpt}, Login: ident.Login, Account: ident.Account, Session: "benchfloor"}
 			return del.Deliver(ctx, env, io.Reader(bytes.NewReader(msg)))
 		}
 		return nil
