@@ -3,6 +3,8 @@ package protocol
 import (
 	"regexp"
 	"time"
+
+	"github.com/mppd/mppd/internal/message"
 )
 
 // Limits bound what one client can make the server do. The defaults, and
@@ -44,8 +46,8 @@ func DefaultLimits() Limits {
 		MaxLine:        1000,
 		MaxMessage:     10_240_000,
 		MaxHeader:      102_400,
-		MaxRecipients:  100,
-		MaxReceived:    50,
+		MaxRecipients:  message.DefaultMaxRecipients,
+		MaxReceived:    message.DefaultMaxReceived,
 		IdleTimeout:    5 * time.Minute,
 		SessionTimeout: 20 * time.Minute,
 		MinDataRate:    500,
@@ -53,19 +55,6 @@ func DefaultLimits() Limits {
 		MaxJunk:        100,
 	}
 }
-
-// SenderPolicy says what happens to a message whose From: names someone
-// other than the authenticated user.
-type SenderPolicy int
-
-const (
-	// SenderAddHeader keeps the From: and adds a Sender: naming the
-	// authenticated address (RFC 5322 §3.6.2), replacing any Sender: the
-	// client wrote that is not the user's.
-	SenderAddHeader SenderPolicy = iota
-	// SenderReject refuses the message with 550.
-	SenderReject
-)
 
 // DefaultUserPattern is the grammar a USER argument must match by default:
 // a POSIX-style login name (no leading '-', not starting with a digit, at
@@ -82,8 +71,9 @@ type Config struct {
 	// Whatever it says, a user name never contains a control character,
 	// a space or a NUL, never starts with '-', and is at most 256 octets.
 	UserPattern *regexp.Regexp
-	// SenderPolicy, see the constants.
-	SenderPolicy SenderPolicy
+	// SenderPolicy is what happens to a message whose From: names someone
+	// other than the authenticated user.
+	SenderPolicy message.SenderPolicy
 	// ReceivedClientAddress puts the client's IP address in the Received:
 	// header mppd adds (RFC 6409 §8.5 leaves it to local policy).
 	ReceivedClientAddress bool
@@ -104,7 +94,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Limits:                DefaultLimits(),
-		SenderPolicy:          SenderAddHeader,
+		SenderPolicy:          message.AddSender,
 		ReceivedClientAddress: true,
 		AuthFailureDelay:      time.Second,
 		MemoryThreshold:       1 << 20,

@@ -53,7 +53,7 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 		Hostname:              s.cfg.Hostname,
 		MaxRecipients:         s.cfg.Limits.MaxRecipients,
 		MaxReceived:           s.cfg.Limits.MaxReceived,
-		Sender:                messagePolicy(s.cfg.SenderPolicy),
+		Sender:                s.cfg.SenderPolicy,
 		ReceivedClientAddress: s.cfg.ReceivedClientAddress,
 	})
 	if err != nil {
@@ -100,11 +100,4 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 	log.Info("message queued", logkey.Event, logkey.EventDelivered, "from", env.Sender,
 		"recipients", len(env.Recipients), "added", prep.Added, "removed", prep.Removed, logkey.Duration, took)
 	return replyOK.with("Message queued.")
-}
-
-func messagePolicy(p SenderPolicy) message.SenderPolicy {
-	if p == SenderReject {
-		return message.Reject
-	}
-	return message.AddSender
 }

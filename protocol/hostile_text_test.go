@@ -5,6 +5,8 @@ package protocol
 import (
 	"strings"
 	"testing"
+
+	"github.com/mppd/mppd/internal/message"
 )
 
 // Cases 17 and 44: SMTP-smuggling-style dot lines never end the text; the
@@ -150,7 +152,7 @@ func TestSenderForgery(t *testing.T) {
 		t.Fatalf("delivered %q from %q", got.msg, got.env.Sender)
 	}
 
-	ts = newTestServer(t, func(c *Config) { c.SenderPolicy = SenderReject })
+	ts = newTestServer(t, func(c *Config) { c.SenderPolicy = message.Reject })
 	c = ts.dial()
 	c.login()
 	c.post("From: ceo@example.test\r\nTo: bob@example.test\r\n\r\nwire money\r\n", 550)

@@ -138,12 +138,7 @@ func (c *Config) Protocol() protocol.Config {
 		MaxJunk:        c.Session.MaxJunkCommands,
 	}
 	p.UserPattern = c.UserPattern()
-	switch c.Message.SenderPolicy {
-	case "reject":
-		p.SenderPolicy = protocol.SenderReject
-	default:
-		p.SenderPolicy = protocol.SenderAddHeader
-	}
+	p.SenderPolicy = c.Message.SenderPolicy
 	p.ReceivedClientAddress = c.Message.ReceivedClientAddress
 	p.AuthFailureDelay = c.Session.AuthFailureDelay.D()
 	p.StagingDir = c.Message.StagingDir
@@ -202,7 +197,7 @@ func (c *Config) LogValue() slog.Value {
 			slog.Int("max_header_size", m.MaxHeaderSize),
 			slog.Int("max_recipients", m.MaxRecipients),
 			slog.Int("max_received", m.MaxReceived),
-			slog.String("sender_policy", m.SenderPolicy),
+			slog.String("sender_policy", m.SenderPolicy.String()),
 			slog.Bool("received_client_address", m.ReceivedClientAddress),
 			slog.String("staging_dir", m.StagingDir),
 			slog.Int("memory_threshold", m.MemoryThreshold),

@@ -33,6 +33,7 @@ import (
 	"github.com/mppd/mppd/authn/passwdfile"
 	"github.com/mppd/mppd/delivery/maildir"
 	"github.com/mppd/mppd/delivery/sendmail"
+	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/internal/tomltype"
 	"github.com/mppd/mppd/protocol"
 )
@@ -107,14 +108,14 @@ type Session struct {
 
 // Message holds the per-message limits and policies.
 type Message struct {
-	MaxSize               int64  `toml:"max_size"`
-	MaxHeaderSize         int    `toml:"max_header_size"`
-	MaxRecipients         int    `toml:"max_recipients"`
-	MaxReceived           int    `toml:"max_received"`
-	SenderPolicy          string `toml:"sender_policy"` // add-sender, reject
-	ReceivedClientAddress bool   `toml:"received_client_address"`
-	StagingDir            string `toml:"staging_dir"`
-	MemoryThreshold       int    `toml:"memory_threshold"`
+	MaxSize               int64                `toml:"max_size"`
+	MaxHeaderSize         int                  `toml:"max_header_size"`
+	MaxRecipients         int                  `toml:"max_recipients"`
+	MaxReceived           int                  `toml:"max_received"`
+	SenderPolicy          message.SenderPolicy `toml:"sender_policy"`
+	ReceivedClientAddress bool                 `toml:"received_client_address"`
+	StagingDir            string               `toml:"staging_dir"`
+	MemoryThreshold       int                  `toml:"memory_threshold"`
 }
 
 // Authn chooses the authentication backend and holds each backend's
@@ -175,7 +176,7 @@ func Default() *Config {
 			MaxHeaderSize:         l.MaxHeader,
 			MaxRecipients:         l.MaxRecipients,
 			MaxReceived:           l.MaxReceived,
-			SenderPolicy:          "add-sender",
+			SenderPolicy:          p.SenderPolicy,
 			ReceivedClientAddress: p.ReceivedClientAddress,
 			StagingDir:            p.StagingDir,
 			MemoryThreshold:       p.MemoryThreshold,

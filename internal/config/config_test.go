@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/protocol"
 )
 
@@ -58,7 +59,7 @@ func TestLoadMinimal(t *testing.T) {
 	if p.Limits != want.Limits {
 		t.Errorf("limits = %+v, want the engine's defaults %+v", p.Limits, want.Limits)
 	}
-	if p.Hostname != "mx.example.test" || p.SenderPolicy != protocol.SenderAddHeader ||
+	if p.Hostname != "mx.example.test" || p.SenderPolicy != message.AddSender ||
 		!p.ReceivedClientAddress || p.AuthFailureDelay != want.AuthFailureDelay ||
 		p.MemoryThreshold != want.MemoryThreshold || p.StagingDir != "" {
 		t.Errorf("protocol config = %+v", p)
@@ -119,7 +120,7 @@ memory_threshold = 0
 	if p.Limits != want {
 		t.Errorf("limits = %+v\nwant     %+v", p.Limits, want)
 	}
-	if p.SenderPolicy != protocol.SenderReject || p.ReceivedClientAddress || p.AuthFailureDelay != 0 ||
+	if p.SenderPolicy != message.Reject || p.ReceivedClientAddress || p.AuthFailureDelay != 0 ||
 		p.StagingDir != dir || p.MemoryThreshold != 0 || p.UserPattern.String() != "^[a-z]+$" {
 		t.Errorf("protocol config = %+v", p)
 	}

@@ -164,7 +164,6 @@ func (c *Config) validate(lines map[string]int) error {
 	}
 	v.intRange("message.max_recipients", int64(m.MaxRecipients), 1, 1000, "")
 	v.intRange("message.max_received", int64(m.MaxReceived), 1, 1000, "")
-	v.oneOf("message.sender_policy", m.SenderPolicy, "add-sender", "reject")
 	if m.StagingDir != "" {
 		m.StagingDir = c.resolve(m.StagingDir)
 		if fi, err := os.Stat(m.StagingDir); err != nil {

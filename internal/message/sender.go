@@ -9,17 +9,43 @@ import (
 )
 
 // SenderPolicy says what happens to a message whose From: names someone
-// other than the authenticated user. It mirrors protocol.SenderPolicy; the
-// engine maps one to the other.
+// other than the authenticated user. It is message.sender_policy in
+// mppd.conf, written as its String ("add-sender", "reject").
 type SenderPolicy int
 
 const (
 	// AddSender keeps the From: and delivers exactly one Sender: naming
-	// the authenticated user (RFC 5322 §3.6.2).
+	// the authenticated user (RFC 5322 §3.6.2), replacing any Sender: the
+	// client wrote that is not the user's.
 	AddSender SenderPolicy = iota
-	// Reject refuses the message (from-not-yours, sender-not-yours).
+	// Reject refuses the message with 550 (from-not-yours,
+	// sender-not-yours).
 	Reject
 )
+
+// String returns the policy's name in mppd.conf.
+func (p SenderPolicy) String() string {
+	if p == Reject {
+		return "reject"
+	}
+	return "add-sender"
+}
+
+// MarshalText writes the policy's name.
+func (p SenderPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads a policy's name.
+func (p *SenderPolicy) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "add-sender":
+		*p = AddSender
+	case "reject":
+		*p = Reject
+	default:
+		return fmt.Errorf("%q is not one of add-sender, reject", b)
+	}
+	return nil
+}
 
 // senderRules judges the originator fields of a message (From: and
 // Sender:) or of its current resent block (Resent-From: and
