@@ -7,8 +7,9 @@ import (
 	"github.com/mppd/mppd/internal/message"
 )
 
-// Limits bound what one client can make the server do. The defaults, and
-// where each number comes from, are in DefaultLimits and mppd(8).
+// Limits bound what one client can make the server do. Every one must be
+// set; the defaults, and where each number comes from, are mppd.conf's
+// (internal/config, mppd.conf(5) and mppd(8)).
 type Limits struct {
 	// MaxLine is the longest command line accepted, CRLF included (RFC 5321
 	// §4.5.3.1.4 uses 512 for SMTP commands; we take 1000 like its text
@@ -40,34 +41,13 @@ type Limits struct {
 	MaxJunk int
 }
 
-// DefaultLimits returns the limits in ../shared/notes/limits-and-bad-input.md.
-func DefaultLimits() Limits {
-	return Limits{
-		MaxLine:        1000,
-		MaxMessage:     10_240_000,
-		MaxHeader:      102_400,
-		MaxRecipients:  message.DefaultMaxRecipients,
-		MaxReceived:    message.DefaultMaxReceived,
-		IdleTimeout:    5 * time.Minute,
-		SessionTimeout: 20 * time.Minute,
-		MinDataRate:    500,
-		MaxErrors:      3,
-		MaxJunk:        100,
-	}
-}
-
-// DefaultUserPattern is the grammar a USER argument must match by default:
-// a POSIX-style login name (no leading '-', not starting with a digit, at
-// most 32 characters).
-const DefaultUserPattern = `^[a-z_][a-z0-9_.-]{0,31}$`
-
 // Config is everything about a session that is not a backend.
 type Config struct {
 	// Hostname names this server in the greeting, Received: and
 	// Message-ID:.
 	Hostname string
 	Limits   Limits
-	// UserPattern is the USER grammar; nil means DefaultUserPattern.
+	// UserPattern is the USER grammar; nil leaves only the fixed rules.
 	// Whatever it says, a user name never contains a control character,
 	// a space or a NUL, never starts with '-', and is at most 256 octets.
 	UserPattern *regexp.Regexp
@@ -88,15 +68,4 @@ type Config struct {
 	// MemoryThreshold is how much of a message is kept in memory before
 	// it spills to StagingDir.
 	MemoryThreshold int
-}
-
-// DefaultConfig returns the defaults for everything but Hostname.
-func DefaultConfig() Config {
-	return Config{
-		Limits:                DefaultLimits(),
-		SenderPolicy:          message.AddSender,
-		ReceivedClientAddress: true,
-		AuthFailureDelay:      time.Second,
-		MemoryThreshold:       1 << 20,
-	}
 }

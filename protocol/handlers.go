@@ -7,7 +7,6 @@ package protocol
 import (
 	"context"
 	"errors"
-	"regexp"
 	"time"
 
 	"github.com/mppd/mppd/authn"
@@ -49,14 +48,8 @@ func (s *session) validUser(u string) bool {
 			return false
 		}
 	}
-	pattern := s.cfg.UserPattern
-	if pattern == nil {
-		pattern = defaultUserPattern
-	}
-	return pattern.MatchString(u)
+	return s.cfg.UserPattern == nil || s.cfg.UserPattern.MatchString(u)
 }
-
-var defaultUserPattern = regexp.MustCompile(DefaultUserPattern)
 
 // cmdPass: PASS <SP> <password>. The password goes to the authenticator
 // and nowhere else: it is never logged.

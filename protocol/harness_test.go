@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -108,12 +109,27 @@ type testServer struct {
 	wg     sync.WaitGroup
 }
 
-// testConfig is the default config with no failure delay.
+// testConfig is mppd.conf's defaults (internal/config.Default), with no
+// failure delay.
 func testConfig() Config {
-	cfg := DefaultConfig()
-	cfg.Hostname = "mpp.example.test"
-	cfg.AuthFailureDelay = 0
-	return cfg
+	return Config{
+		Hostname: "mpp.example.test",
+		Limits: Limits{
+			MaxLine:        1000,
+			MaxMessage:     10_240_000,
+			MaxHeader:      102_400,
+			MaxRecipients:  100,
+			MaxReceived:    50,
+			IdleTimeout:    5 * time.Minute,
+			SessionTimeout: 20 * time.Minute,
+			MinDataRate:    500,
+			MaxErrors:      3,
+			MaxJunk:        100,
+		},
+		UserPattern:           regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`),
+		ReceivedClientAddress: true,
+		MemoryThreshold:       1 << 20,
+	}
 }
 
 func newTestServer(t *testing.T, mutate func(*Config)) *testServer {

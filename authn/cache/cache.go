@@ -30,42 +30,15 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/logkey"
-	"github.com/mppd/mppd/internal/tomltype"
 )
-
-// Config is the [authn.cache] section.
-type Config struct {
-	// Enabled turns the cache on. Default: false.
-	Enabled bool `toml:"enabled"`
-	// TTL is how long a result, success or failure, is used.
-	TTL tomltype.Duration `toml:"ttl"`
-	// MaxEntries bounds the cache; the least recently used result makes
-	// room for a new one.
-	MaxEntries int `toml:"max_entries"`
-}
-
-// DefaultConfig returns the defaults: off, 60 s, 10,000 entries.
-func DefaultConfig() Config {
-	return Config{TTL: tomltype.Duration(time.Minute), MaxEntries: 10000}
-}
-
-// Validate checks the section.
-func (c Config) Validate() error {
-	if c.TTL.D() < time.Second || c.TTL.D() > time.Hour {
-		return fmt.Errorf("ttl: %s is out of range 1s..1h", c.TTL)
-	}
-	if c.MaxEntries < 1 || c.MaxEntries > 10_000_000 {
-		return fmt.Errorf("max_entries: %d is out of range 1..10000000", c.MaxEntries)
-	}
-	return nil
-}
 
 // Cache is an authn.Authenticator that answers from its memory when it can
 // and asks next otherwise.
 type Cache struct {
 	next authn.Authenticator
-	cfg  Config
+	cfg  config.Cache
 	log  *slog.Logger
 	key  [32]byte
 	now  func() time.Time
@@ -86,7 +59,7 @@ type entry struct {
 }
 
 // New returns a cache in front of next.
-func New(next authn.Authenticator, cfg Config, log *slog.Logger) *Cache {
+func New(next authn.Authenticator, cfg config.Cache, log *slog.Logger) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

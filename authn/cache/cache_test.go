@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/tomltype"
 )
 
@@ -47,7 +48,7 @@ type clock struct{ t time.Time }
 func newCache(t *testing.T, max int) (*Cache, *backend, *clock) {
 	t.Helper()
 	b := &backend{}
-	cfg := DefaultConfig()
+	cfg := config.DefaultCache()
 	cfg.Enabled = true
 	cfg.MaxEntries = max
 	c := New(b, cfg, nil)
@@ -183,7 +184,7 @@ func TestNoPasswordHeld(t *testing.T) {
 	if id, _ := login(c, "alice", "right"); id.Addresses[0] != "alice@example.test" {
 		t.Fatalf("cached identity changed by a caller: %v", id)
 	}
-	other := New(&backend{}, DefaultConfig(), nil)
+	other := New(&backend{}, config.DefaultCache(), nil)
 	req := authn.Request{User: "alice", Password: "right"}
 	if c.keyOf(req) == other.keyOf(req) {
 		t.Fatal("two processes share a key")
@@ -197,10 +198,10 @@ func TestNoPasswordHeld(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	if err := DefaultConfig().Validate(); err != nil {
+	if err := config.DefaultCache().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []Config{{TTL: 0, MaxEntries: 1}, {TTL: tomltype.Duration(2 * time.Hour), MaxEntries: 1}, {TTL: tomltype.Duration(time.Minute)}} {
+	for _, c := range []config.Cache{{TTL: 0, MaxEntries: 1}, {TTL: tomltype.Duration(2 * time.Hour), MaxEntries: 1}, {TTL: tomltype.Duration(time.Minute)}} {
 		if c.Validate() == nil {
 			t.Errorf("%+v accepted", c)
 		}

@@ -11,6 +11,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // fakeDirectory is a tiny plaintext LDAP server for the pool's failure
@@ -130,7 +131,7 @@ func response(id any, tag ber.Tag, code uint16) *ber.Packet {
 // a wrong one is a wrong password, neither is "unavailable".
 func TestPooledConnectionDeadOnUse(t *testing.T) {
 	f := startFakeDirectory(t)
-	c := DefaultConfig()
+	c := config.DefaultLDAP()
 	c.URIs = []string{"ldap://" + f.l.Addr().String()}
 	c.InsecurePlaintext = true
 	c.UserDN = "uid={user},dc=example,dc=com"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/authn/ldap/ldaptest"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // The test directory of package ldaptest.
@@ -28,13 +29,13 @@ const (
 
 // searchConfig is search-then-bind as the service account, StartTLS with
 // the test CA: the configuration most sites run.
-func searchConfig(t *testing.T, s *ldaptest.Server) Config {
+func searchConfig(t *testing.T, s *ldaptest.Server) config.LDAP {
 	t.Helper()
 	pwFile := filepath.Join(t.TempDir(), "ldap.secret")
 	if err := os.WriteFile(pwFile, []byte(servicePW+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
+	cfg := config.DefaultLDAP()
 	cfg.URIs = []string{s.URI}
 	cfg.CAFile = s.CAFile
 	cfg.SearchBase = baseDN
@@ -45,8 +46,8 @@ func searchConfig(t *testing.T, s *ldaptest.Server) Config {
 	return cfg
 }
 
-func directConfig(s *ldaptest.Server) Config {
-	cfg := DefaultConfig()
+func directConfig(s *ldaptest.Server) config.LDAP {
+	cfg := config.DefaultLDAP()
 	cfg.URIs = []string{s.URI}
 	cfg.CAFile = s.CAFile
 	cfg.UserDN = "uid={user},ou=people,dc=mppd,dc=test"
@@ -54,7 +55,7 @@ func directConfig(s *ldaptest.Server) Config {
 	return cfg
 }
 
-func newBackend(t *testing.T, cfg Config) *Backend {
+func newBackend(t *testing.T, cfg config.LDAP) *Backend {
 	t.Helper()
 	b, err := New(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
@@ -155,7 +156,7 @@ func TestIntegrationDirectBind(t *testing.T) {
 // connection and no BIND for it.
 func TestIntegrationEmptyPasswordSendsNoBind(t *testing.T) {
 	s := ldaptest.Start(t)
-	for name, cfg := range map[string]Config{"search": searchConfig(t, s), "direct": directConfig(s)} {
+	for name, cfg := range map[string]config.LDAP{"search": searchConfig(t, s), "direct": directConfig(s)} {
 		t.Run(name, func(t *testing.T) {
 			b := newBackend(t, cfg)
 			aliceDN := "uid=alice,ou=people,dc=mppd,dc=test"
@@ -189,7 +190,7 @@ func TestIntegrationGroups(t *testing.T) {
 	asUser := directConfig(s) // group search done with the user's own rights
 	asUser.GroupSearchBase = bySearch.GroupSearchBase
 	asUser.GroupSearchFilter = bySearch.GroupSearchFilter
-	for name, cfg := range map[string]Config{"memberOf": byFilter, "group-search": bySearch, "direct-as-user": asUser} {
+	for name, cfg := range map[string]config.LDAP{"memberOf": byFilter, "group-search": bySearch, "direct-as-user": asUser} {
 		t.Run(name, func(t *testing.T) {
 			b := newBackend(t, cfg)
 			mustLogin(t, b, "alice", "alice-pw", "alice", "alice@mppd.test", "a.liddell@mppd.test", "postmaster@mppd.test")
@@ -197,7 +198,7 @@ func TestIntegrationGroups(t *testing.T) {
 			// The password is checked first: a non-member with a wrong
 			// password is a wrong password.
 			reason := "bad-password"
-			if cfg.direct() {
+			if cfg.Direct() {
 				reason = "invalid-credentials"
 			}
 			mustFail(t, b, "carol", "nope", true, reason)

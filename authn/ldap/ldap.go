@@ -20,12 +20,13 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/logkey"
 )
 
 // Backend is the LDAP authenticator. It is safe for concurrent use.
 type Backend struct {
-	cfg             Config
+	cfg             config.LDAP
 	log             *slog.Logger
 	servicePassword string
 	roots           *x509.CertPool
@@ -43,7 +44,7 @@ var _ authn.Authenticator = (*Backend)(nil)
 // New checks cfg, reads the service password and the TLS files, and returns
 // the backend. It does not contact the directory: mppd must start, and
 // answer 451, while the directory is down.
-func New(cfg Config, log *slog.Logger) (*Backend, error) {
+func New(cfg config.LDAP, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Backend{cfg: cfg, log: log}
-	b.scope, _ = scope(cfg.SearchScope)
+	b.scope, _ = cfg.Scope()
 	if err := b.loadTLS(); err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func (b *Backend) String() string {
 	default:
 		s.WriteString(" tls=on")
 	}
-	if b.cfg.direct() {
+	if b.cfg.Direct() {
 		fmt.Fprintf(&s, " mode=direct-bind user_dn=%q", b.cfg.UserDN)
 	} else {
 		fmt.Fprintf(&s, " mode=search-bind base=%q filter=%q", b.cfg.SearchBase, b.cfg.SearchFilter)
@@ -149,7 +150,7 @@ func (b *Backend) Authenticate(ctx context.Context, req authn.Request) (authn.Id
 		e   *entry
 		err error
 	)
-	if b.cfg.direct() {
+	if b.cfg.Direct() {
 		e, err = b.directBind(ctx, req)
 	} else {
 		e, err = b.searchBind(ctx, req)
@@ -269,7 +270,7 @@ func (b *Backend) readEntry(c *conn, name string) (*entry, error) {
 		e   *entry
 		err error
 	)
-	if dnStyle(b.cfg.UserDN) {
+	if config.LDAPDNStyle(b.cfg.UserDN) {
 		e, err = b.findOne(c, name, goldap.ScopeBaseObject, "(objectClass=*)")
 	} else {
 		filter := "(userPrincipalName=" + goldap.EscapeFilter(name) + ")"

@@ -338,7 +338,7 @@ func (b *Backend) tlsConfig(host string) *tls.Config {
 // loadTLS reads the CA bundle and the client certificate once, at start.
 func (b *Backend) loadTLS() error {
 	var err error
-	if b.minTLS, err = tlsVersion(b.cfg.MinTLSVersion); err != nil {
+	if b.minTLS, err = b.cfg.MinTLS(); err != nil {
 		return err
 	}
 	if b.cfg.CAFile != "" {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/testenv"
 )
 
@@ -55,10 +56,10 @@ func needSystem(t *testing.T) {
 }
 
 // newSystem returns a backend on the system's /etc/pam.d.
-func newSystem(t *testing.T, service string, change func(*Config)) (*Backend, *testenv.LogBuffer) {
+func newSystem(t *testing.T, service string, change func(*config.PAM)) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
 	needSystem(t)
-	cfg := DefaultConfig()
+	cfg := config.DefaultPAM()
 	cfg.Service = service
 	cfg.MailDomain = "example.org"
 	if change != nil {
@@ -206,9 +207,9 @@ func statusField(t *testing.T, name string) string {
 // descriptor is left behind.
 func TestSystemConcurrentLogins(t *testing.T) {
 	const n, workers = 50, 16
-	b, _ := newSystem(t, "mppd-test", func(c *Config) {
+	b, _ := newSystem(t, "mppd-test", func(c *config.PAM) {
 		c.Workers = workers
-		c.QueueTimeout = Duration(30 * time.Second)
+		c.QueueTimeout = config.Duration(30 * time.Second)
 	})
 	if _, err := login(b, okUser, okPass, "127.0.0.1"); err != nil { // warm up
 		t.Fatal(err)
@@ -335,10 +336,10 @@ func init() {
 	// start-up warnings.
 	helperMain = func() {
 		var warnings strings.Builder
-		cfg := DefaultConfig()
+		cfg := config.DefaultPAM()
 		cfg.Service = "mppd-test"
 		cfg.MailDomain = "example.org"
-		cfg.Timeout = Duration(20 * time.Second)
+		cfg.Timeout = config.Duration(20 * time.Second)
 		b, err := New(cfg, slog.New(slog.NewTextHandler(&warnings, nil)))
 		if err != nil {
 			fmt.Println("new:", err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/logkey"
 )
 
@@ -42,7 +43,7 @@ import (
 // calls further logins get 451 "busy" after cfg.QueueTimeout instead of
 // piling up threads until the runtime's 10,000-thread limit kills mppd.
 type Backend struct {
-	cfg   Config
+	cfg   config.PAM
 	log   *slog.Logger
 	slots chan struct{} // one token per running transaction
 
@@ -76,11 +77,11 @@ func (b *Backend) Stats() Stats {
 // service has no policy file, since libpam then silently applies the
 // "other" service, and when mppd cannot read /etc/shadow, since pam_unix
 // then cannot check other users' passwords.
-func New(cfg Config, log *slog.Logger) (*Backend, error) {
+func New(cfg config.PAM, log *slog.Logger) (*Backend, error) {
 	return newBackend(cfg, log, "")
 }
 
-func newBackend(cfg Config, log *slog.Logger, confDir string) (*Backend, error) {
+func newBackend(cfg config.PAM, log *slog.Logger, confDir string) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

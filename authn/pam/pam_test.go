@@ -22,6 +22,7 @@ import (
 	libpam "github.com/msteinert/pam/v2"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/testenv"
 )
 
@@ -89,7 +90,7 @@ func testModule(t *testing.T) string {
 // newUnit writes stack (with MOD standing for the test module's path) as
 // the service "mppd-unit" in a temporary directory and returns a backend
 // reading it. change may adjust the config.
-func newUnit(t *testing.T, stack string, change func(*Config)) (*Backend, *testenv.LogBuffer) {
+func newUnit(t *testing.T, stack string, change func(*config.PAM)) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
 	if !libpam.CheckPamHasStartConfdir() {
 		testenv.Missing(t, "pam_start_confdir (Linux-PAM >= 1.4)", "use Debian 12 or later")
@@ -101,7 +102,7 @@ func newUnit(t *testing.T, stack string, change func(*Config)) (*Backend, *teste
 	if err := os.WriteFile(filepath.Join(dir, "mppd-unit"), []byte(stack), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
+	cfg := config.DefaultPAM()
 	cfg.Service = "mppd-unit"
 	cfg.MailDomain = "example.org"
 	if change != nil {
@@ -347,7 +348,7 @@ func TestMissingModuleIsUnavailable(t *testing.T) {
 // unavailable, and warn at start-up.
 func TestMissingServiceFile(t *testing.T) {
 	dir := t.TempDir()
-	cfg := DefaultConfig()
+	cfg := config.DefaultPAM()
 	cfg.Service = "mppd-unit"
 	cfg.MailDomain = "example.org"
 	logs := &testenv.LogBuffer{}
@@ -413,7 +414,7 @@ func TestOneThreadPerTransaction(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	file := filepath.Join(t.TempDir(), "tid")
 	b, _ := newUnit(t, "auth required MOD tid="+file+" expect=pw sleep=5\naccount required MOD tid="+file+"\n",
-		func(c *Config) { c.Workers = 8 })
+		func(c *config.PAM) { c.Workers = 8 })
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
 	for i := range 40 {
@@ -456,10 +457,10 @@ func TestOneThreadPerTransaction(t *testing.T) {
 // stays busy until PAM returns, so with one worker the next login finds
 // the pool full and gets "busy" after the queue timeout.
 func TestTimeoutKeepsWorkerBusy(t *testing.T) {
-	b, logs := newUnit(t, "auth required MOD expect=pw sleep=2500\naccount required pam_permit.so\n", func(c *Config) {
+	b, logs := newUnit(t, "auth required MOD expect=pw sleep=2500\naccount required pam_permit.so\n", func(c *config.PAM) {
 		c.Workers = 1
-		c.Timeout = Duration(100 * time.Millisecond)
-		c.QueueTimeout = Duration(50 * time.Millisecond)
+		c.Timeout = config.Duration(100 * time.Millisecond)
+		c.QueueTimeout = config.Duration(50 * time.Millisecond)
 	})
 	// Answered "at once" means before PAM returned: the transaction is
 	// still running when the answer comes (no bound on wall-clock time,
@@ -485,9 +486,9 @@ func TestTimeoutKeepsWorkerBusy(t *testing.T) {
 }
 
 func TestQueueWaitsForWorker(t *testing.T) {
-	b, _ := newUnit(t, "auth required MOD expect=pw sleep=200\naccount required pam_permit.so\n", func(c *Config) {
+	b, _ := newUnit(t, "auth required MOD expect=pw sleep=200\naccount required pam_permit.so\n", func(c *config.PAM) {
 		c.Workers = 1
-		c.QueueTimeout = Duration(5 * time.Second)
+		c.QueueTimeout = config.Duration(5 * time.Second)
 	})
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -537,9 +538,9 @@ func threads(t *testing.T) int {
 // and everything is released afterwards.
 func TestThreadsBounded(t *testing.T) {
 	const workers = 8
-	b, _ := newUnit(t, "auth required MOD expect=pw sleep=50\naccount required pam_permit.so\n", func(c *Config) {
+	b, _ := newUnit(t, "auth required MOD expect=pw sleep=50\naccount required pam_permit.so\n", func(c *config.PAM) {
 		c.Workers = workers
-		c.QueueTimeout = Duration(30 * time.Second)
+		c.QueueTimeout = config.Duration(30 * time.Second)
 	})
 	login(b, "warm", "pw", "") // let the runtime and libpam settle
 	waitIdle(t, b, 5*time.Second)
@@ -660,7 +661,7 @@ func TestNoLeakOverManyTransactions(t *testing.T) {
 			if tc.service {
 				b, _ = newUnit(t, strings.ReplaceAll(tc.stack, "LIVE", live), nil)
 			} else {
-				cfg := DefaultConfig()
+				cfg := config.DefaultPAM()
 				cfg.Service = "mppd-unit"
 				cfg.MailDomain = "example.org"
 				var err error
@@ -733,7 +734,7 @@ func passwordRetained(b *Backend) bool {
 // file and no "other"); the conversation then stays reachable for good.
 // It must hold no password by then (case 33).
 func TestFailedStartKeepsNoPassword(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := config.DefaultPAM()
 	cfg.Service = "mppd-unit"
 	cfg.MailDomain = "example.org"
 	b, err := newBackend(cfg, nil, t.TempDir())

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // ErrNotBuilt is what New returns in a build without the "pam" tag.
@@ -20,7 +21,7 @@ var _ authn.Authenticator = (*Backend)(nil)
 
 // New checks cfg, then fails with ErrNotBuilt: this binary has no PAM code.
 // Checking first means a config error is still reported as such.
-func New(cfg Config, log *slog.Logger) (*Backend, error) {
+func New(cfg config.PAM, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -9,10 +9,11 @@ import (
 	"testing"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 )
 
 func TestStubSaysHowToBuild(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := config.DefaultPAM()
 	cfg.MailDomain = "example.org"
 	b, err := New(cfg, nil)
 	if b != nil || !errors.Is(err, ErrNotBuilt) {
@@ -24,7 +25,7 @@ func TestStubSaysHowToBuild(t *testing.T) {
 		}
 	}
 	// A config error is still a config error, not "not built".
-	if _, err := New(DefaultConfig(), nil); err == nil || errors.Is(err, ErrNotBuilt) {
+	if _, err := New(config.DefaultPAM(), nil); err == nil || errors.Is(err, ErrNotBuilt) {
 		t.Errorf("New(invalid) = %v, want the config error", err)
 	}
 	_, err = (*Backend)(nil).Authenticate(context.Background(), authn.Request{User: "a", Password: "b"})

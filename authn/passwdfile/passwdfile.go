@@ -53,38 +53,8 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 )
-
-// Config configures the backend, under [authn.passwdfile] in mppd.conf.
-type Config struct {
-	// Path is the password file. Required; a relative path is taken from
-	// the daemon's working directory at start-up.
-	Path string `toml:"path"`
-	// MailDomain makes the address of a user whose line lists none:
-	// user@mail_domain. Required here; the daemon fills it with its host
-	// name when the config file leaves it empty.
-	MailDomain string `toml:"mail_domain"`
-}
-
-// DefaultConfig returns the defaults: the file /etc/mppd/passwd and no mail
-// domain (the daemon supplies its host name).
-func DefaultConfig() Config {
-	return Config{Path: "/etc/mppd/passwd"}
-}
-
-// Validate checks the configuration without touching the file system.
-func (c Config) Validate() error {
-	if c.Path == "" {
-		return errors.New("passwdfile: path is required")
-	}
-	if c.MailDomain == "" {
-		return errors.New("passwdfile: mail_domain is required")
-	}
-	if err := CheckDomain(c.MailDomain); err != nil {
-		return fmt.Errorf("passwdfile: mail_domain: %v", err)
-	}
-	return nil
-}
 
 // maxFileSize bounds what is read: a password file of a small site is a
 // few kilobytes; anything near this is a mistake (a wrong path).
@@ -118,7 +88,7 @@ var _ authn.Authenticator = (*Backend)(nil)
 // New reads the password file and returns a Backend. Unlike a later
 // reload, a file that cannot be read or parsed now is an error: the daemon
 // should not start with a broken configuration. log may be nil.
-func New(cfg Config, log *slog.Logger) (*Backend, error) {
+func New(cfg config.Passwdfile, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

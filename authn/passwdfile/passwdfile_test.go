@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/testenv"
 )
 
@@ -52,7 +53,7 @@ func newTestAuth(t *testing.T, content string) (*Backend, string, *testenv.LogBu
 		t.Fatal(err)
 	}
 	logs := &testenv.LogBuffer{}
-	a, err := New(Config{Path: path, MailDomain: "Example.ORG"}, slog.New(slog.NewTextHandler(logs, nil)))
+	a, err := New(config.Passwdfile{Path: path, MailDomain: "Example.ORG"}, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,16 +201,16 @@ func TestHashPasswordFormat(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
-		cfg  Config
+		cfg  config.Passwdfile
 		want string
 	}{
-		{Config{Path: "/x", MailDomain: "example.org"}, ""},
-		{Config{Path: "/x", MailDomain: "localhost"}, ""},
-		{Config{MailDomain: "example.org"}, "path is required"},
-		{Config{Path: "/x"}, "mail_domain is required"},
-		{Config{Path: "/x", MailDomain: "exa mple.org"}, "mail_domain"},
-		{Config{Path: "/x", MailDomain: "-x.org"}, "mail_domain"},
-		{DefaultConfig(), "mail_domain is required"},
+		{config.Passwdfile{Path: "/x", MailDomain: "example.org"}, ""},
+		{config.Passwdfile{Path: "/x", MailDomain: "localhost"}, ""},
+		{config.Passwdfile{MailDomain: "example.org"}, "path is required"},
+		{config.Passwdfile{Path: "/x"}, "mail_domain is required"},
+		{config.Passwdfile{Path: "/x", MailDomain: "exa mple.org"}, "mail_domain"},
+		{config.Passwdfile{Path: "/x", MailDomain: "-x.org"}, "mail_domain"},
+		{config.DefaultPasswdfile(), "mail_domain is required"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -288,16 +289,16 @@ func TestAuthenticateContext(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := New(Config{Path: filepath.Join(dir, "missing"), MailDomain: "example.org"}, nil); err == nil {
+	if _, err := New(config.Passwdfile{Path: filepath.Join(dir, "missing"), MailDomain: "example.org"}, nil); err == nil {
 		t.Error("missing file accepted")
 	}
 	bad := filepath.Join(dir, "bad")
 	os.WriteFile(bad, []byte("alice:plain\n"), 0o600)
-	_, err := New(Config{Path: bad, MailDomain: "example.org"}, nil)
+	_, err := New(config.Passwdfile{Path: bad, MailDomain: "example.org"}, nil)
 	if err == nil || !strings.Contains(err.Error(), bad+":1:") {
 		t.Errorf("broken file: err = %v, want file:line", err)
 	}
-	if _, err := New(Config{Path: dir, MailDomain: "example.org"}, nil); err == nil {
+	if _, err := New(config.Passwdfile{Path: dir, MailDomain: "example.org"}, nil); err == nil {
 		t.Error("a directory accepted as the file")
 	}
 }
@@ -309,7 +310,7 @@ func TestPermissionWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testenv.LogBuffer{}
-	a, err := New(Config{Path: path, MailDomain: "example.org"}, slog.New(slog.NewTextHandler(logs, nil)))
+	a, err := New(config.Passwdfile{Path: path, MailDomain: "example.org"}, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("a readable file must load: %v", err)
 	}
@@ -439,7 +440,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 	path := filepath.Join(b.TempDir(), "passwd")
 	os.WriteFile(path, []byte("alice:"+h+"\n"), 0o600)
-	a, err := New(Config{Path: path, MailDomain: "example.org"}, nil)
+	a, err := New(config.Passwdfile{Path: path, MailDomain: "example.org"}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

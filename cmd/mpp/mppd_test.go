@@ -15,13 +15,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mppd/mppd/authn/passwdfile"
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/delivery/maildir"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/mppclient/mpptest"
 	"github.com/mppd/mppd/protocol"
 )
@@ -65,21 +68,37 @@ func serveReal(t *testing.T, deliver delivery.Deliverer, wrap func(net.Conn) net
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	auth, err := passwdfile.New(passwdfile.Config{Path: passwd, MailDomain: realDomain}, log)
+	auth, err := passwdfile.New(config.Passwdfile{Path: passwd, MailDomain: realDomain}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	root = filepath.Join(dir, "maildir")
 	if deliver == nil {
-		md, err := maildir.New(maildir.Config{Root: root}, log)
+		md, err := maildir.New(config.Maildir{Root: root}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
 		deliver = md
 	}
-	cfg := protocol.DefaultConfig()
-	cfg.Hostname = "mppd.test"
-	cfg.AuthFailureDelay = 0
+	// mppd.conf's defaults (internal/config.Default), no failure delay.
+	cfg := protocol.Config{
+		Hostname: "mppd.test",
+		Limits: protocol.Limits{
+			MaxLine:        1000,
+			MaxMessage:     10_240_000,
+			MaxHeader:      102_400,
+			MaxRecipients:  100,
+			MaxReceived:    50,
+			IdleTimeout:    5 * time.Minute,
+			SessionTimeout: 20 * time.Minute,
+			MinDataRate:    500,
+			MaxErrors:      3,
+			MaxJunk:        100,
+		},
+		UserPattern:           regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`),
+		ReceivedClientAddress: true,
+		MemoryThreshold:       1 << 20,
+	}
 	srv := &protocol.Server{Config: cfg, Auth: auth, Delivery: deliver, Log: log}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -108,12 +108,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	// Their errors name the file and, where they can, the line.
-	auth, err := cfg.BuildAuthenticator(log.With("component", "authn"))
+	auth, err := buildAuthenticator(cfg, log.With("component", "authn"))
 	if err != nil {
 		fmt.Fprintf(stderr, "mppd: %v\n", err)
 		return exitConfig
 	}
-	deliv, err := cfg.BuildDeliverer(log.With("component", "delivery"))
+	deliv, err := buildDeliverer(cfg, log.With("component", "delivery"))
 	if err != nil {
 		fmt.Fprintf(stderr, "mppd: %v\n", err)
 		return exitConfig
@@ -197,7 +197,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	srv := newServer(cfg, auth, deliv, log, m)
-	th := throttle.New(cfg.ThrottleConfig(), log)
+	th := throttle.New(throttleConfig(cfg), log)
 	srv.Throttle = th
 	log.Info("throttle", "config", th.String())
 	d := &daemon{
@@ -272,7 +272,7 @@ func reload(certs *certStore, log *slog.Logger) {
 // newServer is the protocol engine with its backends and, if on, metrics.
 func newServer(cfg *config.Config, auth authn.Authenticator, deliv delivery.Deliverer, log *slog.Logger, m *metrics.Metrics) *protocol.Server {
 	srv := &protocol.Server{
-		Config:   cfg.Protocol(),
+		Config:   protocolConfig(cfg),
 		Auth:     auth,
 		Delivery: deliv,
 		Log:      log,

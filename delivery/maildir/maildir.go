@@ -51,31 +51,8 @@ import (
 
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/config"
 )
-
-// Config configures the backend, under [delivery.maildir] in mppd.conf.
-type Config struct {
-	// Root is the directory holding one Maildir per recipient. Required;
-	// created (mode 0700) when missing; a relative path is taken from the
-	// daemon's working directory at start-up.
-	Root string `toml:"root"`
-}
-
-// DefaultConfig returns the defaults: the root /var/lib/mppd/maildir.
-func DefaultConfig() Config {
-	return Config{Root: "/var/lib/mppd/maildir"}
-}
-
-// Validate checks the configuration without touching the file system.
-func (c Config) Validate() error {
-	if c.Root == "" {
-		return errors.New("maildir: root is required")
-	}
-	if strings.ContainsRune(c.Root, 0) {
-		return errors.New("maildir: root contains a NUL")
-	}
-	return nil
-}
 
 // Backend writes messages into Maildirs. It is safe for concurrent use.
 type Backend struct {
@@ -93,7 +70,7 @@ var _ delivery.Deliverer = (*Backend)(nil)
 
 // New checks the root, creating it if needed, and returns a Backend.
 // log may be nil.
-func New(cfg Config, log *slog.Logger) (*Backend, error) {
+func New(cfg config.Maildir, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

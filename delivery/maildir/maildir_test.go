@@ -14,6 +14,7 @@ import (
 	"testing/iotest"
 
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/config"
 )
 
 const testMsg = "From: alice@example.org\nTo: Bob@example.com, carol@example.net\nSubject: hi\n\n.leading dot kept\nbody\n\n"
@@ -21,7 +22,7 @@ const testMsg = "From: alice@example.org\nTo: Bob@example.com, carol@example.net
 func newTestBackend(t *testing.T) (*Backend, string) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "mail")
-	d, err := New(Config{Root: root}, nil)
+	d, err := New(config.Maildir{Root: root}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,15 +315,15 @@ func TestConcurrentDeliveries(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "root is required") {
+	if err := (config.Maildir{}).Validate(); err == nil || !strings.Contains(err.Error(), "root is required") {
 		t.Errorf("empty root: %v", err)
 	}
-	if err := DefaultConfig().Validate(); err != nil {
+	if err := config.DefaultMaildir().Validate(); err != nil {
 		t.Errorf("default: %v", err)
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o600)
-	if _, err := New(Config{Root: file}, nil); err == nil {
+	if _, err := New(config.Maildir{Root: file}, nil); err == nil {
 		t.Error("a file accepted as root")
 	}
 	d, root := newTestBackend(t)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // account is the local Unix identity one submission runs as.
@@ -93,7 +94,7 @@ func policy(acct account, minUID uint32) string {
 // is permanent (550), NSS failing to answer is temporary (451).
 func (b *Backend) resolve(name string) (account, error) {
 	if name != "" {
-		if !validAccountName(name) {
+		if !config.ValidAccountName(name) {
 			return account{}, delivery.Permanent("bad-account", fmt.Errorf("account name %s is not valid", quote(name)))
 		}
 		acct, err := b.lookup(name)

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/testenv"
 )
 
@@ -69,7 +69,7 @@ func openTempDir(t *testing.T) string {
 	return dir
 }
 
-func newBackend(t *testing.T, cfg Config) (*Backend, *testenv.LogBuffer) {
+func newBackend(t *testing.T, cfg config.Sendmail) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
 	lb := &testenv.LogBuffer{}
 	b, err := New(cfg, slog.New(slog.NewTextHandler(lb, nil)))
@@ -95,7 +95,7 @@ func userEnvelope(acct, sender string, rcpts ...string) delivery.Envelope {
 func TestIntegrationChildCredentials(t *testing.T) {
 	needPostfix(t)
 	dir := openTempDir(t)
-	cfg := DefaultConfig()
+	cfg := config.DefaultSendmail()
 	cfg.Path = installRecorder(t, dir)
 	b, _ := newBackend(t, cfg)
 	acct := mustAccount(t, "mppd-mta1")
@@ -151,7 +151,7 @@ func mustGroup(t *testing.T, name string) int {
 func TestIntegrationFaultsAsUser(t *testing.T) {
 	needPostfix(t)
 	dir := openTempDir(t)
-	b, logs := newBackend(t, DefaultConfig())
+	b, logs := newBackend(t, config.DefaultSendmail())
 	runFaultCases(t, b, logs, dir, userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost"))
 }
 
@@ -160,7 +160,7 @@ func TestIntegrationFaultsAsUser(t *testing.T) {
 func TestIntegrationRefusedAccounts(t *testing.T) {
 	needPostfix(t)
 	dir := openTempDir(t)
-	cfg := DefaultConfig()
+	cfg := config.DefaultSendmail()
 	cfg.Path = installRecorder(t, dir)
 	b, logs := newBackend(t, cfg)
 	for acct, reason := range map[string]string{
@@ -180,7 +180,7 @@ func TestIntegrationRefusedAccounts(t *testing.T) {
 		t.Fatalf("the stand-in ran as uid %d", r.UID)
 	}
 	for _, fb := range []string{"root", "daemon", "nobody", "mppd-no-such-user"} {
-		cfg := DefaultConfig()
+		cfg := config.DefaultSendmail()
 		cfg.FallbackAccount = fb
 		if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "fallback_account") {
 			t.Errorf("New(fallback_account = %q) = %v, want an error", fb, err)
@@ -193,7 +193,7 @@ func TestIntegrationRefusedAccounts(t *testing.T) {
 func TestIntegrationBadAddressesNoProcess(t *testing.T) {
 	needPostfix(t)
 	dir := openTempDir(t)
-	cfg := DefaultConfig()
+	cfg := config.DefaultSendmail()
 	cfg.Path = installRecorder(t, dir)
 	b, _ := newBackend(t, cfg)
 	for _, bad := range []string{"-oQ/tmp/q", "-bv", "a b@localhost", "mppd-mta2@localhost\n-X/tmp/x", "mppd-mta2@localhost\r", `"-C/tmp/x"@localhost`} {
@@ -209,7 +209,7 @@ func TestIntegrationBadAddressesNoProcess(t *testing.T) {
 
 func TestIntegrationMissingSendmail(t *testing.T) {
 	needPostfix(t)
-	cfg := DefaultConfig()
+	cfg := config.DefaultSendmail()
 	cfg.Path = "/nonexistent/sendmail"
 	b, logs := newBackend(t, cfg)
 	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost")
@@ -278,7 +278,7 @@ func checkTrace(t *testing.T, msg string, uid uint32, sender string) {
 // both test users and checks what lands in their Maildirs.
 func TestIntegrationPostfix(t *testing.T) {
 	needPostfix(t)
-	b, _ := newBackend(t, DefaultConfig())
+	b, _ := newBackend(t, config.DefaultSendmail())
 	tok := token(t)
 	text := "line one\n.\n..\n.hidden\n...\nQUIT\n\n" + strings.Repeat("0123456789", 200) + "\nlast line\n"
 	msg := "From: mppd-mta1@mppd.test\nTo: mppd-mta1@localhost, mppd-mta2@localhost\nSubject: " + tok +
@@ -304,7 +304,7 @@ func TestIntegrationPostfix(t *testing.T) {
 // the fallback account; the envelope sender stays the user's address.
 func TestIntegrationFallbackAccount(t *testing.T) {
 	needPostfix(t)
-	cfg := DefaultConfig()
+	cfg := config.DefaultSendmail()
 	cfg.FallbackAccount = "mppd-mta2"
 	b, _ := newBackend(t, cfg)
 	for _, acct := range []string{"", "mppd-no-such-user"} {
@@ -323,7 +323,7 @@ func TestIntegrationFallbackAccount(t *testing.T) {
 // MB goes to Postfix unchanged.
 func TestIntegrationLargeMessageFromFile(t *testing.T) {
 	needPostfix(t)
-	b, _ := newBackend(t, DefaultConfig())
+	b, _ := newBackend(t, config.DefaultSendmail())
 	tok := token(t)
 	var sb strings.Builder
 	for i := 0; sb.Len() < 3<<20; i++ {
@@ -351,7 +351,7 @@ func TestIntegrationLargeMessageFromFile(t *testing.T) {
 // real Postfix (sendmail's run, as the user).
 func TestIntegrationSubmissionTime(t *testing.T) {
 	needPostfix(t)
-	b, _ := newBackend(t, DefaultConfig())
+	b, _ := newBackend(t, config.DefaultSendmail())
 	const n = 20
 	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost")
 	tok := token(t)

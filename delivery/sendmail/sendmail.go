@@ -29,11 +29,12 @@ import (
 
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
+	"github.com/mppd/mppd/internal/config"
 )
 
 // Backend runs sendmail for each message. It is safe for concurrent use.
 type Backend struct {
-	cfg      Config
+	cfg      config.Sendmail
 	log      *slog.Logger
 	lookup   lookupFunc
 	fallback *account // resolved at New; nil when not configured
@@ -66,7 +67,7 @@ const childPath = "/usr/sbin:/usr/bin:/sbin:/bin"
 // (RLIMIT_CORE 0): mppd holds passwords in memory and the child holds a
 // message. A missing sendmail program is only a warning here: it may be
 // installed later, and until then every message gets 451.
-func New(cfg Config, log *slog.Logger) (*Backend, error) {
+func New(cfg config.Sendmail, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

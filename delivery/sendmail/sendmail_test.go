@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/testenv"
 )
 
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 	case recorderName:
 		os.Exit(recorderMain())
 	case privcheckName:
-		if _, err := New(DefaultConfig(), nil); err != nil {
+		if _, err := New(config.DefaultSendmail(), nil); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -160,9 +161,9 @@ var testAccount = account{Name: "mppd-test", UID: 5000, GID: 5000, Groups: []uin
 // without root. The account logic is tested on its own (TestResolve).
 func newUnprivileged(t *testing.T, path string) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := config.DefaultSendmail()
 	cfg.Path = path
-	cfg.Timeout = Duration(10 * time.Second)
+	cfg.Timeout = config.Duration(10 * time.Second)
 	lb := &testenv.LogBuffer{}
 	b := &Backend{
 		cfg:          cfg,
@@ -293,40 +294,6 @@ func TestMapExit(t *testing.T) {
 	}
 }
 
-func TestConfigValidate(t *testing.T) {
-	if err := DefaultConfig().Validate(); err != nil {
-		t.Fatalf("default config: %v", err)
-	}
-	tests := []struct {
-		mod  func(*Config)
-		want string
-	}{
-		{func(c *Config) { c.Path = "" }, "delivery.sendmail.path"},
-		{func(c *Config) { c.Path = "sendmail" }, "delivery.sendmail.path"},
-		{func(c *Config) { c.Timeout = 0 }, "delivery.sendmail.timeout"},
-		{func(c *Config) { c.Timeout = Duration(2 * time.Hour) }, "delivery.sendmail.timeout"},
-		{func(c *Config) { c.MinUID = 0 }, "delivery.sendmail.min_uid"},
-		{func(c *Config) { c.FallbackAccount = "-root" }, "delivery.sendmail.fallback_account"},
-		{func(c *Config) { c.FallbackAccount = "a b" }, "delivery.sendmail.fallback_account"},
-		{func(c *Config) { c.FallbackAccount = "0" }, "delivery.sendmail.fallback_account"},
-	}
-	for _, tt := range tests {
-		c := DefaultConfig()
-		tt.mod(&c)
-		err := c.Validate()
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("Validate() = %v, want an error naming %s", err, tt.want)
-		}
-	}
-	var d Duration
-	if err := d.UnmarshalText([]byte("90s")); err != nil || time.Duration(d) != 90*time.Second {
-		t.Errorf("UnmarshalText(90s) = %v, %v", d, err)
-	}
-	if err := d.UnmarshalText([]byte("60")); err == nil {
-		t.Error("UnmarshalText(60) accepted a duration without a unit")
-	}
-}
-
 func TestResolve(t *testing.T) {
 	users := map[string]account{
 		"alice":  {Name: "alice", UID: 1001, GID: 1001, Groups: []uint32{1001, 27}},
@@ -366,7 +333,7 @@ func TestResolve(t *testing.T) {
 		{"-root", "submit", "perm:bad-account"},
 	}
 	for _, tt := range tests {
-		b := &Backend{cfg: DefaultConfig(), lookup: lookup}
+		b := &Backend{cfg: config.DefaultSendmail(), lookup: lookup}
 		b.cfg.SwitchUser = true
 		if tt.fallback != "" {
 			fb := users[tt.fallback]
@@ -419,7 +386,7 @@ func TestCheckPrivileges(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "CAP_SETUID") {
 			t.Errorf("CheckPrivileges() = %v, want an error naming CAP_SETUID", err)
 		}
-		if _, err := New(DefaultConfig(), nil); err == nil {
+		if _, err := New(config.DefaultSendmail(), nil); err == nil {
 			t.Error("New with switch_user = true started without the privilege to switch users")
 		}
 	}
@@ -429,7 +396,7 @@ func TestNewRefusesSwitchUserOffAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("this case is about running as root")
 	}
-	cfg := DefaultConfig()
+	cfg := config.DefaultSendmail()
 	cfg.SwitchUser = false
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "switch_user") {
 		t.Errorf("New(switch_user = false) as root = %v, want an error", err)
@@ -597,7 +564,7 @@ func outcome(err error) string {
 // runFaultCases runs each stand-in through b (whose Path it sets) in dir,
 // for env.
 func runFaultCases(t *testing.T, b *Backend, logs *testenv.LogBuffer, dir string, env delivery.Envelope) {
-	b.cfg.Timeout = Duration(time.Second)
+	b.cfg.Timeout = config.Duration(time.Second)
 	b.waitDelay = 500 * time.Millisecond
 	for _, fc := range faultCases() {
 		t.Run(fc.name, func(t *testing.T) {

@@ -1,7 +1,10 @@
-// Package config reads mppd's configuration file (TOML), checks every value
-// once at load time, and turns the result into what the daemon needs: the
-// protocol engine's Config, the chosen authentication and delivery
-// backends, and the listener settings.
+// Package config describes mppd's configuration file (TOML): its sections,
+// their defaults, and the checks every value gets once at load time. It
+// builds nothing: cmd/mppd turns a *Config into the protocol engine's
+// Config and the chosen authentication and delivery backends, each of
+// which reads its own section type from here. So that the import graph
+// flows one way, this package imports no backend and not the engine
+// (TestImports).
 //
 // Loading starts from Default(), overlays the file, and validates. Unknown
 // keys and bad values are errors of the form "FILE:LINE: KEY: problem", so
@@ -27,15 +30,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"github.com/mppd/mppd/authn/cache"
-	"github.com/mppd/mppd/authn/ldap"
-	"github.com/mppd/mppd/authn/pam"
-	"github.com/mppd/mppd/authn/passwdfile"
-	"github.com/mppd/mppd/delivery/maildir"
-	"github.com/mppd/mppd/delivery/sendmail"
 	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/internal/tomltype"
-	"github.com/mppd/mppd/protocol"
 )
 
 // DefaultPath is where mppd looks for its config file without --config.
@@ -121,38 +117,45 @@ type Message struct {
 // Authn chooses the authentication backend and holds each backend's
 // section. Only the chosen backend's section is validated and used.
 type Authn struct {
-	Backend    string            `toml:"backend"`
-	Passwdfile passwdfile.Config `toml:"passwdfile"`
-	PAM        pam.Config        `toml:"pam"`
-	LDAP       ldap.Config       `toml:"ldap"`
-	// Later backends add their section here, and a case in authnBackend.
+	Backend    string     `toml:"backend"`
+	Passwdfile Passwdfile `toml:"passwdfile"`
+	PAM        PAM        `toml:"pam"`
+	LDAP       LDAP       `toml:"ldap"`
+	// Later backends add their section here, a case in authnSection,
+	// and a case in cmd/mppd's buildAuthenticator.
 
 	// MaxConcurrent caps the authentications running at once; more
-	// wait up to QueueTimeout, then get 451 (abuse.go).
+	// wait up to QueueTimeout, then get 451 (authn.Limit).
 	MaxConcurrent int      `toml:"max_concurrent"`
 	QueueTimeout  Duration `toml:"queue_timeout"`
 	// Cache is the optional result cache (authn/cache).
-	Cache cache.Config `toml:"cache"`
+	Cache Cache `toml:"cache"`
 }
 
 // Delivery chooses the delivery backend and holds each backend's section.
 type Delivery struct {
-	Backend  string          `toml:"backend"`
-	Maildir  maildir.Config  `toml:"maildir"`
-	Sendmail sendmail.Config `toml:"sendmail"`
-	// Later backends add their section here, and a case in
-	// deliveryBackend.
+	Backend  string   `toml:"backend"`
+	Maildir  Maildir  `toml:"maildir"`
+	Sendmail Sendmail `toml:"sendmail"`
+	// Later backends add their section here, a case in
+	// deliverySection, and a case in cmd/mppd's buildDeliverer.
 
 	// MaxConcurrent caps the deliveries running at once; more wait up
-	// to QueueTimeout, then get 451 (abuse.go).
+	// to QueueTimeout, then get 451 (delivery.Limit).
 	MaxConcurrent int      `toml:"max_concurrent"`
 	QueueTimeout  Duration `toml:"queue_timeout"`
 }
 
+// DefaultUserPattern is the grammar a USER argument must match by default:
+// a POSIX-style login name (no leading '-', not starting with a digit, at
+// most 32 characters).
+const DefaultUserPattern = `^[a-z_][a-z0-9_.-]{0,31}$`
+
 // Default returns the built-in configuration: what an empty file means.
+// Each setting's default is set here and nowhere else (the message rules'
+// limits are internal/message's, which also applies them to callers that
+// leave them zero); mppd.conf(5) and mppd(8) give the reasons.
 func Default() *Config {
-	p := protocol.DefaultConfig()
-	l := p.Limits
 	return &Config{
 		Listen:               []string{":" + strconv.Itoa(DefaultPort)},
 		ListenTLS:            []string{},
@@ -162,39 +165,40 @@ func Default() *Config {
 		TrustedNetworks:      []string{"127.0.0.0/8", "::1/128"},
 		Log:                  Log{Level: "info", Format: "text"},
 		Session: Session{
-			MaxLine:          l.MaxLine,
-			IdleTimeout:      Duration(l.IdleTimeout),
-			SessionTimeout:   Duration(l.SessionTimeout),
-			MinDataRate:      l.MinDataRate,
-			MaxErrors:        l.MaxErrors,
-			MaxJunkCommands:  l.MaxJunk,
-			UserPattern:      protocol.DefaultUserPattern,
-			AuthFailureDelay: Duration(p.AuthFailureDelay),
+			// RFC 5321 §4.5.3.1.4 uses 512 for SMTP commands; 1000,
+			// like its text lines, since a PASS argument may be long.
+			MaxLine:          1000,
+			IdleTimeout:      Duration(5 * time.Minute),
+			SessionTimeout:   Duration(20 * time.Minute),
+			MinDataRate:      500,
+			MaxErrors:        3,
+			MaxJunkCommands:  100,
+			UserPattern:      DefaultUserPattern,
+			AuthFailureDelay: Duration(time.Second),
 		},
 		Message: Message{
-			MaxSize:               l.MaxMessage,
-			MaxHeaderSize:         l.MaxHeader,
-			MaxRecipients:         l.MaxRecipients,
-			MaxReceived:           l.MaxReceived,
-			SenderPolicy:          p.SenderPolicy,
-			ReceivedClientAddress: p.ReceivedClientAddress,
-			StagingDir:            p.StagingDir,
-			MemoryThreshold:       p.MemoryThreshold,
+			MaxSize:               10_240_000,
+			MaxHeaderSize:         102_400, // Postfix header_size_limit
+			MaxRecipients:         message.DefaultMaxRecipients,
+			MaxReceived:           message.DefaultMaxReceived,
+			SenderPolicy:          message.AddSender,
+			ReceivedClientAddress: true,
+			MemoryThreshold:       1 << 20,
 		},
 		Authn: Authn{
 			Backend:    "passwdfile",
-			Passwdfile: passwdfile.DefaultConfig(),
-			PAM:        pam.DefaultConfig(),
-			LDAP:       ldap.DefaultConfig(),
+			Passwdfile: DefaultPasswdfile(),
+			PAM:        DefaultPAM(),
+			LDAP:       DefaultLDAP(),
 
 			MaxConcurrent: defaultAuthnMaxConcurrent,
 			QueueTimeout:  Duration(defaultAuthnQueueTimeout),
-			Cache:         cache.DefaultConfig(),
+			Cache:         DefaultCache(),
 		},
 		Delivery: Delivery{
 			Backend:  "maildir",
-			Maildir:  maildir.DefaultConfig(),
-			Sendmail: sendmail.DefaultConfig(),
+			Maildir:  DefaultMaildir(),
+			Sendmail: DefaultSendmail(),
 
 			MaxConcurrent: defaultDeliveryMaxConcurrent,
 			QueueTimeout:  Duration(defaultDeliveryQueueTimeout),

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/message"
-	"github.com/mppd/mppd/protocol"
 )
 
 // backends is the smallest valid backend configuration.
@@ -52,20 +51,11 @@ func TestLoadMinimal(t *testing.T) {
 		t.Errorf("log defaults wrong: %+v", c.Log)
 	}
 
-	// The engine's config is the engine's defaults when the file sets
-	// nothing.
-	p := c.Protocol()
-	want := protocol.DefaultConfig()
-	if p.Limits != want.Limits {
-		t.Errorf("limits = %+v, want the engine's defaults %+v", p.Limits, want.Limits)
+	if c.Message.SenderPolicy != message.AddSender || !c.Message.ReceivedClientAddress || c.Message.StagingDir != "" {
+		t.Errorf("message defaults wrong: %+v", c.Message)
 	}
-	if p.Hostname != "mx.example.test" || p.SenderPolicy != message.AddSender ||
-		!p.ReceivedClientAddress || p.AuthFailureDelay != want.AuthFailureDelay ||
-		p.MemoryThreshold != want.MemoryThreshold || p.StagingDir != "" {
-		t.Errorf("protocol config = %+v", p)
-	}
-	if p.UserPattern == nil || p.UserPattern.String() != protocol.DefaultUserPattern {
-		t.Errorf("user pattern = %v", p.UserPattern)
+	if c.UserPattern().String() != DefaultUserPattern {
+		t.Errorf("user pattern = %v", c.UserPattern())
 	}
 }
 
@@ -111,18 +101,18 @@ memory_threshold = 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := c.Protocol()
-	want := protocol.Limits{
-		MaxLine: 2000, MaxMessage: 2048, MaxHeader: 1024, MaxRecipients: 4, MaxReceived: 6,
-		IdleTimeout: time.Minute, SessionTimeout: 2 * time.Minute, MinDataRate: 0,
-		MaxErrors: 5, MaxJunk: 9,
+	want := Session{
+		MaxLine: 2000, IdleTimeout: Duration(time.Minute), SessionTimeout: Duration(2 * time.Minute),
+		MinDataRate: 0, MaxErrors: 5, MaxJunkCommands: 9, UserPattern: "^[a-z]+$", AuthFailureDelay: 0,
 	}
-	if p.Limits != want {
-		t.Errorf("limits = %+v\nwant     %+v", p.Limits, want)
+	if c.Session != want {
+		t.Errorf("session = %+v\nwant      %+v", c.Session, want)
 	}
-	if p.SenderPolicy != message.Reject || p.ReceivedClientAddress || p.AuthFailureDelay != 0 ||
-		p.StagingDir != dir || p.MemoryThreshold != 0 || p.UserPattern.String() != "^[a-z]+$" {
-		t.Errorf("protocol config = %+v", p)
+	m := c.Message
+	if m.MaxSize != 2048 || m.MaxHeaderSize != 1024 || m.MaxRecipients != 4 || m.MaxReceived != 6 ||
+		m.SenderPolicy != message.Reject || m.ReceivedClientAddress || m.StagingDir != dir || m.MemoryThreshold != 0 ||
+		c.UserPattern().String() != "^[a-z]+$" {
+		t.Errorf("message = %+v", m)
 	}
 	if c.LogLevel() != slog.LevelDebug || c.DrainTimeout.D() != 10*time.Second {
 		t.Errorf("config = %+v", c)
@@ -292,7 +282,8 @@ func leafKeys(t *testing.T) []string {
 	return keys
 }
 
-// TestDevConfig checks dev/mppd.toml: it loads and its backends build.
+// TestDevConfig checks dev/mppd.toml loads (cmd/mppd's TestBuildDevConfig
+// builds its backends).
 func TestDevConfig(t *testing.T) {
 	c, err := Load("../../dev/mppd.toml")
 	if err != nil {
@@ -304,48 +295,6 @@ func TestDevConfig(t *testing.T) {
 	}
 	if got := c.Delivery.Maildir.Root; !strings.HasSuffix(got, "dev/maildir") {
 		t.Errorf("maildir root %q", got)
-	}
-	// Building the maildir backend creates its root: keep it out of the
-	// source tree.
-	c.Delivery.Maildir.Root = t.TempDir()
-	log := slog.New(slog.DiscardHandler)
-	if _, err := c.BuildAuthenticator(log); err != nil {
-		t.Error(err)
-	}
-	if _, err := c.BuildDeliverer(log); err != nil {
-		t.Error(err)
-	}
-}
-
-// TestBuildErrorLines: a backend that cannot be built from a valid config
-// (a file it needs is missing) is reported with the config file and the
-// line of the key it names, or of its section when it names none.
-func TestBuildErrorLines(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "mppd.toml")
-	doc := "[authn]\nbackend = \"ldap\"\n[authn.ldap]\nuris = [\"ldaps://127.0.0.1\"]\nuser_dn = \"uid={user},dc=example\"\nca_file = \"/nonexistent/ca.pem\"\n" +
-		"[delivery.maildir]\nroot = \"maildir\"\n"
-	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	if _, err := c.BuildAuthenticator(log); err == nil || !strings.HasPrefix(err.Error(), path+":6: authn.ldap.ca_file: ") {
-		t.Errorf("ldap without its CA file: %v", err)
-	}
-
-	doc = "[authn.passwdfile]\npath = \"/nonexistent/passwd\"\nmail_domain = \"example.test\"\n"
-	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if c, err = Load(path); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.BuildAuthenticator(log); err == nil || !strings.HasPrefix(err.Error(), path+":1: authn.passwdfile: ") {
-		t.Errorf("missing password file: %v", err)
 	}
 }
 

@@ -176,12 +176,12 @@ func (c *Config) validate(lines map[string]int) error {
 
 	c.validateAbuse(v)
 	c.resolvePaths()
-	if sec, _, err := c.authnBackend(); err != nil {
+	if sec, err := c.authnSection(); err != nil {
 		v.fail("authn.backend", "%v", err)
 	} else if err := sec.Validate(); err != nil {
 		v.backendFail("authn."+c.Authn.Backend, err)
 	}
-	if sec, _, err := c.deliveryBackend(); err != nil {
+	if sec, err := c.deliverySection(); err != nil {
 		v.fail("delivery.backend", "%v", err)
 	} else if err := sec.Validate(); err != nil {
 		v.backendFail("delivery."+c.Delivery.Backend, err)

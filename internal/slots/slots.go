@@ -1,11 +1,13 @@
 // Package slots bounds how many calls of something run at once. A call
 // beyond the bound waits in line for a free slot, up to a timeout. The
-// authentication and delivery limiters are built on it.
+// authentication and delivery caps (authn.Limit, delivery.Limit) are built
+// on it.
 package slots
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -56,3 +58,8 @@ func (s *Slots) InUse() int { return len(s.ch) }
 
 // Timeout is how long Acquire waits.
 func (s *Slots) Timeout() time.Duration { return s.timeout }
+
+// String describes the bound, for the start-up log.
+func (s *Slots) String() string {
+	return fmt.Sprintf("at most %d at once (queue %s)", s.Max(), s.timeout)
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/mppd/mppd/authn/pam"
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/delivery/sendmail"
+	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/tomltype"
 )
 
@@ -56,7 +57,7 @@ func main() {
 	password, _, _ := strings.Cut(string(data), "\n")
 	log := slog.New(slog.DiscardHandler)
 
-	pcfg := pam.DefaultConfig()
+	pcfg := config.DefaultPAM()
 	pcfg.Service = *service
 	pcfg.MailDomain = *domain
 	pcfg.Workers = max(*c, 1)
@@ -64,7 +65,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	scfg := sendmail.DefaultConfig()
+	scfg := config.DefaultSendmail()
 	scfg.Timeout = tomltype.Duration(30 * time.Second)
 	del, err := sendmail.New(scfg, log)
 	if err != nil {

@@ -1,14 +1,8 @@
 package config
 
 import (
-	"log/slog"
 	"time"
 
-	"github.com/mppd/mppd/authn"
-	"github.com/mppd/mppd/authn/cache"
-	"github.com/mppd/mppd/authn/limiter"
-	"github.com/mppd/mppd/delivery"
-	dlimiter "github.com/mppd/mppd/delivery/limiter"
 	"github.com/mppd/mppd/internal/throttle"
 )
 
@@ -81,39 +75,4 @@ func (c *Config) validateAbuse(v *validator) {
 	}
 	v.intRange("delivery.max_concurrent", int64(c.Delivery.MaxConcurrent), 1, 100_000, "")
 	v.durRange("delivery.queue_timeout", c.Delivery.QueueTimeout, 0, 10*time.Minute)
-}
-
-// ThrottleConfig returns the throttle's configuration; trusted_networks
-// are exempt from it.
-func (c *Config) ThrottleConfig() throttle.Config {
-	t := c.Throttle
-	cfg := throttle.Config{
-		Window:        t.Window.D(),
-		MaxPerClient:  t.MaxFailuresPerClient,
-		MaxPerNetwork: t.MaxFailuresPerNetwork,
-		IPv4Prefix:    t.IPv4Prefix,
-		IPv6Prefix:    t.IPv6Prefix,
-		MaxEntries:    t.MaxEntries,
-		Trusted:       c.Trusted,
-	}
-	for _, p := range t.Penalties {
-		cfg.Penalties = append(cfg.Penalties, p.D())
-	}
-	return cfg
-}
-
-// wrapAuthn puts the concurrency cap, and the cache when enabled, in
-// front of the backend: cache → limiter → backend, so that an answer
-// from the cache takes no slot.
-func (c *Config) wrapAuthn(a authn.Authenticator, log *slog.Logger) authn.Authenticator {
-	a = limiter.New(a, c.Authn.MaxConcurrent, c.Authn.QueueTimeout.D(), log)
-	if c.Authn.Cache.Enabled {
-		a = cache.New(a, c.Authn.Cache, log)
-	}
-	return a
-}
-
-// wrapDelivery puts the concurrency cap in front of the delivery backend.
-func (c *Config) wrapDelivery(d delivery.Deliverer, log *slog.Logger) delivery.Deliverer {
-	return dlimiter.New(d, c.Delivery.MaxConcurrent, c.Delivery.QueueTimeout.D(), log)
 }

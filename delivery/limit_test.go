@@ -1,4 +1,4 @@
-package limiter
+package delivery
 
 import (
 	"bytes"
@@ -9,18 +9,16 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/mppd/mppd/delivery"
 )
 
-type gate struct {
+type limitGate struct {
 	release chan struct{}
 	mu      sync.Mutex
 	running int
 	peak    int
 }
 
-func (g *gate) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
+func (g *limitGate) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 	g.mu.Lock()
 	g.running++
 	g.peak = max(g.peak, g.running)
@@ -33,15 +31,15 @@ func (g *gate) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader
 }
 
 func TestCapAndQueueTimeout(t *testing.T) {
-	g := &gate{release: make(chan struct{})}
+	g := &limitGate{release: make(chan struct{})}
 	var logBuf bytes.Buffer
-	l := New(g, 3, 50*time.Millisecond, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	l := Limit(g, 3, 50*time.Millisecond, slog.New(slog.NewTextHandler(&logBuf, nil)))
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := l.Deliver(context.Background(), delivery.Envelope{}, strings.NewReader("x")); err != nil {
+			if err := l.Deliver(context.Background(), Envelope{}, strings.NewReader("x")); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -49,8 +47,8 @@ func TestCapAndQueueTimeout(t *testing.T) {
 	for l.InUse() < 3 {
 		time.Sleep(time.Millisecond)
 	}
-	err := l.Deliver(context.Background(), delivery.Envelope{Session: "s1"}, strings.NewReader("x"))
-	if err == nil || delivery.IsPermanent(err) || delivery.Reason(err) != "busy" {
+	err := l.Deliver(context.Background(), Envelope{Session: "s1"}, strings.NewReader("x"))
+	if err == nil || IsPermanent(err) || Reason(err) != "busy" {
 		t.Fatalf("fourth delivery: %v", err)
 	}
 	if !strings.Contains(logBuf.String(), "event=delivery-busy") {
@@ -61,7 +59,7 @@ func TestCapAndQueueTimeout(t *testing.T) {
 	if g.peak > 3 || l.InUse() != 0 {
 		t.Fatalf("peak %d, in use %d", g.peak, l.InUse())
 	}
-	if err := l.Deliver(context.Background(), delivery.Envelope{}, strings.NewReader("x")); err != nil {
+	if err := l.Deliver(context.Background(), Envelope{}, strings.NewReader("x")); err != nil {
 		t.Fatalf("after the queue drained: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package sendmail
+package config
 
 import (
 	"errors"
@@ -6,12 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/mppd/mppd/internal/tomltype"
 )
 
-// Config is the [delivery.sendmail] table of mppd.conf(5).
-type Config struct {
+// Sendmail is the [delivery.sendmail] table of mppd.conf(5).
+type Sendmail struct {
 	// Path is the sendmail-compatible program (Postfix, Exim, OpenSMTPD
 	// and Sendmail all install one). It must be absolute: mppd never
 	// searches PATH for it.
@@ -35,9 +33,9 @@ type Config struct {
 	SwitchUser bool `toml:"switch_user"`
 }
 
-// DefaultConfig returns the defaults documented in mppd.conf(5).
-func DefaultConfig() Config {
-	return Config{
+// DefaultSendmail returns the defaults documented in mppd.conf(5).
+func DefaultSendmail() Sendmail {
+	return Sendmail{
 		Path:       "/usr/sbin/sendmail",
 		Timeout:    Duration(60 * time.Second),
 		MinUID:     1000,
@@ -45,11 +43,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// maxTimeout keeps a typo ("60m" for "60s") from pinning sessions for hours.
-const maxTimeout = time.Hour
+// maxSendmailTimeout keeps a typo ("60m" for "60s") from pinning sessions for hours.
+const maxSendmailTimeout = time.Hour
 
 // Validate checks the configuration and names the offending key.
-func (c Config) Validate() error {
+func (c Sendmail) Validate() error {
 	const p = "delivery.sendmail."
 	var errs []error
 	switch {
@@ -60,24 +58,24 @@ func (c Config) Validate() error {
 	case strings.ContainsAny(c.Path, "\x00\r\n"):
 		errs = append(errs, fmt.Errorf("%spath: contains a control character", p))
 	}
-	if d := time.Duration(c.Timeout); d <= 0 || d > maxTimeout {
-		errs = append(errs, fmt.Errorf("%stimeout: %s is out of range (more than 0, at most %s)", p, d, maxTimeout))
+	if d := time.Duration(c.Timeout); d <= 0 || d > maxSendmailTimeout {
+		errs = append(errs, fmt.Errorf("%stimeout: %s is out of range (more than 0, at most %s)", p, d, maxSendmailTimeout))
 	}
 	if c.MinUID == 0 {
 		errs = append(errs, fmt.Errorf("%smin_uid: must be at least 1 (uid 0 is never allowed)", p))
 	}
-	if c.FallbackAccount != "" && !validAccountName(c.FallbackAccount) {
+	if c.FallbackAccount != "" && !ValidAccountName(c.FallbackAccount) {
 		errs = append(errs, fmt.Errorf("%sfallback_account: %q is not a valid account name", p, c.FallbackAccount))
 	}
 	return errors.Join(errs...)
 }
 
-// validAccountName accepts the names NSS lookups may be given: no leading
+// ValidAccountName accepts the names NSS lookups may be given: no leading
 // '-', no '/', ':' or whitespace, no control characters, not all digits
 // (os/user would read "0" as a uid elsewhere), at most 64 octets. This is
 // wider than Debian's useradd default so that directory names (with dots
 // or '@') work.
-func validAccountName(s string) bool {
+func ValidAccountName(s string) bool {
 	if s == "" || len(s) > 64 || s[0] == '-' {
 		return false
 	}
@@ -93,6 +91,3 @@ func validAccountName(s string) bool {
 	}
 	return !digits
 }
-
-// Duration is the configuration file's duration type.
-type Duration = tomltype.Duration

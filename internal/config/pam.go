@@ -1,25 +1,4 @@
-// Package pam checks passwords through the host's PAM stack (Linux-PAM),
-// so that mppd accepts exactly the logins the administrator's policy in
-// /etc/pam.d/<service> accepts: pam_unix and /etc/shadow, SSSD, Kerberos,
-// pam_faillock, pam_access, and so on.
-//
-// Each login is one PAM transaction on the service named in the config:
-// pam_start with the user name, PAM_RHOST set to the client's address,
-// pam_authenticate with PAM_DISALLOW_NULL_AUTHTOK, pam_acct_mgmt (an expired,
-// locked or refused account does not log in), and always pam_end. The user
-// PAM settled on (PAM_USER, which a module may have rewritten) is the local
-// account; its only address is <PAM_USER>@<mail_domain>.
-//
-// PAM is C code that blocks (pam_unix sleeps about two seconds after a
-// failure, network modules wait for their servers) and is not promised to be
-// thread-safe. Transactions therefore run on a bounded pool of workers, each
-// locked to its own OS thread from pam_start to pam_end; see Backend.
-//
-// The cgo part builds only with the build tag "pam" (it needs libpam's
-// headers, Debian package libpam0g-dev). Without the tag, New returns an
-// error saying so; the configuration types below exist either way, so the
-// daemon's config file can always be parsed and checked.
-package pam
+package config
 
 import (
 	"errors"
@@ -29,11 +8,10 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/address"
-	"github.com/mppd/mppd/internal/tomltype"
 )
 
-// Config is the [authn.pam] table of mppd.toml.
-type Config struct {
+// PAM is the [authn.pam] table of mppd.conf(5), read by authn/pam.
+type PAM struct {
 	// Service is the PAM service name: the policy is /etc/pam.d/<Service>.
 	Service string `toml:"service"`
 	// MailDomain makes the address of a PAM user: <PAM_USER>@<MailDomain>.
@@ -72,40 +50,40 @@ type Config struct {
 //   - QueueTimeout 5s: long enough to ride out a burst, short enough that a
 //     saturated PAM stack answers 451 well before a client gives up.
 const (
-	DefaultService      = "mppd"
-	DefaultTimeout      = 10 * time.Second
-	DefaultWorkers      = 16
-	DefaultQueueTimeout = 5 * time.Second
+	DefaultPAMService      = "mppd"
+	DefaultPAMTimeout      = 10 * time.Second
+	DefaultPAMWorkers      = 16
+	DefaultPAMQueueTimeout = 5 * time.Second
 
-	// MaxWorkers caps Workers: every worker may hold an OS thread, and the
+	// MaxPAMWorkers caps Workers: every worker may hold an OS thread, and the
 	// Go runtime aborts the whole process past 10,000 threads.
-	MaxWorkers = 1024
+	MaxPAMWorkers = 1024
 )
 
-// DefaultConfig returns the built-in [authn.pam] settings. MailDomain is
+// DefaultPAM returns the built-in [authn.pam] settings. MailDomain is
 // empty: the daemon's configuration fills it with its host name when the
 // file leaves it out, and Validate requires it.
-func DefaultConfig() Config {
-	return Config{
-		Service:      DefaultService,
-		Timeout:      Duration(DefaultTimeout),
-		Workers:      DefaultWorkers,
-		QueueTimeout: Duration(DefaultQueueTimeout),
+func DefaultPAM() PAM {
+	return PAM{
+		Service:      DefaultPAMService,
+		Timeout:      Duration(DefaultPAMTimeout),
+		Workers:      DefaultPAMWorkers,
+		QueueTimeout: Duration(DefaultPAMQueueTimeout),
 	}
 }
 
-// serviceRE is what a service name may look like. libpam opens
+// pamServiceRE is what a service name may look like. libpam opens
 // /etc/pam.d/<service> by name, so a slash or ".." would reach another
 // directory; no real service needs more than these characters.
-var serviceRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$`)
+var pamServiceRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$`)
 
 // Validate checks c, naming the key at fault.
-func (c Config) Validate() error {
+func (c PAM) Validate() error {
 	var errs []string
 	switch {
 	case c.Service == "":
 		errs = append(errs, "service: must not be empty")
-	case !serviceRE.MatchString(c.Service):
+	case !pamServiceRE.MatchString(c.Service):
 		errs = append(errs, fmt.Sprintf("service: %q is not a PAM service name (letters, digits, '_', '.', '+', '-'; at most 64; it names a file in /etc/pam.d)", c.Service))
 	}
 	if c.MailDomain == "" {
@@ -118,8 +96,8 @@ func (c Config) Validate() error {
 	} else if c.Timeout.D() > 10*time.Minute {
 		errs = append(errs, "timeout: must be at most 10m")
 	}
-	if c.Workers < 1 || c.Workers > MaxWorkers {
-		errs = append(errs, fmt.Sprintf("workers: must be between 1 and %d", MaxWorkers))
+	if c.Workers < 1 || c.Workers > MaxPAMWorkers {
+		errs = append(errs, fmt.Sprintf("workers: must be between 1 and %d", MaxPAMWorkers))
 	}
 	if c.QueueTimeout < 0 {
 		errs = append(errs, "queue_timeout: must not be negative")
@@ -132,6 +110,3 @@ func (c Config) Validate() error {
 	// One line: the daemon prefixes it with the file, line and section.
 	return errors.New(strings.Join(errs, "; "))
 }
-
-// Duration is the configuration file's duration type.
-type Duration = tomltype.Duration

@@ -1,18 +1,18 @@
-package ldap
+package config
 
 import (
 	"crypto/tls"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/mppd/mppd/internal/address"
-	"github.com/mppd/mppd/internal/tomltype"
 )
 
-// Config is the [authn.ldap] table of mppd.conf(5).
+// LDAP is the [authn.ldap] table of mppd.conf(5).
 //
 // The user's entry is found in one of two ways, and exactly one must be
 // configured:
@@ -23,7 +23,7 @@ import (
 //     "(&(objectClass=inetOrgPerson)(uid={user}))" (the user part
 //     filter-escaped, RFC 4515), searched as the service account (or
 //     anonymously when ServiceDN is empty); exactly one entry must match.
-type Config struct {
+type LDAP struct {
 	// URIs are tried in order when a connection cannot be made: the first
 	// one that answers is used. ldap:// URIs use StartTLS (RFC 4513 §3),
 	// ldaps:// URIs TLS from the first byte.
@@ -91,13 +91,10 @@ type Config struct {
 	AccountAttribute string `toml:"account_attribute"`
 }
 
-// Duration is the configuration file's duration type.
-type Duration = tomltype.Duration
-
-// DefaultConfig returns the defaults documented in mppd.conf(5). It has no
+// DefaultLDAP returns the defaults documented in mppd.conf(5). It has no
 // URI and no way to find users, so it does not validate on its own.
-func DefaultConfig() Config {
-	return Config{
+func DefaultLDAP() LDAP {
+	return LDAP{
 		MinTLSVersion:     "1.2",
 		DialTimeout:       Duration(5 * time.Second),
 		RequestTimeout:    Duration(10 * time.Second),
@@ -111,7 +108,7 @@ func DefaultConfig() Config {
 
 // Validate checks the configuration and names the offending key, as
 // "ldap: key: what is wrong" (the first problem found).
-func (c Config) Validate() error {
+func (c LDAP) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ldap: "+key+": "+format, args...))
@@ -133,7 +130,7 @@ func (c Config) Validate() error {
 			bad("uris", "%q: only scheme://host[:port] is allowed (put the base DN in search_base)", s)
 		}
 	}
-	if _, err := tlsVersion(c.MinTLSVersion); err != nil {
+	if _, err := c.MinTLS(); err != nil {
 		bad("min_tls_version", "%v", err)
 	}
 	if (c.ClientCert == "") != (c.ClientKey == "") {
@@ -167,11 +164,11 @@ func (c Config) Validate() error {
 		// A UPN ("{user}@corp.example.com") is not a DN, so the entry
 		// is found after the bind by userPrincipalName under search_base.
 		switch {
-		case dnStyle(c.UserDN) && c.SearchBase != "":
+		case LDAPDNStyle(c.UserDN) && c.SearchBase != "":
 			bad("search_base", "not used with a DN template in user_dn; remove it")
-		case !dnStyle(c.UserDN) && c.SearchBase == "":
+		case !LDAPDNStyle(c.UserDN) && c.SearchBase == "":
 			bad("search_base", "required with a UPN user_dn (%q), to read the user's entry", c.UserDN)
-		case !dnStyle(c.UserDN):
+		case !LDAPDNStyle(c.UserDN):
 			if _, err := goldap.ParseDN(c.SearchBase); err != nil {
 				bad("search_base", "%q is not a DN: %v", c.SearchBase, err)
 			}
@@ -186,7 +183,7 @@ func (c Config) Validate() error {
 			bad("search_filter", "%v", err)
 		}
 	}
-	if _, err := scope(c.SearchScope); err != nil {
+	if _, err := c.Scope(); err != nil {
 		bad("search_scope", "%v", err)
 	}
 	if (c.ServiceDN == "") != (c.ServicePasswordFile == "") {
@@ -234,27 +231,29 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// mode reports whether the configuration uses direct bind.
-func (c Config) direct() bool { return c.UserDN != "" }
+// Direct reports whether the configuration uses direct bind.
+func (c LDAP) Direct() bool { return c.UserDN != "" }
 
-func tlsVersion(s string) (uint16, error) {
-	switch s {
+// MinTLS returns min_tls_version as a crypto/tls version.
+func (c LDAP) MinTLS() (uint16, error) {
+	switch s := c.MinTLSVersion; s {
 	case "1.2":
 		return tls.VersionTLS12, nil
 	case "1.3":
 		return tls.VersionTLS13, nil
 	}
-	return 0, fmt.Errorf("%q: must be \"1.2\" or \"1.3\"", s)
+	return 0, fmt.Errorf("%q: must be \"1.2\" or \"1.3\"", c.MinTLSVersion)
 }
 
-func scope(s string) (int, error) {
-	switch s {
+// Scope returns search_scope as a go-ldap scope.
+func (c LDAP) Scope() (int, error) {
+	switch s := c.SearchScope; s {
 	case "sub", "":
 		return goldap.ScopeWholeSubtree, nil
 	case "one":
 		return goldap.ScopeSingleLevel, nil
 	}
-	return 0, fmt.Errorf("%q: must be \"sub\" or \"one\"", s)
+	return 0, fmt.Errorf("%q: must be \"sub\" or \"one\"", c.SearchScope)
 }
 
 // validAttr accepts an attribute description: a name or an OID, with
@@ -269,4 +268,49 @@ func validAttr(a string) bool {
 		}
 	}
 	return true
+}
+
+// LDAPUser and LDAPDN are the placeholders of the LDAP templates. Expansion is a single pass
+// (strings.Replacer), so a user name that itself contains "{dn}" is not
+// expanded again.
+const (
+	LDAPUser = "{user}"
+	LDAPDN   = "{dn}"
+)
+
+// LDAPDNStyle reports whether a direct-bind template is a DN ("uid={user},...")
+// rather than an Active Directory UPN ("{user}@corp.example.com") or
+// down-level name ("CORP\{user}").
+func LDAPDNStyle(tmpl string) bool {
+	return strings.Contains(strings.ReplaceAll(tmpl, LDAPUser, ""), "=")
+}
+
+func checkDNTemplate(tmpl string) error {
+	if !strings.Contains(tmpl, LDAPUser) {
+		return fmt.Errorf("%q does not contain %s", tmpl, LDAPUser)
+	}
+	if LDAPDNStyle(tmpl) {
+		if _, err := goldap.ParseDN(strings.ReplaceAll(tmpl, LDAPUser, "x")); err != nil {
+			return fmt.Errorf("%q is not a DN template: %v", tmpl, err)
+		}
+	}
+	return nil
+}
+
+func checkFilterTemplate(tmpl string, group bool) error {
+	if group {
+		if !strings.Contains(tmpl, LDAPUser) && !strings.Contains(tmpl, LDAPDN) {
+			return fmt.Errorf("%q contains neither %s nor %s", tmpl, LDAPUser, LDAPDN)
+		}
+	} else if !strings.Contains(tmpl, LDAPUser) {
+		return fmt.Errorf("%q does not contain %s", tmpl, LDAPUser)
+	} else if strings.Contains(tmpl, LDAPDN) {
+		// The user's DN is what this search finds: it is not known yet.
+		return fmt.Errorf("%q contains %s, which only a group search can use", tmpl, LDAPDN)
+	}
+	f := strings.NewReplacer(LDAPUser, "x", LDAPDN, "cn=x").Replace(tmpl)
+	if _, err := goldap.CompileFilter(f); err != nil {
+		return fmt.Errorf("%q is not a filter template: %v", tmpl, err)
+	}
+	return nil
 }

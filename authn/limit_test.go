@@ -1,4 +1,4 @@
-package limiter
+package authn
 
 import (
 	"bytes"
@@ -8,19 +8,17 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/mppd/mppd/authn"
 )
 
 // gate is a backend whose calls wait until release is closed.
-type gate struct {
+type limitGate struct {
 	release chan struct{}
 	mu      sync.Mutex
 	running int
 	peak    int
 }
 
-func (g *gate) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
+func (g *limitGate) Authenticate(ctx context.Context, req Request) (Identity, error) {
 	g.mu.Lock()
 	g.running++
 	g.peak = max(g.peak, g.running)
@@ -29,11 +27,11 @@ func (g *gate) Authenticate(ctx context.Context, req authn.Request) (authn.Ident
 	g.mu.Lock()
 	g.running--
 	g.mu.Unlock()
-	return authn.Identity{Login: req.User, Addresses: []string{req.User + "@x.test"}}, nil
+	return Identity{Login: req.User, Addresses: []string{req.User + "@x.test"}}, nil
 }
 
 // waitInUse waits, with a deadline, until n slots are held.
-func waitInUse(t *testing.T, l *Limiter, n int) {
+func waitInUse(t *testing.T, l *Limited, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for l.InUse() < n {
@@ -45,23 +43,23 @@ func waitInUse(t *testing.T, l *Limiter, n int) {
 }
 
 func TestCapAndQueueTimeout(t *testing.T) {
-	g := &gate{release: make(chan struct{})}
+	g := &limitGate{release: make(chan struct{})}
 	var logBuf bytes.Buffer
-	l := New(g, 2, 50*time.Millisecond, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	l := Limit(g, 2, 50*time.Millisecond, slog.New(slog.NewTextHandler(&logBuf, nil)))
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := l.Authenticate(context.Background(), authn.Request{User: "a"}); err != nil {
+			if _, err := l.Authenticate(context.Background(), Request{User: "a"}); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	waitInUse(t, l, 2)
 	// The third waits out the queue timeout and gets "busy" (451).
-	_, err := l.Authenticate(context.Background(), authn.Request{User: "c", Client: "192.0.2.1"})
-	if err == nil || authn.IsBadCredentials(err) || authn.Reason(err) != "busy" {
+	_, err := l.Authenticate(context.Background(), Request{User: "c", Client: "192.0.2.1"})
+	if err == nil || IsBadCredentials(err) || Reason(err) != "busy" {
 		t.Fatalf("third login: %v", err)
 	}
 	if !strings.Contains(logBuf.String(), "event=authn-busy") || !strings.Contains(logBuf.String(), "client=192.0.2.1") {
@@ -69,10 +67,10 @@ func TestCapAndQueueTimeout(t *testing.T) {
 	}
 	// One that waits less than the timeout gets through once a slot frees.
 	done := make(chan error, 1)
-	l2 := New(g, 2, 10*time.Second, nil)
+	l2 := Limit(g, 2, 10*time.Second, nil)
 	l2.slots = l.slots
 	go func() {
-		_, err := l2.Authenticate(context.Background(), authn.Request{User: "d"})
+		_, err := l2.Authenticate(context.Background(), Request{User: "d"})
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -91,13 +89,13 @@ func TestCapAndQueueTimeout(t *testing.T) {
 
 // A caller whose context ends while queued gets "busy" at once.
 func TestQueueContext(t *testing.T) {
-	g := &gate{release: make(chan struct{})}
-	l := New(g, 1, time.Hour, nil)
-	go l.Authenticate(context.Background(), authn.Request{User: "a"})
+	g := &limitGate{release: make(chan struct{})}
+	l := Limit(g, 1, time.Hour, nil)
+	go l.Authenticate(context.Background(), Request{User: "a"})
 	waitInUse(t, l, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := l.Authenticate(ctx, authn.Request{User: "b"}); authn.Reason(err) != "busy" {
+	if _, err := l.Authenticate(ctx, Request{User: "b"}); Reason(err) != "busy" {
 		t.Fatalf("got %v", err)
 	}
 	close(g.release)
