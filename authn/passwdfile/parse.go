@@ -133,6 +133,14 @@ func parseAddressList(s string) ([]string, error) {
 	return out, nil
 }
 
+// CheckAddresses reports whether addrs can be a user's address list (as
+// SetPassword takes it), so that a caller can refuse a bad list before
+// asking for a password.
+func CheckAddresses(addrs []string) error {
+	_, err := parseAddressList(strings.Join(addrs, ","))
+	return err
+}
+
 // CheckUser reports whether name can be a user of a password file: not
 // empty, at most 256 octets, valid UTF-8, no ':' (the field separator), no
 // space or control character, not starting with '-' (it must never be

@@ -10,9 +10,9 @@ import (
 	"syscall"
 )
 
-// maxPasswordLen is the longest PASS argument the engine accepts; a longer
+// MaxPasswordLen is the longest PASS argument the engine accepts; a longer
 // password could never be used to log in.
-const maxPasswordLen = 512
+const MaxPasswordLen = 512
 
 // CheckPassword reports whether password can be sent in an MPP PASS
 // command: 1 to 512 octets, no NUL, CR or LF.
@@ -20,8 +20,8 @@ func CheckPassword(password string) error {
 	switch {
 	case password == "":
 		return errors.New("empty password")
-	case len(password) > maxPasswordLen:
-		return fmt.Errorf("password longer than %d octets", maxPasswordLen)
+	case len(password) > MaxPasswordLen:
+		return fmt.Errorf("password longer than %d octets", MaxPasswordLen)
 	case strings.ContainsAny(password, "\x00\r\n"):
 		return errors.New("password contains NUL, CR or LF")
 	}
