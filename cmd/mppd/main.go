@@ -99,6 +99,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	log := newLogger(cfg, stderr)
+	if err := disableCoreDumps(); err != nil {
+		log.Warn("cannot set RLIMIT_CORE to 0", "err", err)
+	}
 
 	// Socket activation first, before any goroutine: it unsets LISTEN_*.
 	var files []*os.File
@@ -424,4 +427,12 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(newJournalHandler(newHandler, w))
 	}
 	return slog.New(newHandler(w))
+}
+
+// disableCoreDumps sets this process's core-file limit to 0, soft and
+// hard, so that neither mppd, which holds passwords in memory, nor any
+// child (a sendmail holding a message inherits the limit) can dump core,
+// and no child can raise it again.
+func disableCoreDumps() error {
+	return unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 0, Max: 0})
 }

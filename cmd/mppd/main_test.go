@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mppd/mppd/internal/config"
+	"golang.org/x/sys/unix"
 )
 
 func TestSplitPasswdArgs(t *testing.T) {
@@ -83,6 +84,26 @@ root = "maildir"
 		if got != tc.status || !strings.Contains(out, tc.out) {
 			t.Errorf("mppd %q: status %d, output %q; want %d and %q", tc.args, got, out, tc.status, tc.out)
 		}
+	}
+}
+
+// TestRunNoCoreDumps: once the config is loaded, mppd can dump core no
+// more, nor can any child it starts raise the limit.
+func TestRunNoCoreDumps(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "passwd"), nil, 0o600)
+	cfg := filepath.Join(dir, "mppd.toml")
+	os.WriteFile(cfg, []byte("[authn.passwdfile]\npath = \"passwd\"\nmail_domain = \"example.test\"\n[delivery.maildir]\nroot = \"maildir\"\n"), 0o644)
+	if status := run([]string{"--check-config", "--config", cfg}, strings.NewReader(""), &stdout, &stderr); status != exitOK {
+		t.Fatalf("status %d: %s", status, stderr.String())
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_CORE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Cur != 0 || rl.Max != 0 {
+		t.Errorf("RLIMIT_CORE = %d/%d, want 0/0", rl.Cur, rl.Max)
 	}
 }
 

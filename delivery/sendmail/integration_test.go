@@ -98,6 +98,10 @@ func TestIntegrationChildCredentials(t *testing.T) {
 	cfg := config.DefaultSendmail()
 	cfg.Path = installRecorder(t, dir)
 	b, _ := newBackend(t, cfg)
+	// mppd's main sets it (cmd/mppd); the child must inherit it.
+	if err := syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{}); err != nil {
+		t.Fatal(err)
+	}
 	acct := mustAccount(t, "mppd-mta1")
 	env := testEnvelope()
 	env.Account = "mppd-mta1"

@@ -62,10 +62,9 @@ const defaultWaitDelay = 5 * time.Second
 const childPath = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 // New checks cfg, resolves the fallback account, and, when switch_user is
-// on, checks that this process may switch users (CheckPrivileges). It also
-// turns off core dumps for mppd and so for every sendmail it starts
-// (RLIMIT_CORE 0): mppd holds passwords in memory and the child holds a
-// message. A missing sendmail program is only a warning here: it may be
+// on, checks that this process may switch users (CheckPrivileges). Every
+// child inherits mppd's core-file limit, which mppd's main sets to 0. A
+// missing sendmail program is only a warning here: it may be
 // installed later, and until then every message gets 451.
 func New(cfg config.Sendmail, log *slog.Logger) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
@@ -93,9 +92,6 @@ func New(cfg config.Sendmail, log *slog.Logger) (*Backend, error) {
 		}
 		b.fallback = &acct
 	}
-	if err := disableCoreDumps(); err != nil {
-		log.Warn("cannot set RLIMIT_CORE to 0", "backend", "sendmail", "err", err)
-	}
 	if err := checkExecutable(cfg.Path); err != nil {
 		log.Warn("sendmail program not usable yet; messages will get 451 until it is", "backend", "sendmail", "path", cfg.Path, "err", err)
 	}
@@ -114,13 +110,6 @@ func (b *Backend) String() string {
 	}
 	return fmt.Sprintf("sendmail %s as %s, min_uid %d, fallback_account %s, timeout %s",
 		b.cfg.Path, as, b.cfg.MinUID, fb, b.cfg.Timeout)
-}
-
-// disableCoreDumps sets this process's core-file limit to 0, soft and
-// hard, so that neither mppd nor any child (which inherits the limit) can
-// dump core, and no child can raise it again.
-func disableCoreDumps() error {
-	return syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{Cur: 0, Max: 0})
 }
 
 // checkExecutable reports whether path names an executable regular file.

@@ -422,7 +422,8 @@ func TestRecordedChild(t *testing.T) {
 			dir := t.TempDir()
 			path := installRecorder(t, dir)
 			b, _ := newUnprivileged(t, path)
-			if err := disableCoreDumps(); err != nil {
+			// mppd's main sets it (cmd/mppd); the child inherits it.
+			if err := syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{}); err != nil {
 				t.Fatal(err)
 			}
 			var msg io.Reader = strings.NewReader(testMessage)
