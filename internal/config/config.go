@@ -152,10 +152,12 @@ type Delivery struct {
 const DefaultUserPattern = `^[a-z_][a-z0-9_.-]{0,31}$`
 
 // Default returns the built-in configuration: what an empty file means.
-// Each setting's default is set here and nowhere else (the message rules'
-// limits are internal/message's, which also applies them to callers that
-// leave them zero); mppd.conf(5) and mppd(8) give the reasons.
+// Each setting's default is set here and nowhere else, except the message
+// rules' (internal/message's DefaultOptions, which Prepare also applies to
+// callers that leave a limit zero); mppd.conf(5) and mppd(8) give the
+// reasons.
 func Default() *Config {
+	msg := message.DefaultOptions()
 	return &Config{
 		Listen:               []string{":" + strconv.Itoa(DefaultPort)},
 		ListenTLS:            []string{},
@@ -179,10 +181,10 @@ func Default() *Config {
 		Message: Message{
 			MaxSize:               10_240_000,
 			MaxHeaderSize:         102_400, // Postfix header_size_limit
-			MaxRecipients:         message.DefaultMaxRecipients,
-			MaxReceived:           message.DefaultMaxReceived,
-			SenderPolicy:          message.AddSender,
-			ReceivedClientAddress: true,
+			MaxRecipients:         msg.MaxRecipients,
+			MaxReceived:           msg.MaxReceived,
+			SenderPolicy:          msg.Sender,
+			ReceivedClientAddress: msg.ReceivedClientAddress,
 			MemoryThreshold:       1 << 20,
 		},
 		Authn: Authn{
