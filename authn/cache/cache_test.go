@@ -10,7 +10,6 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/internal/config"
-	"github.com/mppd/mppd/internal/tomltype"
 )
 
 // backend is a recording authenticator: alice's password is "right";
@@ -194,16 +193,5 @@ func TestNoPasswordHeld(t *testing.T) {
 	}
 	if c.keyOf(authn.Request{Client: "1", User: "2a", Password: "b"}) == c.keyOf(authn.Request{Client: "12", User: "a", Password: "b"}) {
 		t.Fatal("client/user boundary not in the key")
-	}
-}
-
-func TestValidate(t *testing.T) {
-	if err := config.DefaultCache().Validate(); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []config.Cache{{TTL: 0, MaxEntries: 1}, {TTL: tomltype.Duration(2 * time.Hour), MaxEntries: 1}, {TTL: tomltype.Duration(time.Minute)}} {
-		if c.Validate() == nil {
-			t.Errorf("%+v accepted", c)
-		}
 	}
 }

@@ -199,27 +199,6 @@ func TestHashPasswordFormat(t *testing.T) {
 	}
 }
 
-func TestConfigValidate(t *testing.T) {
-	tests := []struct {
-		cfg  config.Passwdfile
-		want string
-	}{
-		{config.Passwdfile{Path: "/x", MailDomain: "example.org"}, ""},
-		{config.Passwdfile{Path: "/x", MailDomain: "localhost"}, ""},
-		{config.Passwdfile{MailDomain: "example.org"}, "path is required"},
-		{config.Passwdfile{Path: "/x"}, "mail_domain is required"},
-		{config.Passwdfile{Path: "/x", MailDomain: "exa mple.org"}, "mail_domain"},
-		{config.Passwdfile{Path: "/x", MailDomain: "-x.org"}, "mail_domain"},
-		{config.DefaultPasswdfile(), "mail_domain is required"},
-	}
-	for _, tt := range tests {
-		err := tt.cfg.Validate()
-		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%+v: err = %v, want %q", tt.cfg, err, tt.want)
-		}
-	}
-}
-
 func TestAuthenticate(t *testing.T) {
 	content := "# test users\n" +
 		"alice:" + argonHash(t, "alice-pw") + "\n" +

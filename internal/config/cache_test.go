@@ -1,0 +1,17 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+func TestCacheValidate(t *testing.T) {
+	if err := DefaultCache().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Cache{{TTL: 0, MaxEntries: 1}, {TTL: Duration(2 * time.Hour), MaxEntries: 1}, {TTL: Duration(time.Minute)}} {
+		if c.Validate() == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
