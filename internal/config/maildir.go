@@ -9,8 +9,8 @@ import (
 // delivery/maildir.
 type Maildir struct {
 	// Root is the directory holding one Maildir per recipient. Required;
-	// created (mode 0700) when missing; a relative path is taken from the
-	// daemon's working directory at start-up.
+	// created (mode 0700) when missing; Load resolves a relative path
+	// against the config file's directory.
 	Root string `toml:"root"`
 }
 

@@ -61,8 +61,8 @@ const (
 )
 
 // DefaultPAM returns the built-in [authn.pam] settings. MailDomain is
-// empty: the daemon's configuration fills it with its host name when the
-// file leaves it out, and Validate requires it.
+// empty: Load fills it with hostname when the file leaves it out
+// (resolvePaths), and Validate requires it.
 func DefaultPAM() PAM {
 	return PAM{
 		Service:      DefaultPAMService,

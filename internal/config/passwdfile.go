@@ -10,17 +10,17 @@ import (
 // Passwdfile is the [authn.passwdfile] table of mppd.conf(5), read by
 // authn/passwdfile.
 type Passwdfile struct {
-	// Path is the password file. Required; a relative path is taken from
-	// the daemon's working directory at start-up.
+	// Path is the password file. Required; Load resolves a relative path
+	// against the config file's directory.
 	Path string `toml:"path"`
 	// MailDomain makes the address of a user whose line lists none:
-	// user@mail_domain. Required here; the daemon fills it with its host
-	// name when the config file leaves it empty.
+	// user@mail_domain. Required here; Load fills it with hostname when
+	// the config file leaves it empty.
 	MailDomain string `toml:"mail_domain"`
 }
 
-// DefaultPasswdfile returns the defaults: the file /etc/mppd/passwd and no mail
-// domain (the daemon supplies its host name).
+// DefaultPasswdfile returns the defaults: the file /etc/mppd/passwd and no
+// mail domain (Load supplies hostname).
 func DefaultPasswdfile() Passwdfile {
 	return Passwdfile{Path: "/etc/mppd/passwd"}
 }

@@ -1,6 +1,6 @@
 // Package tomltype holds value types for the configuration file that TOML
-// has no type for. The backends' Config structs and package config share
-// them, so every duration in the file is written and checked the same way.
+// has no type for. Every section type of internal/config uses them, so
+// every duration in the file is written and checked the same way.
 package tomltype
 
 import (
