@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/dialogue"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // TestDialogues plays every testdata/*.dlg against the built mppd: the
@@ -39,12 +40,11 @@ func TestDialogues(t *testing.T) {
 
 // play runs one script against d.
 func play(t *testing.T, d *daemon, s *dialogue.Script) {
-	offset := len(d.log.String())
+	offset := len(d.Log())
 	before := d.deliveredFiles()
-	ended := strings.Count(d.log.String(), "event=disconnect")
+	ended := strings.Count(d.Log(), "event=disconnect")
 
-	c := d.dial(t)
-	c.expect(220)
+	c := d.Dial(t)
 	// Sends run on their own goroutine, in order, so that a large one
 	// cannot deadlock against replies the server writes meanwhile; a
 	// write error after the server has hung up is expected in some
@@ -54,8 +54,8 @@ func play(t *testing.T, d *daemon, s *dialogue.Script) {
 	go func() {
 		defer close(sent)
 		for b := range sends {
-			c.c.SetWriteDeadline(time.Now().Add(ioTimeout))
-			if _, err := c.c.Write(b); err != nil {
+			c.Conn.SetWriteDeadline(time.Now().Add(testharness.IOTimeout))
+			if _, err := c.Conn.Write(b); err != nil {
 				for range sends {
 				}
 				return
@@ -69,7 +69,7 @@ func play(t *testing.T, d *daemon, s *dialogue.Script) {
 		case dialogue.Send:
 			sends <- st.Data
 		case dialogue.Expect:
-			l, err := c.reply()
+			_, l, err := c.ReadReply()
 			if err != nil {
 				t.Fatalf("line %d: want %d: %v (got %q)", st.Line, st.Code, err, l)
 			}
@@ -77,15 +77,15 @@ func play(t *testing.T, d *daemon, s *dialogue.Script) {
 				t.Fatalf("line %d: got %q, want %d %s", st.Line, l, st.Code, st.Text)
 			}
 		case dialogue.Closed:
-			if !c.isClosed() {
+			if !c.Closed() {
 				t.Fatalf("line %d: connection still open", st.Line)
 			}
 		}
 	}
-	c.c.Close()
-	d.waitLog(0, "event=disconnect", ended+1)
+	c.Conn.Close()
+	d.WaitLogCount(0, "event=disconnect", ended+1)
 
-	log := d.log.String()[offset:]
+	log := d.Log()[offset:]
 	for _, want := range s.Logs {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)

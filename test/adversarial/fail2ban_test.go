@@ -44,10 +44,10 @@ user_pattern = '^.+$'
 	if l, _ := guess(t, d, "127.0.0.2", "alice", "x"); !strings.HasPrefix(l, "451") {
 		t.Fatalf("blocked address: %q", l)
 	}
-	d.waitLog(0, "reason=throttled", 1)
+	d.WaitLogCount(0, "reason=throttled", 1)
 
 	logFile := filepath.Join(t.TempDir(), "mppd.log")
-	if err := os.WriteFile(logFile, []byte(d.log.String()), 0o600); err != nil {
+	if err := os.WriteFile(logFile, []byte(d.Log()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	filter := "../../packaging/fail2ban/mppd.conf"
@@ -62,6 +62,6 @@ user_pattern = '^.+$'
 	sort.Strings(got)
 	sort.Strings(want)
 	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("fail2ban-regex found %v, want %v; log:\n%s", got, want, d.log.String())
+		t.Fatalf("fail2ban-regex found %v, want %v; log:\n%s", got, want, d.Log())
 	}
 }

@@ -49,7 +49,7 @@ window = "3s"
 				defer wg.Done()
 				for time.Now().Before(end) {
 					i := int(n.Add(1))
-					switch try(d.addr, from(i), fmt.Sprintf("guess-%d", i)) {
+					switch try(d.Addr(), from(i), fmt.Sprintf("guess-%d", i)) {
 					case "530":
 						g.Add(1)
 					case "451":

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // The resource cases of the catalogue (section E): after each attack the
@@ -97,17 +99,16 @@ func settle(t *testing.T, metricsAddr string, base int, what string) {
 // goroutines and RSS.
 func baseline(t *testing.T, d *daemon, metricsAddr string) (int, int) {
 	t.Helper()
-	c := d.dial(t)
-	c.expect(220)
-	c.send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\nTo: carol@example.test\r\n\r\nwarm\r\n.\r\nQUIT\r\n")
+	c := d.Dial(t)
+	c.Send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\nTo: carol@example.test\r\n\r\nwarm\r\n.\r\nQUIT\r\n")
 	for _, code := range []int{250, 250, 354, 250, 221} {
-		c.expect(code)
+		c.Expect(code)
 	}
-	c.isClosed()
+	c.Closed()
 	g := goroutines(t, metricsAddr)
 	time.Sleep(100 * time.Millisecond)
 	g = min(g, goroutines(t, metricsAddr))
-	return g, procStatus(t, d.pid(), "VmRSS")
+	return g, procStatus(t, d.Pid(), "VmRSS")
 }
 
 // Case 43: endless lines on 8 connections at once (10 MB each without a
@@ -122,26 +123,26 @@ func TestResourceEndlessLine(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("tcp", d.addr)
+			c, err := net.Dial("tcp", d.Addr())
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			defer c.Close()
 			for j := 0; j < 160; j++ { // 10 MiB
-				c.SetWriteDeadline(time.Now().Add(ioTimeout))
+				c.SetWriteDeadline(time.Now().Add(testharness.IOTimeout))
 				if _, err := io.WriteString(c, chunk); err != nil {
 					return
 				}
 			}
-			c.SetReadDeadline(time.Now().Add(ioTimeout))
+			c.SetReadDeadline(time.Now().Add(testharness.IOTimeout))
 			io.Copy(io.Discard, c) // to the 451 and the close
 		}()
 	}
 	wg.Wait()
-	peak := procStatus(t, d.pid(), "VmHWM")
+	peak := procStatus(t, d.Pid(), "VmHWM")
 	settle(t, m, g0, "endless line")
-	rss := procStatus(t, d.pid(), "VmRSS")
+	rss := procStatus(t, d.Pid(), "VmRSS")
 	t.Logf("endless line x8 (80 MiB sent): RSS %d KiB before, peak %d KiB, %d KiB after", rss0, peak, rss)
 	if peak-rss0 > 64<<10 {
 		t.Errorf("RSS grew by %d KiB for 8 endless lines", peak-rss0)
@@ -154,23 +155,22 @@ func TestResourceEndlessLine(t *testing.T) {
 func TestResourceHeaderBomb(t *testing.T) {
 	d, m := resourceDaemon(t, "")
 	g0, _ := baseline(t, d, m)
-	var conns []*conn
+	var conns []*testharness.Client
 	for i := 0; i < 8; i++ {
-		c := d.dial(t)
-		c.expect(220)
-		c.send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
-		c.expect(250)
-		c.expect(250)
-		c.expect(354)
+		c := d.Dial(t)
+		c.Send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
+		c.Expect(250)
+		c.Expect(250)
+		c.Expect(354)
 		conns = append(conns, c)
 	}
-	rss0 := procStatus(t, d.pid(), "VmRSS")
+	rss0 := procStatus(t, d.Pid(), "VmRSS")
 	stop := make(chan struct{})
 	peakc := make(chan int)
 	go func() {
 		peak := 0
 		for {
-			peak = max(peak, procStatus(t, d.pid(), "VmRSS"))
+			peak = max(peak, procStatus(t, d.Pid(), "VmRSS"))
 			select {
 			case <-stop:
 				peakc <- peak
@@ -185,17 +185,17 @@ func TestResourceHeaderBomb(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.send(bomb)
-			c.expect(550)
-			c.send("QUIT\r\n")
-			c.expect(221)
+			c.Send(bomb)
+			c.Expect(550)
+			c.Send("QUIT\r\n")
+			c.Expect(221)
 		}()
 	}
 	wg.Wait()
 	close(stop)
 	peak := <-peakc
 	settle(t, m, g0, "header bomb")
-	t.Logf("header bomb x8 (1.2 MB each): RSS %d KiB before, peak %d KiB, %d KiB after", rss0, peak, procStatus(t, d.pid(), "VmRSS"))
+	t.Logf("header bomb x8 (1.2 MB each): RSS %d KiB before, peak %d KiB, %d KiB after", rss0, peak, procStatus(t, d.Pid(), "VmRSS"))
 	if peak-rss0 > 64<<10 {
 		t.Errorf("RSS grew by %d KiB for 8 header bombs", peak-rss0)
 	}
@@ -219,13 +219,13 @@ func TestResourceConnectionFlood(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				dl := net.Dialer{Timeout: ioTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from(i))}}
-				c, err := dl.Dial("tcp", d.addr)
+				dl := net.Dialer{Timeout: testharness.IOTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from(i))}}
+				c, err := dl.Dial("tcp", d.Addr())
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				c.SetReadDeadline(time.Now().Add(ioTimeout))
+				c.SetReadDeadline(time.Now().Add(testharness.IOTimeout))
 				l, err := bufio.NewReader(c).ReadString('\n')
 				mu.Lock()
 				defer mu.Unlock()
@@ -247,7 +247,7 @@ func TestResourceConnectionFlood(t *testing.T) {
 	}
 
 	ok, refused, conns := flood(1000, func(int) string { return "127.0.0.2" })
-	rss := procStatus(t, d.pid(), "VmRSS")
+	rss := procStatus(t, d.Pid(), "VmRSS")
 	t.Logf("1000 connections from one address: %d sessions, %d refused; RSS %d KiB (baseline %d)", ok, refused, rss, rss0)
 	if ok != 50 || refused != 950 {
 		t.Errorf("per-client cap: %d sessions, %d refused; want 50, 950", ok, refused)
@@ -259,7 +259,7 @@ func TestResourceConnectionFlood(t *testing.T) {
 
 	ok, refused, conns = flood(2000, func(i int) string { return fmt.Sprintf("127.1.%d.%d", i/200, i%200+1) })
 	g := goroutines(t, m)
-	rss = procStatus(t, d.pid(), "VmRSS")
+	rss = procStatus(t, d.Pid(), "VmRSS")
 	t.Logf("2000 connections from 2000 addresses, max_sessions 1500: %d sessions, %d refused; RSS %d KiB (baseline %d, %.1f KiB per idle session), %d goroutines",
 		ok, refused, rss, rss0, float64(rss-rss0)/float64(max(ok, 1)), g)
 	if ok != 1500 || refused != 500 {
@@ -284,14 +284,13 @@ func TestResourceSlowloris(t *testing.T) {
 	// The text tricklers log in first, one at a time: a password-file
 	// check is CPU-heavy, and ten at once on a small machine could pass
 	// the idle timeout, which also bounds a login.
-	var tricklers []*conn
+	var tricklers []*testharness.Client
 	for i := 0; i < 10; i++ {
-		c := d.dial(t)
-		c.expect(220)
-		c.send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
-		c.expect(250)
-		c.expect(250)
-		c.expect(354)
+		c := d.Dial(t)
+		c.Send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
+		c.Expect(250)
+		c.Expect(250)
+		c.Expect(354)
 		tricklers = append(tricklers, c)
 	}
 	var wg sync.WaitGroup
@@ -300,16 +299,14 @@ func TestResourceSlowloris(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := d.dial(t)
-			c.expect(220)
+			c := d.Dial(t)
 			start := time.Now()
 			for time.Since(start) < 15*time.Second {
-				if _, err := c.c.Write([]byte("N")); err != nil {
+				if _, err := c.Conn.Write([]byte("N")); err != nil {
 					break
 				}
 				time.Sleep(200 * time.Millisecond)
-				c.c.SetReadDeadline(time.Now().Add(time.Millisecond))
-				if l, err := c.r.ReadString('\n'); err == nil || l != "" {
+				if l, err := c.ReadLine(time.Millisecond); err == nil || l != "" {
 					results <- "command: " + l
 					return
 				}
@@ -322,12 +319,11 @@ func TestResourceSlowloris(t *testing.T) {
 			defer wg.Done()
 			start := time.Now()
 			for time.Since(start) < 15*time.Second {
-				if _, err := c.c.Write([]byte("0123456789")); err != nil {
+				if _, err := c.Conn.Write([]byte("0123456789")); err != nil {
 					break
 				}
 				time.Sleep(500 * time.Millisecond) // 20 B/s
-				c.c.SetReadDeadline(time.Now().Add(time.Millisecond))
-				if l, err := c.r.ReadString('\n'); err == nil || l != "" {
+				if l, err := c.ReadLine(time.Millisecond); err == nil || l != "" {
 					results <- "text: " + l
 					return
 				}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // throttleConfig makes loopback untrusted (so the throttle sees the test's
@@ -23,27 +25,27 @@ max_failures_per_network = 5
 // refused) and how long PASS took.
 func guess(t *testing.T, d *daemon, from, user, password string) (string, time.Duration) {
 	t.Helper()
-	c := dialFrom(t, d.addr, from)
-	l, err := c.reply()
+	c := testharness.Dial(t, d.Addr(), from)
+	_, l, err := c.ReadReply()
 	if err != nil {
 		t.Fatalf("greeting from %s: %v", from, err)
 	}
 	if !strings.HasPrefix(l, "220") {
-		if !c.isClosed() {
+		if !c.Closed() {
 			t.Fatalf("refused connection from %s left open", from)
 		}
 		return l, 0
 	}
-	c.send("USER " + user + "\r\n")
-	c.expect(250)
+	c.Send("USER " + user + "\r\n")
+	c.Expect(250)
 	start := time.Now()
-	c.send("PASS " + password + "\r\n")
-	l, err = c.reply()
+	c.Send("PASS " + password + "\r\n")
+	_, l, err = c.ReadReply()
 	if err != nil {
 		t.Fatalf("PASS from %s: %v", from, err)
 	}
 	took := time.Since(start)
-	c.send("QUIT\r\n")
+	c.Send("QUIT\r\n")
 	return l, took
 }
 
@@ -84,7 +86,7 @@ func TestThrottle(t *testing.T) {
 	if l, _ := guess(t, d, "127.0.1.2", "alice", "alice-adv-pw"); !strings.HasPrefix(l, "250") {
 		t.Fatalf("another /24 got %q", l)
 	}
-	log := d.log.String()
+	log := d.Log()
 	for _, want := range []string{"event=throttle-block source=address client=127.0.0.2", "event=throttle-block source=network client=127.0.0.0",
 		`msg="session refused" client=127.0.0.2 reason=throttled`, `msg="session refused" client=127.0.0.9 reason=throttled`} {
 		if !strings.Contains(log, want) {
@@ -109,8 +111,8 @@ max_failures_per_client = 2
 			t.Fatalf("trusted client, failure %d: %q", i, l)
 		}
 	}
-	d.waitLog(0, "event=auth-failed", 5)
-	log := d.log.String()
+	d.WaitLogCount(0, "event=auth-failed", 5)
+	log := d.Log()
 	if n := strings.Count(log, "penalty=0s"); n != 5 || strings.Contains(log, "throttle-block") {
 		t.Fatalf("trusted client penalised (%d of 5 without penalty) or blocked:\n%s", n, log)
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // benchMessage is a small message (about 1 KiB) from alice.
@@ -12,11 +14,11 @@ var benchMessage = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject:
 
 // benchSession runs one whole session against m: connect, USER, PASS,
 // DATA, QUIT, checking every reply.
-func benchSession(b *testing.B, m *mppd) {
+func benchSession(b *testing.B, m *testharness.Daemon) {
 	c := login(b, m, alice)
-	c.data(benchMessage, 250)
-	c.cmd("QUIT", 221)
-	c.close()
+	c.Post(benchMessage, 250)
+	c.Cmd("QUIT", 221)
+	c.Close()
 }
 
 // BenchmarkDevSessions measures whole sessions per second through the built
@@ -25,7 +27,7 @@ func benchSession(b *testing.B, m *mppd) {
 // the floor mppd cannot go below with this backend.
 func BenchmarkDevSessions(b *testing.B) {
 	extra, _ := devBackends(b, alice)
-	m := startMppd(b, extra)
+	m := testharness.Start(b, extra)
 	for b.Loop() {
 		benchSession(b, m)
 	}
@@ -35,7 +37,7 @@ func BenchmarkDevSessions(b *testing.B) {
 // BenchmarkDevSessions8 is the same with 8 concurrent clients.
 func BenchmarkDevSessions8(b *testing.B) {
 	extra, _ := devBackends(b, alice)
-	m := startMppd(b, extra)
+	m := testharness.Start(b, extra)
 	const clients = 8
 	work := make(chan struct{})
 	var wg sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/authn/passwdfile"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // testMailDomain is the mail_domain devBackends configures: a user whose
@@ -106,7 +107,7 @@ func delivered(t testing.TB, root, recipient string) []string {
 // waiting is normally needed; the loop only tolerates a slow disk.
 func waitDelivered(t testing.TB, root, recipient string, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(ioTimeout)
+	deadline := time.Now().Add(testharness.IOTimeout)
 	for {
 		msgs := delivered(t, root, recipient)
 		if len(msgs) >= n {
@@ -116,18 +117,18 @@ func waitDelivered(t testing.TB, root, recipient string, n int) []string {
 			return msgs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s has %d messages after %v, want %d", recipient, len(msgs), ioTimeout, n)
+			t.Fatalf("%s has %d messages after %v, want %d", recipient, len(msgs), testharness.IOTimeout, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 // login dials m and logs in as u, requiring 250 for both USER and PASS.
-func login(t testing.TB, m *mppd, u testUser) *client {
+func login(t testing.TB, m *testharness.Daemon, u testUser) *testharness.Client {
 	t.Helper()
-	c := m.dial(t)
-	c.cmd("USER "+u.name, 250)
-	c.cmd("PASS "+u.password, 250)
+	c := m.Dial(t)
+	c.Cmd("USER "+u.name, 250)
+	c.Cmd("PASS "+u.password, 250)
 	return c
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mppd/mppd/authn/ldap/ldaptest"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // End-to-end through a real directory: a private slapd (package ldaptest,
@@ -55,16 +56,16 @@ root = %q
 func TestLDAPLoginAndPost(t *testing.T) {
 	s := ldaptest.Start(t)
 	extra, root := ldapBackends(t, s)
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 	if !strings.Contains(m.Log(), "mode=search-bind") {
 		t.Errorf("start-up log does not describe the LDAP backend:\n%s", m.Log())
 	}
 
-	c := m.dial(t)
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 250)
-	c.data("To: bob@example.test\nSubject: posted through LDAP\n\nhello from the directory\n", 250)
-	c.cmd("QUIT", 221)
+	c := m.Dial(t)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 250)
+	c.Post("To: bob@example.test\nSubject: posted through LDAP\n\nhello from the directory\n", 250)
+	c.Cmd("QUIT", 221)
 
 	msgs := waitDelivered(t, root, "bob@example.test", 1)
 	header, body := headerBody(t, msgs[0])
@@ -87,33 +88,33 @@ func TestLDAPLoginAndPost(t *testing.T) {
 func TestLDAPRefusedAndUnavailable(t *testing.T) {
 	s := ldaptest.Start(t)
 	extra, root := ldapBackends(t, s)
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 
 	for _, tc := range []struct{ user, password, reason string }{
 		{"alice", "wrong", "bad-password"},
 		{"mallory", "alice-pw", "unknown-user"},
 		{"carol", "carol-pw", "not-in-group"},
 	} {
-		c := m.dial(t)
-		c.cmd("USER "+tc.user, 250)
-		c.cmd("PASS "+tc.password, 530)
-		c.cmd("QUIT", 221)
-		m.waitLog("reason=" + tc.reason)
+		c := m.Dial(t)
+		c.Cmd("USER "+tc.user, 250)
+		c.Cmd("PASS "+tc.password, 530)
+		c.Cmd("QUIT", 221)
+		m.WaitLog("reason=" + tc.reason)
 	}
 
 	s.Stop()
-	c := m.dial(t)
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 451)
-	c.cmd("QUIT", 221)
-	m.waitLog("reason=connect")
+	c := m.Dial(t)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 451)
+	c.Cmd("QUIT", 221)
+	m.WaitLog("reason=connect")
 
 	s.Start()
-	c = m.dial(t)
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 250)
-	c.data("To: bob@example.test\nSubject: after the outage\n\nback\n", 250)
-	c.cmd("QUIT", 221)
+	c = m.Dial(t)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 250)
+	c.Post("To: bob@example.test\nSubject: after the outage\n\nback\n", 250)
+	c.Cmd("QUIT", 221)
 	if msgs := waitDelivered(t, root, "bob@example.test", 1); !strings.Contains(msgs[0], "Return-Path: <alice@mppd.test>") {
 		t.Errorf("delivered:\n%s", msgs[0])
 	}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // buildMpp builds ./cmd/mpp into a temporary directory.
@@ -31,7 +33,7 @@ func buildMpp(t *testing.T) string {
 // returns its stdout, stderr and exit status.
 func runMpp(t *testing.T, bin, stdin string, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testharness.StopTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append([]string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}, env...)
@@ -55,7 +57,7 @@ func TestMppClient(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, _ := testCert(t, dir, "mppd.test")
 	extra, root := devBackends(t, alice)
-	m := startMppd(t, tlsConfigTOML(anyPort, certFile, keyFile)+extra)
+	m := testharness.Start(t, tlsConfigTOML(testharness.AnyPort, certFile, keyFile)+extra)
 	tlsAddr := m.ListenAddr("mpps")
 	env := []string{"MPP_USER=" + alice.name, "MPP_PASSWORD=" + alice.password}
 
@@ -113,7 +115,7 @@ func TestMppClient(t *testing.T) {
 
 	t.Run("bench", func(t *testing.T) {
 		stdout, stderr, st := runMpp(t, bin, "", env, "bench", "--json", "-s", "mpps://"+tlsAddr, "--ca-file", certFile,
-			"-c", "2", "-n", "4", "-m", "2", "--to", "bench@example.test", "--server-pid", strconv.Itoa(m.cmd.Process.Pid))
+			"-c", "2", "-n", "4", "-m", "2", "--to", "bench@example.test", "--server-pid", strconv.Itoa(m.Cmd.Process.Pid))
 		if st != 0 {
 			t.Fatalf("status %d: %s", st, stderr)
 		}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // TestPost posts a message with To, Cc and Bcc recipients: each gets a copy
@@ -20,7 +22,7 @@ import (
 // header is gone, and the password is nowhere in the log.
 func TestPost(t *testing.T) {
 	extra, root := devBackends(t, alice)
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 	c := login(t, m, alice)
 	body := "Hello Bob,\n\n.a line that starts with a dot\n..two dots\n.\n trailing space \n\n-- \nalice\n"
 	msg := "From: alice@example.test\n" +
@@ -29,8 +31,8 @@ func TestPost(t *testing.T) {
 		"Bcc: dave@example.test\n" +
 		"Subject: e2e post\n" +
 		"\n" + body
-	c.data(msg, 250)
-	c.cmd("QUIT", 221)
+	c.Post(msg, 250)
+	c.Cmd("QUIT", 221)
 
 	for _, rcpt := range []string{"bob@example.test", "carol@example.test", "dave@example.test"} {
 		msgs := waitDelivered(t, root, rcpt, 1)
@@ -56,18 +58,18 @@ func TestPost(t *testing.T) {
 // and after it only NOOP and QUIT are allowed (RFC 1204 §2.3).
 func TestWrongPassword(t *testing.T) {
 	extra, root := devBackends(t, alice)
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 
-	c := m.dial(t)
-	c.cmd("USER alice", 250)
-	c.cmd("PASS not-alices-password", 530)
-	c.cmd("DATA", 503)
-	c.cmd("QUIT", 221)
+	c := m.Dial(t)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS not-alices-password", 530)
+	c.Cmd("DATA", 503)
+	c.Cmd("QUIT", 221)
 
-	c = m.dial(t)
-	c.cmd("USER nobody", 250)
-	c.cmd("PASS whatever", 530)
-	c.cmd("QUIT", 221)
+	c = m.Dial(t)
+	c.Cmd("USER nobody", 250)
+	c.Cmd("PASS whatever", 530)
+	c.Cmd("QUIT", 221)
 
 	if got := delivered(t, root, "bob@example.test"); len(got) != 0 {
 		t.Errorf("something was delivered: %q", got)
@@ -79,22 +81,22 @@ func TestWrongPassword(t *testing.T) {
 func TestParallelSessions(t *testing.T) {
 	bob := testUser{name: "bob", password: "bob-e2e-password"}
 	extra, root := devBackends(t, alice, bob)
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 
-	a := m.dial(t)
-	b := m.dial(t)
-	a.cmd("USER alice", 250)
-	b.cmd("USER bob", 250)
-	b.cmd("PASS "+bob.password, 250)
-	a.cmd("PASS "+alice.password, 250)
-	a.cmd("DATA", 354)
-	b.cmd("DATA", 354)
-	b.send(dotStuff("To: carol@example.test\nSubject: from bob\n\nbob's text\n"))
-	a.send(dotStuff("To: carol@example.test\nSubject: from alice\n\nalice's text\n"))
-	a.expect(250)
-	b.expect(250)
-	a.cmd("QUIT", 221)
-	b.cmd("QUIT", 221)
+	a := m.Dial(t)
+	b := m.Dial(t)
+	a.Cmd("USER alice", 250)
+	b.Cmd("USER bob", 250)
+	b.Cmd("PASS "+bob.password, 250)
+	a.Cmd("PASS "+alice.password, 250)
+	a.Cmd("DATA", 354)
+	b.Cmd("DATA", 354)
+	b.Send(testharness.DotStuff("To: carol@example.test\nSubject: from bob\n\nbob's text\n"))
+	a.Send(testharness.DotStuff("To: carol@example.test\nSubject: from alice\n\nalice's text\n"))
+	a.Expect(250)
+	b.Expect(250)
+	a.Cmd("QUIT", 221)
+	b.Cmd("QUIT", 221)
 
 	msgs := waitDelivered(t, root, "carol@example.test", 2)
 	all := strings.Join(msgs, "\n")
@@ -109,26 +111,26 @@ func TestParallelSessions(t *testing.T) {
 // closed, and mppd exits 0 without waiting for the drain timeout.
 func TestShutdownIdleSession(t *testing.T) {
 	extra, _ := devBackends(t, alice)
-	m := startMppd(t, "drain_timeout = \"20s\"\n"+extra)
-	c := m.dial(t)
-	c.cmd("USER alice", 250)
+	m := testharness.Start(t, "drain_timeout = \"20s\"\n"+extra)
+	c := m.Dial(t)
+	c.Cmd("USER alice", 250)
 
 	start := time.Now()
-	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := m.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	c.expect(451)
-	if !c.closed() {
+	c.Expect(451)
+	if !c.Closed() {
 		t.Error("connection still open after 451")
 	}
-	if code := m.waitExit(stopTimeout); code != 0 {
+	if code := m.WaitExit(testharness.StopTimeout); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("shutdown took %v with only an idle session", d)
 	}
 	// New connections are refused once mppd has stopped listening.
-	if c, err := netDial(m.Addr()); err == nil {
+	if c, err := net.DialTimeout("tcp", m.Addr(), testharness.IOTimeout); err == nil {
 		c.Close()
 		t.Error("mppd still accepts connections after exiting")
 	}
@@ -139,19 +141,19 @@ func TestShutdownIdleSession(t *testing.T) {
 // session is closed with 451 and mppd exits 0.
 func TestShutdownDuringMessage(t *testing.T) {
 	extra, root := devBackends(t, alice)
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 	c := login(t, m, alice)
-	c.cmd("DATA", 354)
-	c.send("To: bob@example.test\r\nSubject: interrupted\r\n\r\nfirst half\r\n")
+	c.Cmd("DATA", 354)
+	c.Send("To: bob@example.test\r\nSubject: interrupted\r\n\r\nfirst half\r\n")
 	time.Sleep(100 * time.Millisecond) // let the engine be inside the text
-	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := m.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	c.send("second half\r\n.\r\n")
-	c.expect(250)
-	c.expect(451)
-	if code := m.waitExit(stopTimeout); code != 0 {
+	c.Send("second half\r\n.\r\n")
+	c.Expect(250)
+	c.Expect(451)
+	if code := m.WaitExit(testharness.StopTimeout); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
 	msgs := waitDelivered(t, root, "bob@example.test", 1)
@@ -165,24 +167,24 @@ func TestShutdownDuringMessage(t *testing.T) {
 // the refusal is logged with the client's address.
 func TestPerClientCap(t *testing.T) {
 	extra, _ := devBackends(t, alice)
-	m := startMppd(t, "max_sessions_per_client = 2\ntrusted_networks = []\n"+extra)
-	m.dial(t)
-	m.dial(t)
-	third := m.dialRaw(t)
-	third.expect(451)
-	if !third.closed() {
+	m := testharness.Start(t, "max_sessions_per_client = 2\ntrusted_networks = []\n"+extra)
+	m.Dial(t)
+	m.Dial(t)
+	third := m.DialRaw(t)
+	third.Expect(451)
+	if !third.Closed() {
 		t.Error("refused connection left open")
 	}
-	m.waitLog(`msg="session refused" client=127.0.0.1 reason=max-sessions-per-client`)
+	m.WaitLog(`msg="session refused" client=127.0.0.1 reason=max-sessions-per-client`)
 }
 
 // TestTrustedNetworkExempt: loopback is trusted by default, so the
 // per-client cap does not apply to it.
 func TestTrustedNetworkExempt(t *testing.T) {
 	extra, _ := devBackends(t, alice)
-	m := startMppd(t, "max_sessions_per_client = 1\n"+extra)
+	m := testharness.Start(t, "max_sessions_per_client = 1\n"+extra)
 	for i := 0; i < 3; i++ {
-		m.dial(t)
+		m.Dial(t)
 	}
 }
 
@@ -190,27 +192,27 @@ func TestTrustedNetworkExempt(t *testing.T) {
 // session ends, a new connection is served again.
 func TestTotalCap(t *testing.T) {
 	extra, _ := devBackends(t, alice)
-	m := startMppd(t, "max_sessions = 2\n"+extra)
-	first := m.dial(t)
-	m.dial(t)
-	third := m.dialRaw(t)
-	third.expect(451)
-	m.waitLog(`reason=max-sessions `)
+	m := testharness.Start(t, "max_sessions = 2\n"+extra)
+	first := m.Dial(t)
+	m.Dial(t)
+	third := m.DialRaw(t)
+	third.Expect(451)
+	m.WaitLog(`reason=max-sessions `)
 
-	first.cmd("QUIT", 221)
+	first.Cmd("QUIT", 221)
 	// The slot is freed when the session's goroutine ends, just after
 	// the client sees the close; retry briefly.
-	deadline := time.Now().Add(ioTimeout)
+	deadline := time.Now().Add(testharness.IOTimeout)
 	for {
-		c := m.dialRaw(t)
-		code, line, err := c.readReply()
+		c := m.DialRaw(t)
+		code, line, err := c.ReadReply()
 		if err == nil && code == 220 {
 			break
 		}
 		if err == nil && code != 451 {
 			t.Fatalf("unexpected reply %q", line)
 		}
-		c.close()
+		c.Close()
 		if time.Now().After(deadline) {
 			t.Fatal("no session slot freed after QUIT")
 		}
@@ -243,7 +245,7 @@ func TestBadConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, args := range [][]string{{"--config", path}, {"--check-config", "--config", path}} {
-				out, code := runMppd(t, "", args...)
+				out, code := testharness.Run(t, "", args...)
 				if code != 2 {
 					t.Errorf("mppd %v: exit status %d, want 2; output:\n%s", args, code, out)
 				}
@@ -271,7 +273,7 @@ func TestCheckConfigDev(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, code := runMppd(t, "", "--check-config", "--config", filepath.Join(dir, "mppd.toml"))
+	out, code := testharness.Run(t, "", "--check-config", "--config", filepath.Join(dir, "mppd.toml"))
 	if code != 0 || !strings.Contains(out, "config OK") {
 		t.Errorf("exit status %d, output:\n%s", code, out)
 	}
@@ -293,7 +295,7 @@ func TestCheckConfigPackaged(t *testing.T) {
 	if _, err := config.Load(path); err != nil {
 		t.Fatalf("the packaged config does not load: %v", err)
 	}
-	out, code := runMppd(t, "", "--check-config", "--config", path)
+	out, code := testharness.Run(t, "", "--check-config", "--config", path)
 	switch {
 	case code == 0 && strings.Contains(out, "config OK"):
 	case code == 2 && backendBuildError.MatchString(out) && strings.HasPrefix(out, "mppd: "+path+":"):
@@ -305,7 +307,7 @@ func TestCheckConfigPackaged(t *testing.T) {
 
 // TestVersion: --version prints the version given at build time.
 func TestVersion(t *testing.T) {
-	out, code := runMppd(t, "", "--version")
+	out, code := testharness.Run(t, "", "--version")
 	if code != 0 || strings.TrimSpace(out) != "mppd "+testVersion {
 		t.Errorf("exit status %d, output %q", code, out)
 	}
@@ -313,7 +315,7 @@ func TestVersion(t *testing.T) {
 
 // TestUsageError: an unknown flag is exit status 2 with the usage.
 func TestUsageError(t *testing.T) {
-	out, code := runMppd(t, "", "--no-such-flag")
+	out, code := testharness.Run(t, "", "--no-such-flag")
 	if code != 2 || !strings.Contains(out, "usage: mppd") {
 		t.Errorf("exit status %d, output:\n%s", code, out)
 	}
@@ -324,16 +326,16 @@ func TestUsageError(t *testing.T) {
 // names, and that user can then log in and post as the first address.
 func TestPasswdSubcommand(t *testing.T) {
 	extra, root := devBackends(t, alice)
-	cfg := writeConfig(t, anyPort, extra)
+	cfg := testharness.WriteConfig(t, extra)
 
-	out, code := runMppd(t, "dave-e2e-password\n", "passwd", "--config", cfg,
+	out, code := testharness.Run(t, "dave-e2e-password\n", "passwd", "--config", cfg,
 		"--address", "dave@example.test,d@example.test", "--address", "postmaster@example.test", "dave")
 	if code != 0 {
 		t.Fatalf("mppd passwd: exit status %d:\n%s", code, out)
 	}
 	// --file instead of the config's path, on a file of its own.
 	other := filepath.Join(t.TempDir(), "other-passwd")
-	out, code = runMppd(t, "erin-e2e-password\n", "passwd", "--file", other, "erin")
+	out, code = testharness.Run(t, "erin-e2e-password\n", "passwd", "--file", other, "erin")
 	if code != 0 {
 		t.Fatalf("mppd passwd --file: exit status %d:\n%s", code, out)
 	}
@@ -341,18 +343,18 @@ func TestPasswdSubcommand(t *testing.T) {
 		t.Errorf("--file wrote %q (%v)", b, err)
 	}
 
-	m := startMppdConfig(t, cfg)
+	m := testharness.StartConfig(t, cfg)
 	dave := testUser{name: "dave", password: "dave-e2e-password"}
 	c := login(t, m, dave)
-	c.data("To: bob@example.test\nSubject: from dave\n\nhi\n", 250)
-	c.cmd("QUIT", 221)
+	c.Post("To: bob@example.test\nSubject: from dave\n\nhi\n", 250)
+	c.Cmd("QUIT", 221)
 	msgs := waitDelivered(t, root, "bob@example.test", 1)
 	header, _ := headerBody(t, msgs[0])
 	if !strings.Contains(header, "dave@example.test") {
 		t.Errorf("message not from dave's primary address:\n%s", header)
 	}
 	// alice is still there.
-	login(t, m, alice).cmd("QUIT", 221)
+	login(t, m, alice).Cmd("QUIT", 221)
 }
 
 // TestSessionsConcurrentLoad opens a batch of sessions at once, each
@@ -360,7 +362,7 @@ func TestPasswdSubcommand(t *testing.T) {
 // goroutine and frees the slots.
 func TestSessionsConcurrentLoad(t *testing.T) {
 	extra, _ := devBackends(t, alice)
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan string, n)
@@ -368,13 +370,13 @@ func TestSessionsConcurrentLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := netDial(m.Addr())
+			conn, err := net.DialTimeout("tcp", m.Addr(), testharness.IOTimeout)
 			if err != nil {
 				errs <- err.Error()
 				return
 			}
 			defer conn.Close()
-			c := &client{t: t, conn: conn, r: newReader(conn)}
+			c := testharness.NewClient(t, conn)
 			for _, step := range []struct {
 				send string
 				code int
@@ -385,7 +387,7 @@ func TestSessionsConcurrentLoad(t *testing.T) {
 						return
 					}
 				}
-				code, line, err := c.readReply()
+				code, line, err := c.ReadReply()
 				if err != nil || code != step.code {
 					errs <- fmt.Sprintf("want %d, got %q (%v)", step.code, line, err)
 					return
@@ -404,8 +406,8 @@ func TestSessionsConcurrentLoad(t *testing.T) {
 // the harness still finds the listening address.
 func TestJSONLogs(t *testing.T) {
 	extra, _ := devBackends(t, alice)
-	m := startMppd(t, "[log]\nformat = \"json\"\n"+extra)
-	login(t, m, alice).cmd("QUIT", 221)
+	m := testharness.Start(t, "[log]\nformat = \"json\"\n"+extra)
+	login(t, m, alice).Cmd("QUIT", 221)
 	m.Stop()
 	for _, line := range strings.Split(strings.TrimSpace(m.Log()), "\n") {
 		var rec map[string]any

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mppd/mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // End-to-end through the real PAM stack: the daemon built with -tags pam,
@@ -64,14 +65,14 @@ root = %q
 func TestPAMLoginAndPost(t *testing.T) {
 	needPAMSetup(t)
 	extra, root := pamBackends(t, "mppd-test")
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 	if !strings.Contains(m.Log(), `service=\"mppd-test\"`) && !strings.Contains(m.Log(), `service="mppd-test"`) {
 		t.Errorf("start-up log does not describe the PAM backend:\n%s", m.Log())
 	}
 
 	c := login(t, m, pamOK)
-	c.data("To: bob@example.test\nSubject: posted through PAM\n\nhello from pam\n", 250)
-	c.cmd("QUIT", 221)
+	c.Post("To: bob@example.test\nSubject: posted through PAM\n\nhello from pam\n", 250)
+	c.Cmd("QUIT", 221)
 
 	msgs := waitDelivered(t, root, "bob@example.test", 1)
 	header, body := headerBody(t, msgs[0])
@@ -90,7 +91,7 @@ func TestPAMLoginAndPost(t *testing.T) {
 func TestPAMRefused(t *testing.T) {
 	needPAMSetup(t)
 	extra, root := pamBackends(t, "mppd-test")
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 
 	for _, tc := range []struct {
 		user, password, reason string
@@ -99,12 +100,12 @@ func TestPAMRefused(t *testing.T) {
 		{pamExpired.name, pamExpired.password, "account-expired"},
 		{"mppd-pam-nosuchuser", pamOK.password, "unknown-user"},
 	} {
-		c := m.dial(t)
-		c.cmd("USER "+tc.user, 250)
-		c.cmd("PASS "+tc.password, 530)
-		c.cmd("DATA", 503)
-		c.cmd("QUIT", 221)
-		m.waitLog("reason=" + tc.reason)
+		c := m.Dial(t)
+		c.Cmd("USER "+tc.user, 250)
+		c.Cmd("PASS "+tc.password, 530)
+		c.Cmd("DATA", 503)
+		c.Cmd("QUIT", 221)
+		m.WaitLog("reason=" + tc.reason)
 	}
 	if msgs := delivered(t, root, "bob@example.test"); len(msgs) != 0 {
 		t.Fatalf("delivered after refusals: %v", msgs)
@@ -119,13 +120,13 @@ func TestPAMRefused(t *testing.T) {
 func TestPAMRhostIsTCPPeer(t *testing.T) {
 	needPAMSetup(t)
 	extra, _ := pamBackends(t, "mppd-test-rhost")
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 	var offset int64
 	if st, err := os.Stat(pamRhostLog); err == nil {
 		offset = st.Size()
 	}
 	c := login(t, m, pamOK)
-	c.cmd("QUIT", 221)
+	c.Cmd("QUIT", 221)
 	data, err := os.ReadFile(pamRhostLog)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // End-to-end through the real Postfix of test/setup.d/40-postfix.sh:
@@ -120,7 +121,7 @@ var postfixUserid = regexp.MustCompile(`\(Postfix, from userid (\d+)\)`)
 // account's uid with the authenticated address as Return-Path.
 func TestSendmailPostfix(t *testing.T) {
 	needPostfix(t)
-	m := startMppd(t, sendmailBackends(t, "/usr/sbin/sendmail", alice))
+	m := testharness.Start(t, sendmailBackends(t, "/usr/sbin/sendmail", alice))
 	if !strings.Contains(m.Log(), "sendmail /usr/sbin/sendmail") {
 		t.Errorf("start-up log does not describe the sendmail backend:\n%s", m.Log())
 	}
@@ -133,9 +134,9 @@ func TestSendmailPostfix(t *testing.T) {
 		"\n" + body
 	c := login(t, m, alice)
 	start := time.Now()
-	c.data(msg, 250)
+	c.Post(msg, 250)
 	t.Logf("DATA to 250 through Postfix: %s", time.Since(start))
-	c.cmd("QUIT", 221)
+	c.Cmd("QUIT", 221)
 
 	mta1, err := user.Lookup("mppd-mta1")
 	if err != nil {
@@ -192,18 +193,18 @@ exec /usr/sbin/sendmail "$@"
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := startMppd(t, sendmailBackends(t, script, alice))
+	m := testharness.Start(t, sendmailBackends(t, script, alice))
 
 	tok := randomToken(t)
 	msg := "To: mppd-mta2@localhost\nSubject: " + tok + "\n\nretry me\n"
 	c := login(t, m, alice)
-	c.data(msg, 451)
+	c.Post(msg, 451)
 	// The connection stays up; NOOP reports the local error (RFC 1204
 	// §2.3 lists 451 for NOOP), a second DATA is out of sequence.
-	c.cmd("NOOP", 451)
-	c.cmd("DATA", 503)
-	c.cmd("QUIT", 221)
-	m.waitLog("reason=\"exit 75 (EX_TEMPFAIL)\"")
+	c.Cmd("NOOP", 451)
+	c.Cmd("DATA", 503)
+	c.Cmd("QUIT", 221)
+	m.WaitLog("reason=\"exit 75 (EX_TEMPFAIL)\"")
 	if !strings.Contains(m.Log(), "simulated queue trouble") {
 		t.Errorf("sendmail's stderr is not in the log:\n%s", m.Log())
 	}
@@ -211,16 +212,16 @@ exec /usr/sbin/sendmail "$@"
 	// A hostile recipient: refused, and the program does not run.
 	before, _ := os.ReadFile(runs)
 	c = login(t, m, alice)
-	c.data("To: -oQ/tmp/q@localhost, mppd-mta2@localhost\nSubject: x\n\nx\n", 550)
-	c.cmd("QUIT", 221)
+	c.Post("To: -oQ/tmp/q@localhost, mppd-mta2@localhost\nSubject: x\n\nx\n", 550)
+	c.Cmd("QUIT", 221)
 	if after, _ := os.ReadFile(runs); string(after) != string(before) {
 		t.Errorf("the program ran for a hostile recipient: %q", strings.TrimPrefix(string(after), string(before)))
 	}
 
 	os.Remove(flag)
 	c = login(t, m, alice)
-	c.data(msg, 250)
-	c.cmd("QUIT", 221)
+	c.Post(msg, 250)
+	c.Cmd("QUIT", 221)
 	got := maildirWait(t, "mppd-mta2", tok)
 	if n := strings.Count(got, tok); n != 1 {
 		t.Errorf("token appears %d times", n)
@@ -235,11 +236,11 @@ exec /usr/sbin/sendmail "$@"
 // line; the daemon keeps serving.
 func TestSendmailMissing(t *testing.T) {
 	needPostfix(t)
-	m := startMppd(t, sendmailBackends(t, "/nonexistent/sendmail", alice))
+	m := testharness.Start(t, sendmailBackends(t, "/nonexistent/sendmail", alice))
 	c := login(t, m, alice)
-	c.data("To: mppd-mta2@localhost\nSubject: nowhere\n\nx\n", 451)
-	c.cmd("QUIT", 221)
-	m.waitLog("reason=exec")
+	c.Post("To: mppd-mta2@localhost\nSubject: nowhere\n\nx\n", 451)
+	c.Cmd("QUIT", 221)
+	m.WaitLog("reason=exec")
 	c = login(t, m, alice)
-	c.cmd("QUIT", 221)
+	c.Cmd("QUIT", 221)
 }

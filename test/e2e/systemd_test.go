@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // mppd under systemd's own socket-activation tool, systemd-socket-activate
@@ -68,7 +68,7 @@ func listenNotify(t *testing.T) *notifySocket {
 // wait returns the first message (from here on) that contains substr.
 func (n *notifySocket) wait(t *testing.T, substr string) string {
 	t.Helper()
-	timeout := time.After(ioTimeout)
+	timeout := time.After(testharness.IOTimeout)
 	var seen []string
 	for {
 		select {
@@ -81,41 +81,9 @@ func (n *notifySocket) wait(t *testing.T, substr string) string {
 			}
 			seen = append(seen, m)
 		case <-timeout:
-			t.Fatalf("no sd_notify message with %q within %v; seen %q", substr, ioTimeout, seen)
+			t.Fatalf("no sd_notify message with %q within %v; seen %q", substr, testharness.IOTimeout, seen)
 		}
 	}
-}
-
-// spawn starts cmd (the activator, which becomes mppd) with its output in
-// the returned mppd's log. Cleanup stops it if it still runs; the test
-// checks exit statuses itself.
-func spawn(t *testing.T, cmd *exec.Cmd) *mppd {
-	t.Helper()
-	m := &mppd{t: t, cmd: cmd, log: &testenv.LogBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = m.log, m.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", cmd.Args, err)
-	}
-	go func() {
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			m.exitCode = 0
-		case errors.As(err, &ee):
-			m.exitCode = ee.ExitCode()
-		default:
-			m.exitCode = -1
-		}
-		close(m.done)
-	}()
-	t.Cleanup(func() {
-		m.Stop()
-		if t.Failed() {
-			t.Logf("log of %v:\n%s", cmd.Args, m.Log())
-		}
-	})
-	return m
 }
 
 // activatorSockets binds n listening sockets on 127.0.0.1, on ports the
@@ -128,7 +96,7 @@ func activatorSockets(t *testing.T, n int) ([]*os.File, []string) {
 	var files []*os.File
 	var addrs []string
 	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", anyPort)
+		l, err := net.Listen("tcp", testharness.AnyPort)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,12 +118,12 @@ func activatorSockets(t *testing.T, n int) ([]*os.File, []string) {
 // child (a constant shell script sets it and execs; the arguments are
 // "$@"). The test's copies of the sockets are closed once it runs, so
 // that they live and die with the activator, as with -l.
-func spawnActivated(t *testing.T, act string, files []*os.File, args ...string) *mppd {
+func spawnActivated(t *testing.T, act string, files []*os.File, args ...string) *testharness.Daemon {
 	t.Helper()
 	cmd := exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`, act}, args...)...)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{fmt.Sprintf("LISTEN_FDS=%d", len(files)), "PATH=" + os.Getenv("PATH")}
-	m := spawn(t, cmd)
+	m := testharness.Spawn(t, cmd)
 	for _, f := range files {
 		f.Close()
 	}
@@ -173,20 +141,20 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 	extra, root := devBackends(t, alice)
 	// The configured listen address is held by the test: an mppd that
 	// tried to bind it would fail to start.
-	held, err := net.Listen("tcp", anyPort)
+	held, err := net.Listen("tcp", testharness.AnyPort)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	cfg := writeConfig(t, held.Addr().String(), fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
+	cfg := testharness.WriteConfig(t, fmt.Sprintf("listen = [%q]\n", held.Addr().String()), fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
 	files, addrs := activatorSockets(t, 2)
 	plain, secure := addrs[0], addrs[1]
 	n := listenNotify(t)
 
 	m := spawnActivated(t, act, files, "--fdname=mpp:mpps",
-		"-E", "NOTIFY_SOCKET="+n.path, "-E", "WATCHDOG_USEC=400000", mppdBin, "--config", cfg)
-	m.addr = plain
-	m.waitLog("Listening on " + secure)
+		"-E", "NOTIFY_SOCKET="+n.path, "-E", "WATCHDOG_USEC=400000", testharness.Binary(), "--config", cfg)
+	m.UseAddr(plain)
+	m.WaitLog("Listening on " + secure)
 
 	c := login(t, m, alice) // the first connection starts mppd
 	ready := n.wait(t, "READY=1")
@@ -194,30 +162,30 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 		t.Errorf("READY=1 without STATUS=: %q", ready)
 	}
 	n.wait(t, "WATCHDOG=1") // WatchdogSec=0.4s: every 0.2s
-	c.data("To: bob@example.test\nSubject: plain\n\nover mpp\n", 250)
+	c.Post("To: bob@example.test\nSubject: plain\n\nover mpp\n", 250)
 
 	tc, cert := dialTLS(t, secure, pool)
 	if cert.Subject.CommonName != "activated" {
 		t.Errorf("certificate %q", cert.Subject.CommonName)
 	}
-	tc.cmd("USER "+alice.name, 250)
-	tc.cmd("PASS "+alice.password, 250)
-	tc.data("To: bob@example.test\nSubject: tls\n\nover mpps\n", 250)
+	tc.Cmd("USER "+alice.name, 250)
+	tc.Cmd("PASS "+alice.password, 250)
+	tc.Post("To: bob@example.test\nSubject: tls\n\nover mpps\n", 250)
 	waitDelivered(t, root, "bob@example.test", 2)
 	n.wait(t, "STATUS=serving: 2 sessions")
 
-	m.waitLog("socket-activated sockets=2")
+	m.WaitLog("socket-activated sockets=2")
 	if strings.Contains(m.Log(), "binding the configured addresses") {
 		t.Errorf("mppd bound the configured listen address under socket activation:\n%s", m.Log())
 	}
 
-	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := m.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	n.wait(t, "STOPPING=1")
-	c.expect(451)
-	tc.expect(451)
-	if code := m.waitExit(stopTimeout); code != 0 {
+	c.Expect(451)
+	tc.Expect(451)
+	if code := m.WaitExit(testharness.StopTimeout); code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
 }
@@ -229,7 +197,7 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 func TestSocketActivationRefusals(t *testing.T) {
 	act := needActivator(t)
 	extra, _ := devBackends(t, alice)
-	cfg := writeConfig(t, anyPort, extra)
+	cfg := testharness.WriteConfig(t, extra)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -241,27 +209,27 @@ func TestSocketActivationRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			files, addrs := activatorSockets(t, 1)
 			addr := addrs[0]
-			m := spawnActivated(t, act, files, append(tc.args, mppdBin, "--config", cfg)...)
-			m.waitLog("Listening on " + addr)
-			conn, err := netDial(addr)
+			m := spawnActivated(t, act, files, append(tc.args, testharness.Binary(), "--config", cfg)...)
+			m.WaitLog("Listening on " + addr)
+			conn, err := net.DialTimeout("tcp", addr, testharness.IOTimeout)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			conn.SetReadDeadline(time.Now().Add(ioTimeout))
+			conn.SetReadDeadline(time.Now().Add(testharness.IOTimeout))
 			if b, err := io.ReadAll(conn); err == nil && len(b) > 0 {
 				t.Errorf("got %q from a refused start", b)
 			}
-			m.waitLog(tc.want)
+			m.WaitLog(tc.want)
 			if !strings.Contains(tc.name, "connection") {
-				if code := m.waitExit(stopTimeout); code != 2 {
+				if code := m.WaitExit(testharness.StopTimeout); code != 2 {
 					t.Errorf("exit status %d, want 2", code)
 				}
 				return
 			}
 			// With --accept the activator itself runs on and reports
 			// its child's status.
-			m.waitLog("died with code 2")
+			m.WaitLog("died with code 2")
 		})
 	}
 }
@@ -273,7 +241,7 @@ func TestSocketActivationRefusals(t *testing.T) {
 func TestExitOnIdle(t *testing.T) {
 	act := needActivator(t)
 	extra, root := devBackends(t, alice)
-	cfg := writeConfig(t, anyPort, "[systemd]\nexit_on_idle = \"1s\"\n"+extra)
+	cfg := testharness.WriteConfig(t, "[systemd]\nexit_on_idle = \"1s\"\n"+extra)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -290,23 +258,23 @@ func TestExitOnIdle(t *testing.T) {
 	// systemd-socket-activate, which passes it on to mppd. LISTEN_PID
 	// must be the activator's pid, known only in the child: the shell
 	// sets it and execs (constant script, arguments as "$@").
-	activate := func() *mppd {
+	activate := func() *testharness.Daemon {
 		cmd := exec.Command("sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`,
-			act, "--fdname=mpp", "-E", "NOTIFY_SOCKET="+n.path, mppdBin, "--config", cfg)
+			act, "--fdname=mpp", "-E", "NOTIFY_SOCKET="+n.path, testharness.Binary(), "--config", cfg)
 		cmd.ExtraFiles = []*os.File{lf} // fd 3
 		cmd.Env = []string{"LISTEN_FDS=1", "PATH=" + os.Getenv("PATH")}
-		m := spawn(t, cmd)
-		m.addr = l.Addr().String()
+		m := testharness.Spawn(t, cmd)
+		m.UseAddr(l.Addr().String())
 		return m
 	}
 
 	m1 := activate()
 	c := login(t, m1, alice)
 	n.wait(t, "READY=1")
-	c.data("To: bob@example.test\nSubject: first\n\none\n", 250)
-	c.cmd("QUIT", 221)
+	c.Post("To: bob@example.test\nSubject: first\n\none\n", 250)
+	c.Cmd("QUIT", 221)
 	n.wait(t, "STOPPING=1")
-	if code := m1.waitExit(stopTimeout); code != 0 {
+	if code := m1.WaitExit(testharness.StopTimeout); code != 0 {
 		t.Fatalf("exit status %d after idle, want 0", code)
 	}
 	if !strings.Contains(m1.Log(), "event=exit-on-idle") {
@@ -315,17 +283,17 @@ func TestExitOnIdle(t *testing.T) {
 
 	// No mppd runs now; the kernel queues this connection on the socket
 	// the test holds.
-	conn, err := netDial(l.Addr().String())
+	conn, err := net.DialTimeout("tcp", l.Addr().String(), testharness.IOTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	m2 := activate()
-	c2 := &client{t: t, conn: conn, r: newReader(conn)}
-	c2.expect(220)
-	c2.cmd("USER "+alice.name, 250)
-	c2.cmd("PASS "+alice.password, 250)
-	c2.data("To: bob@example.test\nSubject: second\n\ntwo\n", 250)
+	c2 := testharness.NewClient(t, conn)
+	c2.Expect(220)
+	c2.Cmd("USER "+alice.name, 250)
+	c2.Cmd("PASS "+alice.password, 250)
+	c2.Post("To: bob@example.test\nSubject: second\n\ntwo\n", 250)
 	waitDelivered(t, root, "bob@example.test", 2)
 	if code := m2.Stop(); code != 0 {
 		t.Errorf("second mppd exit status %d, want 0", code)
@@ -340,7 +308,7 @@ func TestInetdMode(t *testing.T) {
 	act := needActivator(t)
 	certFile, keyFile, pool := testCert(t, t.TempDir(), "inetd")
 	extra, root := devBackends(t, alice)
-	cfg := writeConfig(t, anyPort, fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
+	cfg := testharness.WriteConfig(t, fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
 	for i, tc := range []struct {
 		name     string
 		actArgs  []string
@@ -355,26 +323,26 @@ func TestInetdMode(t *testing.T) {
 			files, addrs := activatorSockets(t, 1)
 			addr := addrs[0]
 			args := append([]string{"--accept"}, tc.actArgs...)
-			m := spawnActivated(t, act, files, append(args, mppdBin, tc.mppdFlag, "--config", cfg)...)
-			m.addr = addr
-			m.waitLog("Listening on " + addr)
+			m := spawnActivated(t, act, files, append(args, testharness.Binary(), tc.mppdFlag, "--config", cfg)...)
+			m.UseAddr(addr)
+			m.WaitLog("Listening on " + addr)
 			for k := 0; k < 2; k++ { // each connection gets its own mppd
-				var c *client
+				var c *testharness.Client
 				if tc.tls {
 					c, _ = dialTLS(t, addr, pool)
 				} else {
-					c = m.dial(t)
+					c = m.Dial(t)
 				}
-				c.cmd("USER "+alice.name, 250)
-				c.cmd("PASS "+alice.password, 250)
-				c.data(fmt.Sprintf("To: bob@example.test\nSubject: inetd %s %d\n\nhi\n", tc.name, k), 250)
-				c.cmd("QUIT", 221)
-				if !c.closed() {
+				c.Cmd("USER "+alice.name, 250)
+				c.Cmd("PASS "+alice.password, 250)
+				c.Post(fmt.Sprintf("To: bob@example.test\nSubject: inetd %s %d\n\nhi\n", tc.name, k), 250)
+				c.Cmd("QUIT", 221)
+				if !c.Closed() {
 					t.Error("connection open after QUIT")
 				}
 			}
 			waitDelivered(t, root, "bob@example.test", 2*(i+1))
-			m.waitLog("died with code 0")
+			m.WaitLog("died with code 0")
 			if strings.Contains(m.Log(), "died with code 2") || strings.Contains(m.Log(), "died with code 1") {
 				t.Errorf("an mppd failed:\n%s", m.Log())
 			}
@@ -400,18 +368,18 @@ func TestSIGTERMDuringData(t *testing.T) {
 
 func sigtermDuringData(t *testing.T, point string) {
 	extra, root := devBackends(t, alice)
-	m := startMppd(t, extra)
+	m := testharness.Start(t, extra)
 	c := login(t, m, alice)
 	term := func() {
-		if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if err := m.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Writes may fail once mppd has closed the connection; that is a
 	// message not acknowledged, not a test failure.
 	write := func(s string) bool {
-		c.conn.SetWriteDeadline(time.Now().Add(ioTimeout))
-		_, err := io.WriteString(c.conn, s)
+		c.Conn.SetWriteDeadline(time.Now().Add(testharness.IOTimeout))
+		_, err := io.WriteString(c.Conn, s)
 		return err == nil
 	}
 	body := strings.Repeat("line of the body, long enough to matter\r\n", 200)
@@ -427,7 +395,7 @@ func sigtermDuringData(t *testing.T, point string) {
 		if !write("DATA\r\n") {
 			return
 		}
-		code, _, err := c.readReply()
+		code, _, err := c.ReadReply()
 		if err != nil || code != 354 {
 			return
 		}
@@ -458,14 +426,14 @@ func sigtermDuringData(t *testing.T, point string) {
 			time.Sleep(2 * time.Millisecond)
 			term()
 		}
-		code, line, err := c.readReply()
+		code, line, err := c.ReadReply()
 		if err == nil && code == 250 {
 			acked = true
 		} else if err == nil && code != 451 && code != 550 {
 			t.Errorf("reply %q to the text", line)
 		}
 	}()
-	if code := m.waitExit(stopTimeout); code != 0 {
+	if code := m.WaitExit(testharness.StopTimeout); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
 	msgs := delivered(t, root, "bob@example.test")
@@ -508,12 +476,12 @@ func TestSIGTERMWhileSendmailRuns(t *testing.T) {
 			if err := os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\n: >%s\nsleep 1\n%s\n", started, tc.exit)), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			m := startMppd(t, sendmailBackends(t, script, alice))
+			m := testharness.Start(t, sendmailBackends(t, script, alice))
 			tok := randomToken(t)
 			c := login(t, m, alice)
-			c.cmd("DATA", 354)
-			c.send(dotStuff("To: mppd-mta2@localhost\nSubject: " + tok + "\n\nterm during sendmail\n"))
-			deadline := time.Now().Add(ioTimeout)
+			c.Cmd("DATA", 354)
+			c.Send(testharness.DotStuff("To: mppd-mta2@localhost\nSubject: " + tok + "\n\nterm during sendmail\n"))
+			deadline := time.Now().Add(testharness.IOTimeout)
 			for {
 				if _, err := os.Stat(started); err == nil {
 					break
@@ -523,12 +491,12 @@ func TestSIGTERMWhileSendmailRuns(t *testing.T) {
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := m.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			c.expect(tc.code)
-			c.expect(451) // then the shutdown
-			if code := m.waitExit(stopTimeout); code != 0 {
+			c.Expect(tc.code)
+			c.Expect(451) // then the shutdown
+			if code := m.WaitExit(testharness.StopTimeout); code != 0 {
 				t.Errorf("exit status %d, want 0", code)
 			}
 			if tc.code == 250 {

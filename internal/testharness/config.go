@@ -1,0 +1,65 @@
+package testharness
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// AnyPort is the listen address of every socket a test has mppd bind: the
+// kernel picks a free port at bind time, and the harness reads it from the
+// daemon's log. A port picked in advance and released could be taken by
+// another connection on a busy machine before mppd binds it.
+const AnyPort = "127.0.0.1:0"
+
+// BaseConfig is what every test daemon gets before the test's own TOML:
+// loopback with a port the kernel picks, a quick drain, no artificial PASS
+// delay, debug logs in text form.
+func BaseConfig() map[string]any {
+	return map[string]any{
+		"hostname":      "mppd.test",
+		"listen":        []any{AnyPort},
+		"drain_timeout": "5s",
+		"log":           map[string]any{"level": "debug", "format": "text"},
+		"session":       map[string]any{"auth_failure_delay": "0s"},
+	}
+}
+
+// MergeTOML merges src into dst, tables recursively; src wins.
+func MergeTOML(dst, src map[string]any) {
+	for k, v := range src {
+		if sv, ok := v.(map[string]any); ok {
+			if dv, ok := dst[k].(map[string]any); ok {
+				MergeTOML(dv, sv)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+// WriteConfig writes BaseConfig overlaid with each of overrides in turn
+// (TOML text that may set any key, top-level or in a table, including
+// ones the base sets) to a file in a test directory and returns its path.
+func WriteConfig(t testing.TB, overrides ...string) string {
+	t.Helper()
+	cfg := BaseConfig()
+	for _, o := range overrides {
+		var extra map[string]any
+		if err := toml.Unmarshal([]byte(o), &extra); err != nil {
+			t.Fatalf("config override does not parse: %v\n%s", err, o)
+		}
+		MergeTOML(cfg, extra)
+	}
+	b, err := toml.Marshal(cfg)
+	if err != nil {
+		t.Fatalf("marshal config: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "mppd.toml")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
