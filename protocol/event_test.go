@@ -7,7 +7,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mppd/mppd/authn/authntest"
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/delivery/deliverytest"
 )
 
 // TestEvents: Server.Events hears of each login (ok, rejected), each
@@ -16,12 +18,12 @@ import (
 func TestEvents(t *testing.T) {
 	var mu sync.Mutex
 	var got []Event
-	del := &fakeDelivery{}
+	del := &deliverytest.Recorder{}
 	cfg := testConfig()
 	cfg.StagingDir = t.TempDir()
 	srv := &Server{
 		Config:   cfg,
-		Auth:     &fakeAuth{users: map[string]string{"alice": "alice-pw"}},
+		Auth:     authntest.New(map[string]string{"alice": "alice-pw"}),
 		Delivery: del,
 		Events: func(ev Event) {
 			mu.Lock()
@@ -52,9 +54,7 @@ func TestEvents(t *testing.T) {
 		c.cmd("USER alice", 250)
 		c.cmd("PASS wrong", 530)
 	})
-	del.mu.Lock()
-	del.err = delivery.Temporary("test", nil)
-	del.mu.Unlock()
+	del.SetErr(delivery.Temporary("test", nil))
 	session(func(c *client) {
 		c.login()
 		c.post(simpleMessage, 451)

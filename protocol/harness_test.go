@@ -12,96 +12,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mppd/mppd/authn"
-	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/authn/authntest"
+	"github.com/mppd/mppd/delivery/deliverytest"
 	"github.com/mppd/mppd/internal/testenv"
 )
-
-// fakeAuth knows users by password and records how often it was asked.
-type fakeAuth struct {
-	mu     sync.Mutex
-	users  map[string]string // user -> password
-	err    error             // returned for every call when set
-	calls  int
-	seen   []authn.Request
-	addrOf func(user string) []string
-	delay  map[string]time.Duration // how long the backend takes for a user
-}
-
-func (a *fakeAuth) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
-	a.mu.Lock()
-	d := a.delay[req.User]
-	a.mu.Unlock()
-	time.Sleep(d)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.calls++
-	a.seen = append(a.seen, req)
-	if a.err != nil {
-		return authn.Identity{}, a.err
-	}
-	pw, ok := a.users[req.User]
-	if !ok {
-		return authn.Identity{}, authn.Rejected("unknown-user", nil)
-	}
-	if pw != req.Password {
-		return authn.Identity{}, authn.Rejected("bad-password", nil)
-	}
-	addrs := []string{req.User + "@example.test"}
-	if a.addrOf != nil {
-		addrs = a.addrOf(req.User)
-	}
-	return authn.Identity{Login: req.User, Addresses: addrs, Account: req.User}, nil
-}
-
-func (a *fakeAuth) count() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.calls
-}
-
-// delivered is one message the fake delivery backend took.
-type delivered struct {
-	env delivery.Envelope
-	msg string
-}
-
-// fakeDelivery records messages; err, when set, is returned instead.
-type fakeDelivery struct {
-	mu    sync.Mutex
-	got   []delivered
-	err   error
-	delay time.Duration
-}
-
-func (d *fakeDelivery) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
-	b, err := io.ReadAll(msg)
-	if err != nil {
-		return err
-	}
-	time.Sleep(d.delay)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.err != nil {
-		return d.err
-	}
-	d.got = append(d.got, delivered{env, string(b)})
-	return nil
-}
-
-func (d *fakeDelivery) messages() []delivered {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]delivered(nil), d.got...)
-}
 
 // testServer is a protocol.Server on a loopback listener with fake
 // backends.
 type testServer struct {
 	t      *testing.T
 	srv    *Server
-	auth   *fakeAuth
-	del    *fakeDelivery
+	auth   *authntest.Fake
+	del    *deliverytest.Recorder
 	ln     net.Listener
 	logBuf *testenv.LogBuffer
 	ctx    context.Context
@@ -145,8 +67,8 @@ func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
 	}
 	ts := &testServer{
 		t:      t,
-		auth:   &fakeAuth{users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"}},
-		del:    &fakeDelivery{},
+		auth:   authntest.New(map[string]string{"alice": "alice-pw", "bob": "bob-pw"}),
+		del:    &deliverytest.Recorder{},
 		ln:     ln,
 		logBuf: &testenv.LogBuffer{},
 	}
@@ -288,8 +210,8 @@ func newBenchServer(b *testing.B) *benchServer {
 	cfg.StagingDir = b.TempDir()
 	srv := &Server{
 		Config:   cfg,
-		Auth:     &fakeAuth{users: map[string]string{"alice": "alice-pw"}},
-		Delivery: discardDelivery{},
+		Auth:     authntest.New(map[string]string{"alice": "alice-pw"}),
+		Delivery: deliverytest.Discard{},
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -331,12 +253,4 @@ func (bs *benchServer) session(msg string) {
 	io.WriteString(conn, msg+".\r\nQUIT\r\n")
 	expect("250")
 	expect("221")
-}
-
-// discardDelivery reads and drops every message.
-type discardDelivery struct{}
-
-func (discardDelivery) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
-	_, err := io.Copy(io.Discard, msg)
-	return err
 }

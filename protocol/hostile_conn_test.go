@@ -40,7 +40,7 @@ func TestMinDataRate(t *testing.T) {
 		}
 	}
 	c.expect(451)
-	if time.Since(start) > 30*time.Second || len(ts.del.messages()) != 0 {
+	if time.Since(start) > 30*time.Second || len(ts.del.Messages()) != 0 {
 		t.Fatalf("trickling client kept %v", time.Since(start))
 	}
 	// The log names the cap that was hit (issue 7), not the idle timeout.
@@ -57,7 +57,7 @@ func TestIdleTimeoutInText(t *testing.T) {
 	c.expect(451)
 	c.closed()
 	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=timeout reason=idle") })
-	if strings.Contains(ts.logBuf.String(), "reason=data-rate") || len(ts.del.messages()) != 0 {
+	if strings.Contains(ts.logBuf.String(), "reason=data-rate") || len(ts.del.Messages()) != 0 {
 		t.Fatalf("log:\n%s", ts.logBuf)
 	}
 }
@@ -85,7 +85,7 @@ func TestReplyAfterSessionDeadline(t *testing.T) {
 	const limit = 1500 * time.Millisecond
 	ts := newTestServer(t, func(c *Config) { c.Limits.SessionTimeout = limit })
 	// Deliver starts after the greeting, so it ends past the deadline.
-	ts.del.delay = limit + 100*time.Millisecond
+	ts.del.SetDelay(limit + 100*time.Millisecond)
 	c := ts.dial()
 	c.send("USER alice\r\nPASS alice-pw\r\nDATA\r\n" + simpleMessage + ".\r\n")
 	for _, code := range []int{250, 250, 354, 250} {
@@ -93,7 +93,7 @@ func TestReplyAfterSessionDeadline(t *testing.T) {
 	}
 	c.expect(451)
 	c.closed()
-	if n := len(ts.del.messages()); n != 1 {
+	if n := len(ts.del.Messages()); n != 1 {
 		t.Fatalf("%d messages delivered, want 1", n)
 	}
 }
@@ -134,7 +134,7 @@ func TestClientGoneMidText(t *testing.T) {
 	c.send(simpleMessage + "half a body")
 	c.conn.Close()
 	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=client-gone") })
-	if len(ts.del.messages()) != 0 {
+	if len(ts.del.Messages()) != 0 {
 		t.Fatal("a partial message was delivered")
 	}
 }
@@ -143,13 +143,13 @@ func TestClientGoneMidText(t *testing.T) {
 // message delivered (loss is never acceptable; a duplicate is).
 func TestClientGoneAfterDot(t *testing.T) {
 	ts := newTestServer(t, nil)
-	ts.del.delay = 200 * time.Millisecond
+	ts.del.SetDelay(200 * time.Millisecond)
 	c := ts.dial()
 	c.login()
 	c.cmd("DATA", 354)
 	c.send(simpleMessage + ".\r\n")
 	c.conn.Close()
-	waitFor(t, func() bool { return len(ts.del.messages()) == 1 })
+	waitFor(t, func() bool { return len(ts.del.Messages()) == 1 })
 }
 
 // Case 66: at shutdown an idle session is told 451 and closed at once.
@@ -177,7 +177,7 @@ func TestShutdownDuringText(t *testing.T) {
 	c.expect(250)
 	c.expect(451)
 	c.closed()
-	if len(ts.del.messages()) != 1 {
+	if len(ts.del.Messages()) != 1 {
 		t.Fatal("message lost at shutdown")
 	}
 }
@@ -192,7 +192,7 @@ func TestServeOnPipe(t *testing.T) {
 	c.login()
 	c.post(simpleMessage, 250)
 	c.cmd("QUIT", 221)
-	if got := ts.del.messages(); len(got) != 1 || strings.Contains(got[0].msg, "from [") {
+	if got := ts.del.Messages(); len(got) != 1 || strings.Contains(got[0].Text, "from [") {
 		t.Fatalf("delivered %+v", got)
 	}
 }

@@ -69,7 +69,7 @@ func TestPipelinedWrongPassword(t *testing.T) {
 	c.expect(500) // "To: ..." reaches the error limit
 	c.expect(451)
 	c.closed()
-	if len(ts.del.messages()) != 0 {
+	if len(ts.del.Messages()) != 0 {
 		t.Fatal("a pipelined message was delivered after a failed login")
 	}
 }
@@ -82,7 +82,7 @@ func TestPipelinedSession(t *testing.T) {
 	for _, code := range []int{250, 250, 354, 250, 354, 250, 221} {
 		c.expect(code)
 	}
-	if n := len(ts.del.messages()); n != 2 {
+	if n := len(ts.del.Messages()); n != 2 {
 		t.Fatalf("%d messages delivered, want 2", n)
 	}
 }
@@ -123,7 +123,7 @@ func TestLongLine(t *testing.T) {
 	c.cmd("USER alice", 250)
 	c.cmd("PASS "+strings.Repeat("x", 100_000), 500)
 	c.cmd("PASS alice-pw", 250)
-	if n := ts.auth.count(); n != 1 {
+	if n := ts.auth.Count(); n != 1 {
 		t.Fatalf("backend asked %d times", n)
 	}
 	// Exactly at the limit (1000 octets with CRLF) is still a line.
@@ -161,7 +161,7 @@ func TestPasswordNotLogged(t *testing.T) {
 	c.cmd("PASS "+marker, 530)
 	c.cmd("QUIT", 221)
 	c = ts.dial()
-	ts.auth.users["carol"] = marker
+	ts.auth.SetUser("carol", marker)
 	c.cmd("USER carol", 250)
 	c.cmd("PASS "+marker, 250)
 	c.post("To: bob@example.test\r\n\r\nsecret body text\r\n", 250)

@@ -22,10 +22,10 @@ func TestSmuggling(t *testing.T) {
 		c.send("From: alice@example.test\r\nTo: victim@example.test\r\n\r\nspoofed\r\n.\r\n")
 		c.expect(550)
 		c.cmd("NOOP", 250)
-		if n := len(ts.del.messages()); n != 0 {
+		if n := len(ts.del.Messages()); n != 0 {
 			t.Fatalf("%q: %d messages delivered", fake, n)
 		}
-		if ts.auth.count() != 1 {
+		if ts.auth.Count() != 1 {
 			t.Fatalf("%q: smuggled PASS reached the backend", fake)
 		}
 	}
@@ -37,7 +37,7 @@ func TestBareLFInText(t *testing.T) {
 	c := ts.dial()
 	c.login()
 	c.post("From: alice@example.test\nTo: bob@example.test\n\nline one\nline two\r\n", 250)
-	if got := ts.del.messages()[0].msg; !strings.HasSuffix(got, "\n\nline one\nline two\n") || strings.Contains(got, "\r") {
+	if got := ts.del.Messages()[0].Text; !strings.HasSuffix(got, "\n\nline one\nline two\n") || strings.Contains(got, "\r") {
 		t.Fatalf("delivered %q", got)
 	}
 }
@@ -50,7 +50,7 @@ func TestNULAndBareCRInText(t *testing.T) {
 		c.login()
 		c.post(simpleMessage+bad, 550)
 	}
-	if len(ts.del.messages()) != 0 {
+	if len(ts.del.Messages()) != 0 {
 		t.Fatal("delivered")
 	}
 }
@@ -77,7 +77,7 @@ func TestOversizedMessage(t *testing.T) {
 	c.send(".\r\n")
 	c.expect(550)
 	c.cmd("NOOP", 250)
-	if len(ts.del.messages()) != 0 {
+	if len(ts.del.Messages()) != 0 {
 		t.Fatal("an oversized message was delivered")
 	}
 }
@@ -102,7 +102,7 @@ func TestTooManyRecipients(t *testing.T) {
 	c = ts.dial()
 	c.login()
 	c.post("To: a@x.test, b@x.test, c@x.test\r\n\r\nhi\r\n", 250)
-	if got := ts.del.messages(); len(got) != 1 || len(got[0].env.Recipients) != 3 {
+	if got := ts.del.Messages(); len(got) != 1 || len(got[0].Envelope.Recipients) != 3 {
 		t.Fatalf("deliveries %+v", got)
 	}
 }
@@ -122,16 +122,16 @@ func TestRecipientsAndBcc(t *testing.T) {
 	c := ts.dial()
 	c.login()
 	c.post("From: alice@example.test\r\nTo: Bob <bob@example.test>\r\nCc: carol@example.test\r\nBcc: dave@example.test\r\n\r\nhi\r\n", 250)
-	got := ts.del.messages()[0]
-	if strings.Join(got.env.Recipients, ",") != "bob@example.test,carol@example.test,dave@example.test" {
-		t.Fatalf("recipients %v", got.env.Recipients)
+	got := ts.del.Messages()[0]
+	if strings.Join(got.Envelope.Recipients, ",") != "bob@example.test,carol@example.test,dave@example.test" {
+		t.Fatalf("recipients %v", got.Envelope.Recipients)
 	}
-	if strings.Contains(strings.ToLower(got.msg), "bcc:") || got.env.Sender != "alice@example.test" {
-		t.Fatalf("delivered %q from %q", got.msg, got.env.Sender)
+	if strings.Contains(strings.ToLower(got.Text), "bcc:") || got.Envelope.Sender != "alice@example.test" {
+		t.Fatalf("delivered %q from %q", got.Text, got.Envelope.Sender)
 	}
 	for _, h := range []string{"Received: ", "Date: ", "Message-ID: "} {
-		if !strings.Contains(got.msg, h) {
-			t.Fatalf("no %q added:\n%s", h, got.msg)
+		if !strings.Contains(got.Text, h) {
+			t.Fatalf("no %q added:\n%s", h, got.Text)
 		}
 	}
 
@@ -147,9 +147,9 @@ func TestSenderForgery(t *testing.T) {
 	c := ts.dial()
 	c.login()
 	c.post("From: ceo@example.test\r\nTo: bob@example.test\r\n\r\nwire money\r\n", 250)
-	got := ts.del.messages()[0]
-	if !strings.Contains(got.msg, "Sender: alice@example.test\n") || got.env.Sender != "alice@example.test" {
-		t.Fatalf("delivered %q from %q", got.msg, got.env.Sender)
+	got := ts.del.Messages()[0]
+	if !strings.Contains(got.Text, "Sender: alice@example.test\n") || got.Envelope.Sender != "alice@example.test" {
+		t.Fatalf("delivered %q from %q", got.Text, got.Envelope.Sender)
 	}
 
 	ts = newTestServer(t, func(c *Config) { c.SenderPolicy = message.Reject })
@@ -159,7 +159,7 @@ func TestSenderForgery(t *testing.T) {
 	c = ts.dial()
 	c.login()
 	c.post("To: bob@example.test\r\n\r\nno From at all\r\n", 250)
-	if got := ts.del.messages()[0].msg; !strings.Contains(got, "From: alice@example.test\n") {
+	if got := ts.del.Messages()[0].Text; !strings.Contains(got, "From: alice@example.test\n") {
 		t.Fatalf("no From added: %q", got)
 	}
 }
@@ -172,7 +172,7 @@ func TestLargeMessageSpills(t *testing.T) {
 	c.login()
 	line := strings.Repeat("x", 70)
 	c.post(simpleMessage+strings.Repeat(line+"\r\n", 20_000), 250)
-	got := ts.del.messages()[0].msg
+	got := ts.del.Messages()[0].Text
 	if n := strings.Count(got, line+"\n"); n != 20_000 {
 		t.Fatalf("%d body lines delivered, want 20000", n)
 	}

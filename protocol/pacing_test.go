@@ -39,7 +39,7 @@ func TestAuthFailureFloor(t *testing.T) {
 func TestAuthFailureFloorTracksSlowestRejection(t *testing.T) {
 	const slow = 400 * time.Millisecond
 	ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = 10 * time.Millisecond })
-	ts.auth.delay = map[string]time.Duration{"alice": slow}
+	ts.auth.SetDelay("alice", slow)
 	fail := func(user string) time.Duration {
 		c := ts.dial()
 		c.cmd("USER "+user, 250)
@@ -53,8 +53,8 @@ func TestAuthFailureFloorTracksSlowestRejection(t *testing.T) {
 	}
 	// A backend that is slow to fail (451) says nothing about passwords
 	// and does not raise the padding.
-	ts.auth.delay["bob"] = 2 * slow
-	ts.auth.err = authn.Unavailable("timeout", nil)
+	ts.auth.SetDelay("bob", 2*slow)
+	ts.auth.SetErr(authn.Unavailable("timeout", nil))
 	c := ts.dial()
 	c.cmd("USER bob", 250)
 	c.cmd("PASS bob-pw", 451)
@@ -76,9 +76,7 @@ func TestAuthFailureFloorEveryReason(t *testing.T) {
 		authn.Unavailable("busy", nil),
 	} {
 		ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = floor })
-		ts.auth.mu.Lock()
-		ts.auth.err = err
-		ts.auth.mu.Unlock()
+		ts.auth.SetErr(err)
 		c := ts.dial()
 		c.cmd("USER alice", 250)
 		start := time.Now()
@@ -97,9 +95,7 @@ func TestAuthFailureFloorEveryReason(t *testing.T) {
 	}
 	// An identity the engine refuses is a failure too.
 	ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = floor })
-	ts.auth.mu.Lock()
-	ts.auth.addrOf = func(string) []string { return []string{"-bad"} }
-	ts.auth.mu.Unlock()
+	ts.auth.AddressesOf = func(string) []string { return []string{"-bad"} }
 	c := ts.dial()
 	c.cmd("USER alice", 250)
 	start := time.Now()

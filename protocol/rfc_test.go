@@ -64,8 +64,8 @@ func TestUserAfterMessage(t *testing.T) {
 	c.cmd("USER bob", 250)
 	c.cmd("PASS bob-pw", 250)
 	c.post("From: bob@example.test\r\nTo: alice@example.test\r\n\r\nHi.\r\n", 250)
-	got := ts.del.messages()
-	if len(got) != 2 || got[0].env.Sender != "alice@example.test" || got[1].env.Sender != "bob@example.test" {
+	got := ts.del.Messages()
+	if len(got) != 2 || got[0].Envelope.Sender != "alice@example.test" || got[1].Envelope.Sender != "bob@example.test" {
 		t.Fatalf("deliveries %+v", got)
 	}
 }
@@ -87,7 +87,7 @@ func TestUserOutOfSequence(t *testing.T) {
 	c.cmd("PASS alice-pw", 250) // still alice: the refused USER changed nothing
 	c.cmd("USER bob", 503)
 	c.post(simpleMessage, 250)
-	if got := ts.del.messages(); len(got) != 1 || got[0].env.Login != "alice" {
+	if got := ts.del.Messages(); len(got) != 1 || got[0].Envelope.Login != "alice" {
 		t.Fatalf("deliveries %+v", got)
 	}
 
@@ -107,7 +107,7 @@ func TestUserUnknownStill250(t *testing.T) {
 		c.cmd("USER "+u, 250)
 		c.cmd("PASS whatever", 530)
 	}
-	if n := ts.auth.count(); n != 4 {
+	if n := ts.auth.Count(); n != 4 {
 		t.Fatalf("backend asked %d times", n)
 	}
 }
@@ -134,7 +134,7 @@ func TestUserSyntax(t *testing.T) {
 		c.cmd(line, 501)
 	}
 	c.cmd("USER alice", 250)
-	if n := ts.auth.count(); n != 0 {
+	if n := ts.auth.Count(); n != 0 {
 		t.Fatalf("a user name reached the backend during syntax checks (%d calls)", n)
 	}
 }
@@ -156,7 +156,7 @@ func TestPassOutOfSequence(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
 	c.cmd("PASS alice-pw", 503)
-	if ts.auth.count() != 0 {
+	if ts.auth.Count() != 0 {
 		t.Fatal("PASS before USER reached the backend")
 	}
 	c.cmd("USER alice", 250)
@@ -167,7 +167,7 @@ func TestPassOutOfSequence(t *testing.T) {
 	c.cmd("USER alice", 250)
 	c.cmd("PASS wrong", 530)
 	c.cmd("PASS alice-pw", 503) // one guess per connection
-	if n := ts.auth.count(); n != 2 {
+	if n := ts.auth.Count(); n != 2 {
 		t.Fatalf("backend asked %d times, want 2", n)
 	}
 }
@@ -194,8 +194,8 @@ func TestPassResults(t *testing.T) {
 	if ok == wrong {
 		t.Fatal("success and failure look alike")
 	}
-	if ts.auth.seen[0].Client != "127.0.0.1" || ts.auth.seen[0].User != "alice" {
-		t.Fatalf("backend saw %v", ts.auth.seen[0])
+	if ts.auth.Requests()[0].Client != "127.0.0.1" || ts.auth.Requests()[0].User != "alice" {
+		t.Fatalf("backend saw %v", ts.auth.Requests()[0])
 	}
 }
 
@@ -203,7 +203,7 @@ func TestPassResults(t *testing.T) {
 // decide is never a wrong password.
 func TestPassBackendUnavailable(t *testing.T) {
 	ts := newTestServer(t, nil)
-	ts.auth.err = authn.Unavailable("timeout", nil)
+	ts.auth.SetErr(authn.Unavailable("timeout", nil))
 	c := ts.dial()
 	c.cmd("USER alice", 250)
 	c.cmd("PASS alice-pw", 451)
@@ -211,7 +211,7 @@ func TestPassBackendUnavailable(t *testing.T) {
 	c.cmd("NOOP", 451) // "Internal error has occurred ... during the current session"
 	c.cmd("QUIT", 221)
 
-	ts.auth.err = context.DeadlineExceeded // unclassified: unavailable, not 530
+	ts.auth.SetErr(context.DeadlineExceeded) // unclassified: unavailable, not 530
 	c = ts.dial()
 	c.cmd("USER alice", 250)
 	c.cmd("PASS alice-pw", 451)
@@ -225,12 +225,12 @@ func TestPassSyntax(t *testing.T) {
 	for _, line := range []string{"PASS", "PASS ", "PASS a\x00b", "PASS a\rb", "PASS\talice-pw", "PASS " + strings.Repeat("x", 513)} {
 		c.cmd(line, 501)
 	}
-	if ts.auth.count() != 0 {
+	if ts.auth.Count() != 0 {
 		t.Fatal("a malformed password reached the backend")
 	}
 	// Spaces, tabs and UTF-8 are password bytes like any other.
 	c.cmd("PASS  spaced\tpass wörd", 530)
-	if got := ts.auth.seen[0].Password; got != " spaced\tpass wörd" {
+	if got := ts.auth.Requests()[0].Password; got != " spaced\tpass wörd" {
 		t.Fatalf("backend got password %q", got)
 	}
 }
@@ -244,7 +244,7 @@ func TestDataConditions(t *testing.T) {
 	c.login()
 	c.post(simpleMessage, 250)
 	c.post(simpleMessage, 250)
-	if n := len(ts.del.messages()); n != 2 {
+	if n := len(ts.del.Messages()); n != 2 {
 		t.Fatalf("%d messages delivered, want 2", n)
 	}
 }
@@ -267,13 +267,13 @@ func TestDataOutOfSequence(t *testing.T) {
 	c.cmd("USER bob", 250)
 	c.cmd("DATA", 503) // nothing goes out as alice or bob before bob's PASS
 
-	ts.del.err = delivery.Temporary("test", nil)
+	ts.del.SetErr(delivery.Temporary("test", nil))
 	c = ts.dial()
 	c.login()
 	c.post(simpleMessage, 451)
 	c.cmd("DATA", 503)
 	c.cmd("USER alice", 503)
-	if n := len(ts.del.messages()); n != 1 {
+	if n := len(ts.del.Messages()); n != 1 {
 		t.Fatalf("%d messages delivered, want 1", n)
 	}
 }
@@ -297,16 +297,16 @@ func TestDataResults(t *testing.T) {
 	c.send(simpleMessage)
 	c.send(".\r\n")
 	c.expect(250)
-	if got := ts.del.messages(); len(got) != 1 || !strings.HasSuffix(got[0].msg, "\n\nHello Bob.\n") {
+	if got := ts.del.Messages(); len(got) != 1 || !strings.HasSuffix(got[0].Text, "\n\nHello Bob.\n") {
 		t.Fatalf("delivered %+v", got)
 	}
 
-	ts.del.err = delivery.Temporary("exit 75", nil)
+	ts.del.SetErr(delivery.Temporary("exit 75", nil))
 	c = ts.dial()
 	c.login()
 	c.post(simpleMessage, 451)
 
-	ts.del.err = delivery.Permanent("exit 67", nil)
+	ts.del.SetErr(delivery.Permanent("exit 67", nil))
 	c = ts.dial()
 	c.login()
 	c.post(simpleMessage, 550) // decision 2: permanent errors are 550
@@ -321,7 +321,7 @@ func TestDotTransparency(t *testing.T) {
 	c := ts.dial()
 	c.login()
 	c.post(simpleMessage+"..\r\n...\r\n..foo\r\n.bar\r\nend\r\n", 250)
-	body := ts.del.messages()[0].msg
+	body := ts.del.Messages()[0].Text
 	if !strings.HasSuffix(body, "Hello Bob.\n.\n..\n.foo\nbar\nend\n") {
 		t.Fatalf("body %q", body)
 	}
@@ -334,7 +334,7 @@ func TestCommandsInsideTextAreText(t *testing.T) {
 	c := ts.dial()
 	c.login()
 	c.post(simpleMessage+"NOOP\r\nQUIT\r\nUSER bob\r\n", 250)
-	if body := ts.del.messages()[0].msg; !strings.HasSuffix(body, "NOOP\nQUIT\nUSER bob\n") {
+	if body := ts.del.Messages()[0].Text; !strings.HasSuffix(body, "NOOP\nQUIT\nUSER bob\n") {
 		t.Fatalf("body %q", body)
 	}
 	c.cmd("NOOP", 250)
@@ -355,7 +355,7 @@ func TestNoopEveryState(t *testing.T) {
 	c.cmd("NOOP", 250)
 	c.cmd("NOOP now", 501)
 
-	ts.del.err = delivery.Temporary("test", nil)
+	ts.del.SetErr(delivery.Temporary("test", nil))
 	c.post(simpleMessage, 451)
 	c.cmd("NOOP", 451)
 }

@@ -118,9 +118,7 @@ func TestThrottleCalls(t *testing.T) {
 	}
 	c = dial()
 	c.login()
-	ts.auth.mu.Lock()
-	ts.auth.err = authn.Unavailable("timeout", nil)
-	ts.auth.mu.Unlock()
+	ts.auth.SetErr(authn.Unavailable("timeout", nil))
 	c = dial()
 	c.cmd("USER alice", 250)
 	c.cmd("PASS alice-pw", 451)
@@ -158,7 +156,7 @@ func TestThrottleRefusesPass(t *testing.T) {
 	if ev := <-blocked; ev.Result != "blocked" {
 		t.Errorf("throttle event %+v", ev)
 	}
-	if ts.auth.count() != 0 {
+	if ts.auth.Count() != 0 {
 		t.Fatal("password checked for a throttled client")
 	}
 	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=throttled") })
@@ -192,9 +190,9 @@ func TestThrottleEndToEnd(t *testing.T) {
 	}
 	guess("three", 530)
 	guess("four", 530)
-	calls := ts.auth.count()
+	calls := ts.auth.Count()
 	guess("five", 451)
-	if ts.auth.count() != calls {
+	if ts.auth.Count() != calls {
 		t.Error("backend asked after the limit")
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -23,9 +22,10 @@ import (
 
 	"github.com/mppd/mppd/authn/passwdfile"
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/delivery/deliverytest"
 	"github.com/mppd/mppd/delivery/maildir"
 	"github.com/mppd/mppd/internal/config"
-	"github.com/mppd/mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/testharness"
 	"github.com/mppd/mppd/protocol"
 )
 
@@ -48,10 +48,11 @@ func realServer(t *testing.T, deliver delivery.Deliverer) (addr, root string) {
 // certificate in PEM, for --ca-file.
 func realServerTLS(t *testing.T) (addr, root, caFile string) {
 	t.Helper()
-	cfg, pemCert, err := mpptest.SelfSigned("mppd.test")
+	cert, err := testharness.SelfSigned("mppd.test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg, pemCert := cert.ServerConfig(), cert.CertPEM
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pemCert, 0o644); err != nil {
 		t.Fatal(err)
@@ -194,18 +195,12 @@ func TestSendRoundTripThroughMppd(t *testing.T) {
 	}
 }
 
-type failingDeliverer struct{ err error }
-
-func (f failingDeliverer) Deliver(context.Context, delivery.Envelope, io.Reader) error {
-	return f.err
-}
-
 // Each failure of a real session: the line names the server's reply, the
 // status is the sysexits.h one.
 func TestSendFailuresThroughMppd(t *testing.T) {
 	addr, _ := realServer(t, nil)
-	tempAddr, _ := realServer(t, failingDeliverer{delivery.Temporary("disk-full", errors.New("no space"))})
-	permAddr, _ := realServer(t, failingDeliverer{delivery.Permanent("refused", errors.New("no"))})
+	tempAddr, _ := realServer(t, &deliverytest.Recorder{Err: delivery.Temporary("disk-full", errors.New("no space"))})
+	permAddr, _ := realServer(t, &deliverytest.Recorder{Err: delivery.Permanent("refused", errors.New("no"))})
 	good := "To: bob@" + realDomain + "\n\nhi\n"
 	cases := []struct {
 		name, addr, user, password, msg string
