@@ -10,24 +10,23 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // tlsFake starts the scripted server behind TLS (mpps) with a fresh
 // certificate for "mppd.test" and returns it with a pool trusting it.
 func tlsFake(t *testing.T) (*mpptest.Server, *x509.CertPool) {
 	t.Helper()
-	cfg, pemCert, err := mpptest.SelfSigned("mppd.test")
+	cert, err := testharness.SelfSigned("mppd.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := mpptest.ListenTLS(nil, cfg)
+	srv, err := mpptest.ListenTLS(nil, cert.ServerConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemCert)
-	return srv, pool
+	return srv, cert.Pool()
 }
 
 // The whole session runs inside TLS, and the bytes the server received are
