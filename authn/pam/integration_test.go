@@ -38,21 +38,12 @@ const (
 	rhostLog    = "/run/mppd-test/rhost.log"
 )
 
-const setupHint = "run `sudo test/setup.sh` (or `sudo bash test/setup.d/20-pam.sh`)"
-
 // needSystem stops t unless it runs as root on a machine prepared by the
 // setup script.
 func needSystem(t *testing.T) {
 	t.Helper()
-	testenv.NeedRoot(t)
-	for _, f := range []string{"/etc/pam.d/mppd-test", "/etc/pam.d/mppd-test-deny", "/etc/pam.d/mppd-test-rhost"} {
-		testenv.NeedFile(t, f)
-	}
-	for _, u := range []string{okUser, lockedUser, expiredUser} {
-		if _, err := user.Lookup(u); err != nil {
-			testenv.Missing(t, "test user "+u, setupHint)
-		}
-	}
+	testenv.NeedPAMService(t, "mppd-test", "mppd-test-deny", "mppd-test-rhost")
+	testenv.NeedUsers(t, "20-pam.sh", okUser, lockedUser, expiredUser)
 }
 
 // newSystem returns a backend on the system's /etc/pam.d.

@@ -28,23 +28,11 @@ import (
 	"github.com/mppd/mppd/internal/testenv"
 )
 
-const setupFix = "run `sudo bash test/setup.d/40-postfix.sh` (or `sudo test/setup.sh`)"
-
 // needPostfix stops t unless it runs as root with a running Postfix and
 // the test users.
 func needPostfix(t *testing.T) {
 	t.Helper()
-	testenv.NeedRoot(t)
-	testenv.NeedFile(t, "/usr/sbin/sendmail")
-	postfix := testenv.NeedCommand(t, "postfix")
-	if err := exec.Command(postfix, "status").Run(); err != nil {
-		testenv.Missing(t, "a running Postfix", setupFix)
-	}
-	for _, u := range []string{"mppd-mta1", "mppd-mta2"} {
-		if _, err := lookupNSS(u); err != nil {
-			testenv.Missing(t, "test user "+u, setupFix)
-		}
-	}
+	testenv.NeedPostfix(t, "mppd-mta1", "mppd-mta2")
 }
 
 func mustAccount(t *testing.T, name string) account {

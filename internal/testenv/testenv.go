@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"os/user"
 	"sync"
 	"testing"
 )
@@ -54,6 +55,72 @@ func NeedFile(t testing.TB, path string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
 		Missing(t, path, "run `sudo test/setup.sh` (or `sudo make test`)")
+	}
+}
+
+// setupFix names the setup script that installs a dependency.
+func setupFix(script string) string {
+	return "run `sudo bash test/setup.d/" + script + "` (or `sudo test/setup.sh`)"
+}
+
+// NeedUsers stops t through Missing unless every local account in names
+// exists; script is the test/setup.d script that creates them.
+func NeedUsers(t testing.TB, script string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := user.Lookup(n); err != nil {
+			Missing(t, "test user "+n, setupFix(script))
+		}
+	}
+}
+
+// NeedPostfix stops t through Missing unless it runs as root with
+// /usr/sbin/sendmail, a running Postfix (local delivery only) and the
+// local accounts in users, as test/setup.d/40-postfix.sh leaves them.
+func NeedPostfix(t testing.TB, users ...string) {
+	t.Helper()
+	const script = "40-postfix.sh"
+	NeedRoot(t)
+	if _, err := os.Stat("/usr/sbin/sendmail"); err != nil {
+		Missing(t, "/usr/sbin/sendmail (package postfix)", setupFix(script))
+	}
+	postfix, err := exec.LookPath("postfix")
+	if err != nil {
+		postfix = "/usr/sbin/postfix"
+	}
+	if err := exec.Command(postfix, "status").Run(); err != nil {
+		Missing(t, "a running Postfix (package postfix)", setupFix(script))
+	}
+	NeedUsers(t, script, users...)
+}
+
+// NeedSlapd returns the paths of slapd and slapadd (package slapd, which
+// test/setup.d/30-slapd.sh installs), or stops t through Missing.
+func NeedSlapd(t testing.TB) (slapd, slapadd string) {
+	t.Helper()
+	find := func(name string) string {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+		p := "/usr/sbin/" + name
+		if _, err := os.Stat(p); err != nil {
+			Missing(t, name+" (package slapd)", setupFix("30-slapd.sh"))
+		}
+		return p
+	}
+	return find("slapd"), find("slapadd")
+}
+
+// NeedPAMService stops t through Missing unless it runs as root (PAM's
+// pam_unix reads /etc/shadow) and every service in services has its file
+// in /etc/pam.d, as test/setup.d/20-pam.sh installs them.
+func NeedPAMService(t testing.TB, services ...string) {
+	t.Helper()
+	NeedRoot(t)
+	for _, s := range services {
+		if _, err := os.Stat("/etc/pam.d/" + s); err != nil {
+			Missing(t, "PAM service file /etc/pam.d/"+s, setupFix("20-pam.sh"))
+		}
 	}
 }
 

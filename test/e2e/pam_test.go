@@ -5,7 +5,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,14 +29,8 @@ const pamRhostLog = "/run/mppd-test/rhost.log"
 
 func needPAMSetup(t *testing.T) {
 	t.Helper()
-	testenv.NeedRoot(t)
-	testenv.NeedFile(t, "/etc/pam.d/mppd-test")
-	testenv.NeedFile(t, "/etc/pam.d/mppd-test-rhost")
-	for _, u := range []testUser{pamOK, pamExpired} {
-		if _, err := user.Lookup(u.name); err != nil {
-			testenv.Missing(t, "test user "+u.name, "run `sudo test/setup.sh`")
-		}
-	}
+	testenv.NeedPAMService(t, "mppd-test", "mppd-test-rhost")
+	testenv.NeedUsers(t, "20-pam.sh", pamOK.name, pamExpired.name)
 }
 
 // pamBackends is extraTOML for the PAM backend on service and a maildir

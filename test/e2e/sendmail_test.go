@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -26,21 +25,9 @@ import (
 // authenticated address as the envelope sender; mppd itself runs as root
 // (the test does), which switch_user needs.
 
-const sendmailFix = "run `sudo bash test/setup.d/40-postfix.sh` (or `sudo test/setup.sh`)"
-
 func needPostfix(t *testing.T) {
 	t.Helper()
-	testenv.NeedRoot(t)
-	testenv.NeedFile(t, "/usr/sbin/sendmail")
-	postfix := testenv.NeedCommand(t, "postfix")
-	if err := exec.Command(postfix, "status").Run(); err != nil {
-		testenv.Missing(t, "a running Postfix", sendmailFix)
-	}
-	for _, u := range []string{"mppd-mta1", "mppd-mta2"} {
-		if _, err := user.Lookup(u); err != nil {
-			testenv.Missing(t, "test user "+u, sendmailFix)
-		}
-	}
+	testenv.NeedPostfix(t, "mppd-mta1", "mppd-mta2")
 }
 
 // sendmailBackends is extraTOML for the password file with users and the

@@ -71,13 +71,6 @@ type Server struct {
 	done chan struct{}
 }
 
-func findSbin(t testing.TB, name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	return testenv.NeedCommand(t, "/usr/sbin/"+name)
-}
-
 // Options change the server StartWith makes.
 type Options struct {
 	// RequireClientCert makes slapd demand a client certificate signed
@@ -99,8 +92,7 @@ func Start(t testing.TB) *Server {
 // StartWith is Start with options.
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
-	bin := findSbin(t, "slapd")
-	slapadd := findSbin(t, "slapadd")
+	bin, slapadd := testenv.NeedSlapd(t)
 	dir := t.TempDir()
 	s := &Server{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "slapd.conf")}
 
