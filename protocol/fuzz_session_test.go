@@ -14,7 +14,6 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
-	"github.com/mppd/mppd/internal/dialogue"
 )
 
 // scriptConn is an in-memory net.Conn: reads come from the script and end
@@ -82,17 +81,13 @@ var replyLine = regexp.MustCompile(`^[2-5][0-9][0-9] [^\r\n]*$`)
 
 // FuzzSession drives a whole session of the real engine with a client
 // script, seeded with every dialogue of the hostile-input catalogue
-// (test/adversarial/testdata). Properties: it never panics; every reply is
+// (see dialogueDirs). Properties: it never panics; every reply is
 // "NNN text" ending in CRLF, the first is 220 and nothing follows a
 // closing reply; no message is delivered unless the last login before it
 // succeeded (a 250 to PASS) as the user it is delivered as; every
 // delivery was answered 250, and every "Message queued." reply had one.
 func FuzzSession(f *testing.F) {
-	scripts, err := dialogue.Load("../test/adversarial/testdata")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range scripts {
+	for _, s := range loadDialogues(f) {
 		f.Add(s.ClientBytes(64 << 10))
 	}
 	f.Add([]byte("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\nTo: b@example.test\r\n\r\nx\r\n.\r\nUSER bob\r\nPASS bob-adv-pw\r\nDATA\r\nTo: c@example.test\r\n\r\ny\r\n.\r\nQUIT\r\n"))

@@ -1,8 +1,11 @@
 // Package dialogue reads the scripted MPP dialogues of the hostile-input
-// catalogue (test/adversarial/testdata/*.dlg): exact bytes a client sends
-// and the replies it must get. The adversarial suite plays them against
-// the built mppd over TCP; protocol's FuzzSession uses the client's bytes
-// as its seed corpus.
+// catalogue (*.dlg files): exact bytes a client sends and the replies it
+// must get. protocol's tests play every one against the engine in-process
+// (protocol/testdata/dialogues holds those the engine alone answers); the
+// adversarial suite plays the ones that need the daemon's backends, log
+// handler or config defaults (test/adversarial/testdata) against the built
+// mppd over TCP. protocol's FuzzSession uses the client's bytes as its
+// seed corpus.
 //
 // A script is a text file, one directive per line:
 //

@@ -14,8 +14,8 @@ import (
 
 // catalogue says, for every case of the hostile-input catalogue
 // (shared/notes/limits-and-bad-input.md, section d), where it is tested:
-// "dlg" for the dialogues in testdata (file names start with the case
-// number), test functions by name (anywhere in the repository), and
+// "dlg" for the dialogues in testdata and ../../protocol/testdata/dialogues
+// (file names start with the case number), test functions by name (anywhere in the repository), and
 // "manual: why" for what cannot be automated here. TestCatalogueIndex
 // checks that every case is listed and that every named test exists.
 var catalogue = map[int][]string{
@@ -85,9 +85,13 @@ func TestCatalogueIndex(t *testing.T) {
 		}
 		return nil
 	})
-	scripts, err := dialogue.Load("testdata")
-	if err != nil {
-		t.Fatal(err)
+	var scripts []*dialogue.Script
+	for _, dir := range []string{"testdata", "../../protocol/testdata/dialogues"} {
+		s, err := dialogue.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scripts = append(scripts, s...)
 	}
 	dlg := map[int]bool{}
 	for _, s := range scripts {
@@ -109,7 +113,7 @@ func TestCatalogueIndex(t *testing.T) {
 			switch {
 			case r == "dlg":
 				if !dlg[n] {
-					t.Errorf("case %d: no testdata/%02d-*.dlg", n, n)
+					t.Errorf("case %d: no dialogue %02d-*.dlg", n, n)
 				}
 			case strings.HasPrefix(r, "manual: "):
 			case !defined[r]:
