@@ -15,6 +15,7 @@ import (
 	"github.com/mppd/mppd/authn/authntest"
 	"github.com/mppd/mppd/delivery/deliverytest"
 	"github.com/mppd/mppd/internal/dialogue"
+	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/internal/testenv"
 	"github.com/mppd/mppd/internal/testharness"
 )
@@ -99,7 +100,7 @@ func applyDialogueConfig(t *testing.T, cfg *Config, lines []string) {
 			IdleTimeout string `toml:"idle_timeout"`
 		}
 		Message struct {
-			SenderPolicy string `toml:"sender_policy"`
+			SenderPolicy *message.SenderPolicy `toml:"sender_policy"`
 		}
 	}
 	dec := toml.NewDecoder(bytes.NewReader([]byte(strings.Join(lines, "\n"))))
@@ -116,12 +117,8 @@ func applyDialogueConfig(t *testing.T, cfg *Config, lines []string) {
 			t.Fatal(err)
 		}
 	}
-	switch c.Message.SenderPolicy {
-	case "":
-	case "reject":
-		cfg.SenderPolicy = SenderReject
-	default:
-		t.Fatalf("dialogue config: sender_policy %q", c.Message.SenderPolicy)
+	if p := c.Message.SenderPolicy; p != nil {
+		cfg.SenderPolicy = *p
 	}
 }
 

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"github.com/mppd/mppd/authn/authntest"
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/delivery/deliverytest"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // TestEvents: Server.Events hears of each login (ok, rejected), each
@@ -38,30 +38,30 @@ func TestEvents(t *testing.T) {
 			defer close(done)
 			srv.Serve(context.Background(), a)
 		}()
-		c := &client{t: t, conn: b, r: bufio.NewReader(b)}
-		c.expect(220)
+		c := testharness.NewClient(t, b)
+		c.Expect(220)
 		script(c)
 		b.Close()
 		<-done
 	}
 
 	session(func(c *client) {
-		c.login()
-		c.post(simpleMessage, 250)
-		c.cmd("QUIT", 221)
+		c.Login("alice", "alice-pw")
+		c.PostRaw(simpleMessage, 250)
+		c.Cmd("QUIT", 221)
 	})
 	session(func(c *client) {
-		c.cmd("USER alice", 250)
-		c.cmd("PASS wrong", 530)
+		c.Cmd("USER alice", 250)
+		c.Cmd("PASS wrong", 530)
 	})
 	del.SetErr(delivery.Temporary("test", nil))
 	session(func(c *client) {
-		c.login()
-		c.post(simpleMessage, 451)
+		c.Login("alice", "alice-pw")
+		c.PostRaw(simpleMessage, 451)
 	})
 	session(func(c *client) {
-		c.login()
-		c.post("To: bob@example.test\r\n\r\nbare\rCR\r\n", 550)
+		c.Login("alice", "alice-pw")
+		c.PostRaw("To: bob@example.test\r\n\r\nbare\rCR\r\n", 550)
 	})
 
 	want := []struct {

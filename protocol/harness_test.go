@@ -8,13 +8,13 @@ import (
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mppd/mppd/authn/authntest"
 	"github.com/mppd/mppd/delivery/deliverytest"
 	"github.com/mppd/mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // testServer is a protocol.Server on a loopback listener with fake
@@ -24,11 +24,10 @@ type testServer struct {
 	srv    *Server
 	auth   *authntest.Fake
 	del    *deliverytest.Recorder
-	ln     net.Listener
+	addr   string // where it listens
 	logBuf *testenv.LogBuffer
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // testConfig is mppd.conf's defaults (internal/config.Default), with no
@@ -61,15 +60,10 @@ func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := &testServer{
 		t:      t,
 		auth:   authntest.New(map[string]string{"alice": "alice-pw", "bob": "bob-pw"}),
 		del:    &deliverytest.Recorder{},
-		ln:     ln,
 		logBuf: &testenv.LogBuffer{},
 	}
 	ts.srv = &Server{
@@ -79,125 +73,29 @@ func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
 		Log:      slog.New(slog.NewTextHandler(ts.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	ts.ctx, ts.cancel = context.WithCancel(context.Background())
-	ts.wg.Add(1)
-	go func() {
-		defer ts.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			ts.wg.Add(1)
-			go func() {
-				defer ts.wg.Done()
-				ts.srv.Serve(ts.ctx, conn)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		ts.cancel()
-		ts.wg.Wait()
-	})
+	ts.addr = testharness.Serve(t, func(conn net.Conn) { ts.srv.Serve(ts.ctx, conn) })
+	t.Cleanup(ts.cancel) // runs first: the sessions end, then the listener
 	return ts
 }
 
 // client is the test's side of one session.
-type client struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-}
+type client = testharness.Client
 
 // dial connects and reads the greeting.
 func (ts *testServer) dial() *client {
 	ts.t.Helper()
 	c := ts.dialRaw()
-	c.expect(220)
+	c.Expect(220)
 	return c
 }
 
 func (ts *testServer) dialRaw() *client {
 	ts.t.Helper()
-	conn, err := net.Dial("tcp", ts.ln.Addr().String())
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	ts.t.Cleanup(func() { conn.Close() })
-	return &client{t: ts.t, conn: conn, r: bufio.NewReader(conn)}
-}
-
-// send writes raw bytes.
-func (c *client) send(s string) {
-	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatalf("send %q: %v", s, err)
-	}
-}
-
-// line reads one reply line and checks it ends in CRLF.
-func (c *client) line() string {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	l, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("reading a reply: %v (got %q)", err, l)
-	}
-	if !strings.HasSuffix(l, "\r\n") {
-		c.t.Fatalf("reply %q does not end in CRLF", l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-// expect reads one reply and requires its code.
-func (c *client) expect(code int) string {
-	c.t.Helper()
-	l := c.line()
-	if len(l) < 4 || l[:3] != itoa3(code) || l[3] != ' ' {
-		c.t.Fatalf("got reply %q, want %d", l, code)
-	}
-	return l
-}
-
-// cmd sends one command line with CRLF and requires the reply code.
-func (c *client) cmd(line string, code int) string {
-	c.t.Helper()
-	c.send(line + "\r\n")
-	return c.expect(code)
-}
-
-// login does USER and PASS as alice.
-func (c *client) login() {
-	c.t.Helper()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 250)
-}
-
-// post sends DATA, the text (already in wire form, without the final
-// terminator) and the terminator, and requires the final code.
-func (c *client) post(wire string, code int) string {
-	c.t.Helper()
-	c.cmd("DATA", 354)
-	c.send(wire + ".\r\n")
-	return c.expect(code)
-}
-
-// closed requires the server to have closed the connection.
-func (c *client) closed() {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := c.r.ReadByte()
-	if err == nil {
-		rest, _ := c.r.ReadString('\n')
-		c.t.Fatalf("connection still open, read %q", string(b)+rest)
-	}
+	return testharness.Dial(ts.t, ts.addr, "")
 }
 
 // simpleMessage is a small valid message from alice to bob, in wire form.
 const simpleMessage = "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n"
-
-func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 
 // benchServer runs the engine with fake backends for benchmarks.
 type benchServer struct {
@@ -213,22 +111,10 @@ func newBenchServer(b *testing.B) *benchServer {
 		Auth:     authntest.New(map[string]string{"alice": "alice-pw"}),
 		Delivery: deliverytest.Discard{},
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.Serve(ctx, conn)
-		}
-	}()
-	b.Cleanup(func() { cancel(); ln.Close() })
-	return &benchServer{b: b, addr: ln.Addr().String()}
+	addr := testharness.Serve(b, func(conn net.Conn) { srv.Serve(ctx, conn) })
+	b.Cleanup(cancel)
+	return &benchServer{b: b, addr: addr}
 }
 
 // session runs one whole session and checks every reply.

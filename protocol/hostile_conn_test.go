@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // Case 49: message text trickled below the minimum data rate is cut off.
@@ -19,27 +21,27 @@ func TestMinDataRate(t *testing.T) {
 		c.Limits.MinDataRate = 1000
 	})
 	c := ts.dial()
-	c.login()
-	c.cmd("DATA", 354)
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
 	start := time.Now()
 	// At 10 B/s the rate rule cuts the client off after about 1 s; the
 	// idle timeout alone would let it trickle on for the whole loop (60 s).
 	// The bound below is far from both, so a slow machine cannot fail it.
 	for time.Since(start) < time.Minute {
-		c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := io.WriteString(c.conn, "x"); err != nil {
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(c.Conn, "x"); err != nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond) // 10 B/s, each read well inside the idle timeout
-		if c.r.Buffered() > 0 {
+		if c.Reader().Buffered() > 0 {
 			break
 		}
-		c.conn.SetReadDeadline(time.Now().Add(time.Millisecond))
-		if _, err := c.r.Peek(1); err == nil {
+		c.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Reader().Peek(1); err == nil {
 			break
 		}
 	}
-	c.expect(451)
+	c.Expect(451)
 	if time.Since(start) > 30*time.Second || len(ts.del.Messages()) != 0 {
 		t.Fatalf("trickling client kept %v", time.Since(start))
 	}
@@ -52,10 +54,10 @@ func TestMinDataRate(t *testing.T) {
 func TestIdleTimeoutInText(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.IdleTimeout = 500 * time.Millisecond })
 	c := ts.dial()
-	c.login()
-	c.cmd("DATA", 354)
-	c.expect(451)
-	c.closed()
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
+	c.Expect(451)
+	c.ExpectClosed()
 	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=timeout reason=idle") })
 	if strings.Contains(ts.logBuf.String(), "reason=data-rate") || len(ts.del.Messages()) != 0 {
 		t.Fatalf("log:\n%s", ts.logBuf)
@@ -68,9 +70,9 @@ func TestSessionTimeout(t *testing.T) {
 	c := ts.dial()
 	start := time.Now()
 	for time.Since(start) < 5*time.Second {
-		c.send("NOOP\r\n")
-		if l := c.line(); strings.HasPrefix(l, "451 ") {
-			c.closed()
+		c.Send("NOOP\r\n")
+		if l := c.Line(); strings.HasPrefix(l, "451 ") {
+			c.ExpectClosed()
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -87,12 +89,12 @@ func TestReplyAfterSessionDeadline(t *testing.T) {
 	// Deliver starts after the greeting, so it ends past the deadline.
 	ts.del.SetDelay(limit + 100*time.Millisecond)
 	c := ts.dial()
-	c.send("USER alice\r\nPASS alice-pw\r\nDATA\r\n" + simpleMessage + ".\r\n")
+	c.Send("USER alice\r\nPASS alice-pw\r\nDATA\r\n" + simpleMessage + ".\r\n")
 	for _, code := range []int{250, 250, 354, 250} {
-		c.expect(code)
+		c.Expect(code)
 	}
-	c.expect(451)
-	c.closed()
+	c.Expect(451)
+	c.ExpectClosed()
 	if n := len(ts.del.Messages()); n != 1 {
 		t.Fatalf("%d messages delivered, want 1", n)
 	}
@@ -110,8 +112,8 @@ func TestNonReadingClient(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; i < 200_000; i++ {
-			c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			if _, err := io.WriteString(c.conn, strings.Repeat("NOOP\r\n", 100)); err != nil {
+			c.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			if _, err := io.WriteString(c.Conn, strings.Repeat("NOOP\r\n", 100)); err != nil {
 				return
 			}
 		}
@@ -129,10 +131,10 @@ func TestNonReadingClient(t *testing.T) {
 func TestClientGoneMidText(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.cmd("DATA", 354)
-	c.send(simpleMessage + "half a body")
-	c.conn.Close()
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
+	c.Send(simpleMessage + "half a body")
+	c.Conn.Close()
 	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=client-gone") })
 	if len(ts.del.Messages()) != 0 {
 		t.Fatal("a partial message was delivered")
@@ -145,10 +147,10 @@ func TestClientGoneAfterDot(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ts.del.SetDelay(200 * time.Millisecond)
 	c := ts.dial()
-	c.login()
-	c.cmd("DATA", 354)
-	c.send(simpleMessage + ".\r\n")
-	c.conn.Close()
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
+	c.Send(simpleMessage + ".\r\n")
+	c.Conn.Close()
 	waitFor(t, func() bool { return len(ts.del.Messages()) == 1 })
 }
 
@@ -156,10 +158,10 @@ func TestClientGoneAfterDot(t *testing.T) {
 func TestShutdownIdle(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("USER alice", 250)
+	c.Cmd("USER alice", 250)
 	ts.cancel()
-	c.expect(451)
-	c.closed()
+	c.Expect(451)
+	c.ExpectClosed()
 }
 
 // Case 67: at shutdown a message being received is finished, delivered and
@@ -167,16 +169,16 @@ func TestShutdownIdle(t *testing.T) {
 func TestShutdownDuringText(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.cmd("DATA", 354)
-	c.send(simpleMessage)
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
+	c.Send(simpleMessage)
 	time.Sleep(50 * time.Millisecond)
 	ts.cancel()
 	time.Sleep(50 * time.Millisecond)
-	c.send("more text\r\n.\r\n")
-	c.expect(250)
-	c.expect(451)
-	c.closed()
+	c.Send("more text\r\n.\r\n")
+	c.Expect(250)
+	c.Expect(451)
+	c.ExpectClosed()
 	if len(ts.del.Messages()) != 1 {
 		t.Fatal("message lost at shutdown")
 	}
@@ -187,11 +189,11 @@ func TestServeOnPipe(t *testing.T) {
 	ts := newTestServer(t, nil)
 	server, clientEnd := net.Pipe()
 	go ts.srv.Serve(context.Background(), server)
-	c := &client{t: t, conn: clientEnd, r: newReader(clientEnd)}
-	c.expect(220)
-	c.login()
-	c.post(simpleMessage, 250)
-	c.cmd("QUIT", 221)
+	c := testharness.NewClient(t, clientEnd)
+	c.Expect(220)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage, 250)
+	c.Cmd("QUIT", 221)
 	if got := ts.del.Messages(); len(got) != 1 || strings.Contains(got[0].Text, "from [") {
 		t.Fatalf("delivered %+v", got)
 	}

@@ -18,11 +18,11 @@ import (
 func TestErrorLimit(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("FOO", 500)
-	c.cmd("USER", 501)
-	c.cmd("DATA", 503)
-	c.expect(451)
-	c.closed()
+	c.Cmd("FOO", 500)
+	c.Cmd("USER", 501)
+	c.Cmd("DATA", 503)
+	c.Expect(451)
+	c.ExpectClosed()
 	if !strings.Contains(ts.logBuf.String(), `verb=FOO`) || !strings.Contains(ts.logBuf.String(), "event=error-limit") {
 		t.Fatalf("log:\n%s", ts.logBuf)
 	}
@@ -32,7 +32,7 @@ func TestErrorLimit(t *testing.T) {
 func TestUnknownVerbLoggedShort(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("ABCDEFGHIJ\x01 client=6.6.6.6", 500)
+	c.Cmd("ABCDEFGHIJ\x01 client=6.6.6.6", 500)
 	log := ts.logBuf.String()
 	if strings.Contains(log, "GHIJ") || strings.Contains(log, "client=6.6.6.6") {
 		t.Fatalf("log shows too much of the verb:\n%s", log)
@@ -45,12 +45,12 @@ func TestCrossProtocol(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for _, req := range []string{"GET / HTTP/1.1", "POST /x HTTP/1.1", "CONNECT host:443 HTTP/1.1"} {
 		c := ts.dial()
-		c.cmd(req, 500)
-		c.closed()
+		c.Cmd(req, 500)
+		c.ExpectClosed()
 	}
 	c := ts.dial()
-	c.send("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n")
-	c.closed()
+	c.Send("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n")
+	c.ExpectClosed()
 	if !strings.Contains(ts.logBuf.String(), "event=wrong-protocol") {
 		t.Fatal("no wrong-protocol log line")
 	}
@@ -61,14 +61,14 @@ func TestCrossProtocol(t *testing.T) {
 func TestPipelinedWrongPassword(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.send("USER alice\r\nPASS wrong\r\nDATA\r\n" + simpleMessage + ".\r\nQUIT\r\n")
-	c.expect(250)
-	c.expect(530)
-	c.expect(503) // DATA
-	c.expect(500) // "From: ..." is no command
-	c.expect(500) // "To: ..." reaches the error limit
-	c.expect(451)
-	c.closed()
+	c.Send("USER alice\r\nPASS wrong\r\nDATA\r\n" + simpleMessage + ".\r\nQUIT\r\n")
+	c.Expect(250)
+	c.Expect(530)
+	c.Expect(503) // DATA
+	c.Expect(500) // "From: ..." is no command
+	c.Expect(500) // "To: ..." reaches the error limit
+	c.Expect(451)
+	c.ExpectClosed()
 	if len(ts.del.Messages()) != 0 {
 		t.Fatal("a pipelined message was delivered after a failed login")
 	}
@@ -78,9 +78,9 @@ func TestPipelinedWrongPassword(t *testing.T) {
 func TestPipelinedSession(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.send("USER alice\r\nPASS alice-pw\r\nDATA\r\n" + simpleMessage + ".\r\nDATA\r\n" + simpleMessage + ".\r\nQUIT\r\n")
+	c.Send("USER alice\r\nPASS alice-pw\r\nDATA\r\n" + simpleMessage + ".\r\nDATA\r\n" + simpleMessage + ".\r\nQUIT\r\n")
 	for _, code := range []int{250, 250, 354, 250, 354, 250, 221} {
-		c.expect(code)
+		c.Expect(code)
 	}
 	if n := len(ts.del.Messages()); n != 2 {
 		t.Fatalf("%d messages delivered, want 2", n)
@@ -91,15 +91,15 @@ func TestPipelinedSession(t *testing.T) {
 func TestJunkLimit(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxJunk = 5 })
 	c := ts.dial()
-	c.send(strings.Repeat("NOOP\r\n", 100))
+	c.Send(strings.Repeat("NOOP\r\n", 100))
 	for i := 0; i < 5; i++ {
-		c.expect(250)
+		c.Expect(250)
 	}
 	for i := 0; i < 3; i++ {
-		c.expect(503)
+		c.Expect(503)
 	}
-	c.expect(451)
-	c.closed()
+	c.Expect(451)
+	c.ExpectClosed()
 	if !strings.Contains(ts.logBuf.String(), "event=junk-limit") {
 		t.Fatal("no junk-limit log line")
 	}
@@ -109,10 +109,10 @@ func TestJunkLimit(t *testing.T) {
 func TestBareLFCommand(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.send("USER alice\n")
-	c.expect(250)
-	c.send("PASS alice-pw\n")
-	c.expect(250)
+	c.Send("USER alice\n")
+	c.Expect(250)
+	c.Send("PASS alice-pw\n")
+	c.Expect(250)
 }
 
 // Case 29 and the line limit: an over-long line gets 500 without a
@@ -120,16 +120,16 @@ func TestBareLFCommand(t *testing.T) {
 func TestLongLine(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS "+strings.Repeat("x", 100_000), 500)
-	c.cmd("PASS alice-pw", 250)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS "+strings.Repeat("x", 100_000), 500)
+	c.Cmd("PASS alice-pw", 250)
 	if n := ts.auth.Count(); n != 1 {
 		t.Fatalf("backend asked %d times", n)
 	}
 	// Exactly at the limit (1000 octets with CRLF) is still a line.
 	c2 := ts.dial()
-	c2.cmd("NOOP "+strings.Repeat("x", 1000-len("NOOP \r\n")), 501)
-	c2.cmd("NOOP "+strings.Repeat("x", 1000-len("NOOP \r\n")+1), 500)
+	c2.Cmd("NOOP "+strings.Repeat("x", 1000-len("NOOP \r\n")), 501)
+	c2.Cmd("NOOP "+strings.Repeat("x", 1000-len("NOOP \r\n")+1), 500)
 }
 
 // Case 43: an endless line is answered 500 at the limit's end... the line
@@ -140,13 +140,13 @@ func TestEndlessLine(t *testing.T) {
 	junk := strings.Repeat("A", 64<<10)
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := io.WriteString(c.conn, junk); err != nil {
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(c.Conn, junk); err != nil {
 			break // the server hung up
 		}
 	}
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	rest, _ := io.ReadAll(c.r)
+	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rest, _ := io.ReadAll(c.Reader())
 	if !strings.HasPrefix(string(rest), "451 ") {
 		t.Fatalf("after an endless line got %q", rest)
 	}
@@ -157,15 +157,15 @@ func TestPasswordNotLogged(t *testing.T) {
 	ts := newTestServer(t, nil)
 	const marker = "Zq9-marker-password-7Xw"
 	c := ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS "+marker, 530)
-	c.cmd("QUIT", 221)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS "+marker, 530)
+	c.Cmd("QUIT", 221)
 	c = ts.dial()
 	ts.auth.SetUser("carol", marker)
-	c.cmd("USER carol", 250)
-	c.cmd("PASS "+marker, 250)
-	c.post("To: bob@example.test\r\n\r\nsecret body text\r\n", 250)
-	c.cmd("QUIT", 221)
+	c.Cmd("USER carol", 250)
+	c.Cmd("PASS "+marker, 250)
+	c.PostRaw("To: bob@example.test\r\n\r\nsecret body text\r\n", 250)
+	c.Cmd("QUIT", 221)
 	waitFor(t, func() bool { return strings.Count(ts.logBuf.String(), "event=disconnect") == 2 })
 	if log := ts.logBuf.String(); strings.Contains(log, marker) || strings.Contains(log, "secret body") {
 		t.Fatalf("log leaks a password or body:\n%s", log)

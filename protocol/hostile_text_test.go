@@ -16,12 +16,12 @@ func TestSmuggling(t *testing.T) {
 	for _, fake := range []string{"\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n"} {
 		ts := newTestServer(t, nil)
 		c := ts.dial()
-		c.login()
-		c.cmd("DATA", 354)
-		c.send("From: alice@example.test\r\nTo: bob@example.test\r\n\r\nbody" + fake + "USER mallory\r\nPASS x\r\nDATA\r\n")
-		c.send("From: alice@example.test\r\nTo: victim@example.test\r\n\r\nspoofed\r\n.\r\n")
-		c.expect(550)
-		c.cmd("NOOP", 250)
+		c.Login("alice", "alice-pw")
+		c.Cmd("DATA", 354)
+		c.Send("From: alice@example.test\r\nTo: bob@example.test\r\n\r\nbody" + fake + "USER mallory\r\nPASS x\r\nDATA\r\n")
+		c.Send("From: alice@example.test\r\nTo: victim@example.test\r\n\r\nspoofed\r\n.\r\n")
+		c.Expect(550)
+		c.Cmd("NOOP", 250)
 		if n := len(ts.del.Messages()); n != 0 {
 			t.Fatalf("%q: %d messages delivered", fake, n)
 		}
@@ -35,8 +35,8 @@ func TestSmuggling(t *testing.T) {
 func TestBareLFInText(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post("From: alice@example.test\nTo: bob@example.test\n\nline one\nline two\r\n", 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("From: alice@example.test\nTo: bob@example.test\n\nline one\nline two\r\n", 250)
 	if got := ts.del.Messages()[0].Text; !strings.HasSuffix(got, "\n\nline one\nline two\n") || strings.Contains(got, "\r") {
 		t.Fatalf("delivered %q", got)
 	}
@@ -47,8 +47,8 @@ func TestNULAndBareCRInText(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for _, bad := range []string{"a\x00b\r\n", "a\rb\r\n"} {
 		c := ts.dial()
-		c.login()
-		c.post(simpleMessage+bad, 550)
+		c.Login("alice", "alice-pw")
+		c.PostRaw(simpleMessage+bad, 550)
 	}
 	if len(ts.del.Messages()) != 0 {
 		t.Fatal("delivered")
@@ -59,8 +59,8 @@ func TestNULAndBareCRInText(t *testing.T) {
 func TestEmptyMessage(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post("", 550)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("", 550)
 	if !strings.Contains(ts.logBuf.String(), "reason=no-recipients") {
 		t.Fatalf("log:\n%s", ts.logBuf)
 	}
@@ -71,12 +71,12 @@ func TestEmptyMessage(t *testing.T) {
 func TestOversizedMessage(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxMessage = 10_000 })
 	c := ts.dial()
-	c.login()
-	c.cmd("DATA", 354)
-	c.send(simpleMessage + strings.Repeat("0123456789abcdef\r\n", 1000) + ".\nHELP\r\n")
-	c.send(".\r\n")
-	c.expect(550)
-	c.cmd("NOOP", 250)
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
+	c.Send(simpleMessage + strings.Repeat("0123456789abcdef\r\n", 1000) + ".\nHELP\r\n")
+	c.Send(".\r\n")
+	c.Expect(550)
+	c.Cmd("NOOP", 250)
 	if len(ts.del.Messages()) != 0 {
 		t.Fatal("an oversized message was delivered")
 	}
@@ -86,8 +86,8 @@ func TestOversizedMessage(t *testing.T) {
 func TestHeaderBomb(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post(simpleMessage[:len(simpleMessage)-len("\r\nHello Bob.\r\n")]+strings.Repeat("X: y\r\n", 30_000)+"\r\nbody\r\n", 550)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage[:len(simpleMessage)-len("\r\nHello Bob.\r\n")]+strings.Repeat("X: y\r\n", 30_000)+"\r\nbody\r\n", 550)
 	if !strings.Contains(ts.logBuf.String(), "reason=header-too-big") {
 		t.Fatalf("log:\n%s", ts.logBuf)
 	}
@@ -97,11 +97,11 @@ func TestHeaderBomb(t *testing.T) {
 func TestTooManyRecipients(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxRecipients = 3 })
 	c := ts.dial()
-	c.login()
-	c.post("To: a@x.test, b@x.test, c@x.test, d@x.test\r\n\r\nhi\r\n", 550)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("To: a@x.test, b@x.test, c@x.test, d@x.test\r\n\r\nhi\r\n", 550)
 	c = ts.dial()
-	c.login()
-	c.post("To: a@x.test, b@x.test, c@x.test\r\n\r\nhi\r\n", 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("To: a@x.test, b@x.test, c@x.test\r\n\r\nhi\r\n", 250)
 	if got := ts.del.Messages(); len(got) != 1 || len(got[0].Envelope.Recipients) != 3 {
 		t.Fatalf("deliveries %+v", got)
 	}
@@ -111,8 +111,8 @@ func TestTooManyRecipients(t *testing.T) {
 func TestMailLoop(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post(strings.Repeat("Received: from x by y; Thu, 1 Jan 2026 00:00:00 +0000\r\n", 51)+simpleMessage, 550)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(strings.Repeat("Received: from x by y; Thu, 1 Jan 2026 00:00:00 +0000\r\n", 51)+simpleMessage, 550)
 }
 
 // Cases 34 and 38, and the envelope: recipients come from To/Cc/Bcc, Bcc
@@ -120,8 +120,8 @@ func TestMailLoop(t *testing.T) {
 func TestRecipientsAndBcc(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post("From: alice@example.test\r\nTo: Bob <bob@example.test>\r\nCc: carol@example.test\r\nBcc: dave@example.test\r\n\r\nhi\r\n", 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("From: alice@example.test\r\nTo: Bob <bob@example.test>\r\nCc: carol@example.test\r\nBcc: dave@example.test\r\n\r\nhi\r\n", 250)
 	got := ts.del.Messages()[0]
 	if strings.Join(got.Envelope.Recipients, ",") != "bob@example.test,carol@example.test,dave@example.test" {
 		t.Fatalf("recipients %v", got.Envelope.Recipients)
@@ -136,8 +136,8 @@ func TestRecipientsAndBcc(t *testing.T) {
 	}
 
 	c = ts.dial()
-	c.login()
-	c.post("From: alice@example.test\r\nTo: -oQ/tmp/q@example.test\r\n\r\nhi\r\n", 550)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("From: alice@example.test\r\nTo: -oQ/tmp/q@example.test\r\n\r\nhi\r\n", 550)
 }
 
 // Case 41: a forged From gets a truthful Sender (default policy) or is
@@ -145,8 +145,8 @@ func TestRecipientsAndBcc(t *testing.T) {
 func TestSenderForgery(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post("From: ceo@example.test\r\nTo: bob@example.test\r\n\r\nwire money\r\n", 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("From: ceo@example.test\r\nTo: bob@example.test\r\n\r\nwire money\r\n", 250)
 	got := ts.del.Messages()[0]
 	if !strings.Contains(got.Text, "Sender: alice@example.test\n") || got.Envelope.Sender != "alice@example.test" {
 		t.Fatalf("delivered %q from %q", got.Text, got.Envelope.Sender)
@@ -154,11 +154,11 @@ func TestSenderForgery(t *testing.T) {
 
 	ts = newTestServer(t, func(c *Config) { c.SenderPolicy = message.Reject })
 	c = ts.dial()
-	c.login()
-	c.post("From: ceo@example.test\r\nTo: bob@example.test\r\n\r\nwire money\r\n", 550)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("From: ceo@example.test\r\nTo: bob@example.test\r\n\r\nwire money\r\n", 550)
 	c = ts.dial()
-	c.login()
-	c.post("To: bob@example.test\r\n\r\nno From at all\r\n", 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw("To: bob@example.test\r\n\r\nno From at all\r\n", 250)
 	if got := ts.del.Messages()[0].Text; !strings.Contains(got, "From: alice@example.test\n") {
 		t.Fatalf("no From added: %q", got)
 	}
@@ -169,9 +169,9 @@ func TestSenderForgery(t *testing.T) {
 func TestLargeMessageSpills(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.MemoryThreshold = 4096 })
 	c := ts.dial()
-	c.login()
+	c.Login("alice", "alice-pw")
 	line := strings.Repeat("x", 70)
-	c.post(simpleMessage+strings.Repeat(line+"\r\n", 20_000), 250)
+	c.PostRaw(simpleMessage+strings.Repeat(line+"\r\n", 20_000), 250)
 	got := ts.del.Messages()[0].Text
 	if n := strings.Count(got, line+"\n"); n != 20_000 {
 		t.Fatalf("%d body lines delivered, want 20000", n)
@@ -182,7 +182,7 @@ func TestLargeMessageSpills(t *testing.T) {
 func TestLowStagingSpace(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxMessage = 1 << 60 })
 	c := ts.dial()
-	c.login()
-	c.cmd("DATA", 451)
-	c.cmd("NOOP", 451)
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 451)
+	c.Cmd("NOOP", 451)
 }

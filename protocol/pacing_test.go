@@ -16,9 +16,9 @@ func TestAuthFailureFloor(t *testing.T) {
 	const floor = 150 * time.Millisecond
 	ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = floor })
 	c := ts.dial()
-	c.cmd("USER alice", 250)
+	c.Cmd("USER alice", 250)
 	start := time.Now()
-	c.cmd("PASS wrong", 530)
+	c.Cmd("PASS wrong", 530)
 	if took := time.Since(start); took < floor {
 		t.Fatalf("failure answered in %v, floor %v", took, floor)
 	}
@@ -28,8 +28,8 @@ func TestAuthFailureFloor(t *testing.T) {
 	// machine answers.
 	ts = newTestServer(t, func(c *Config) { c.AuthFailureDelay = time.Hour })
 	c = ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 250)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 250)
 }
 
 // Decision 8 with a backend that is slow on some rejections only (pam_unix
@@ -42,9 +42,9 @@ func TestAuthFailureFloorTracksSlowestRejection(t *testing.T) {
 	ts.auth.SetDelay("alice", slow)
 	fail := func(user string) time.Duration {
 		c := ts.dial()
-		c.cmd("USER "+user, 250)
+		c.Cmd("USER "+user, 250)
 		start := time.Now()
-		c.cmd("PASS wrong", 530)
+		c.Cmd("PASS wrong", 530)
 		return time.Since(start)
 	}
 	fail("alice") // the slow kind of rejection
@@ -56,8 +56,8 @@ func TestAuthFailureFloorTracksSlowestRejection(t *testing.T) {
 	ts.auth.SetDelay("bob", 2*slow)
 	ts.auth.SetErr(authn.Unavailable("timeout", nil))
 	c := ts.dial()
-	c.cmd("USER bob", 250)
-	c.cmd("PASS bob-pw", 451)
+	c.Cmd("USER bob", 250)
+	c.Cmd("PASS bob-pw", 451)
 	if got := ts.srv.failures.slowest(); got >= 2*slow {
 		t.Fatalf("an unavailable backend raised the padding to %v", got)
 	}
@@ -78,10 +78,10 @@ func TestAuthFailureFloorEveryReason(t *testing.T) {
 		ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = floor })
 		ts.auth.SetErr(err)
 		c := ts.dial()
-		c.cmd("USER alice", 250)
+		c.Cmd("USER alice", 250)
 		start := time.Now()
-		c.send("PASS alice-pw\r\n")
-		l := c.line()
+		c.Send("PASS alice-pw\r\n")
+		l := c.Line()
 		if took := time.Since(start); took < floor {
 			t.Errorf("%v: %q after %v, floor %v", err, l, took, floor)
 		}
@@ -97,10 +97,10 @@ func TestAuthFailureFloorEveryReason(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.AuthFailureDelay = floor })
 	ts.auth.AddressesOf = func(string) []string { return []string{"-bad"} }
 	c := ts.dial()
-	c.cmd("USER alice", 250)
+	c.Cmd("USER alice", 250)
 	start := time.Now()
-	c.send("PASS alice-pw\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "451") || time.Since(start) < floor {
+	c.Send("PASS alice-pw\r\n")
+	if l := c.Line(); !strings.HasPrefix(l, "451") || time.Since(start) < floor {
 		t.Errorf("bad identity: %q after %v", l, time.Since(start))
 	}
 }

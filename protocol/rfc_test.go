@@ -15,11 +15,11 @@ import (
 )
 
 // §2.2: "220 Message Posting Service Ready." — and every reply is
-// "NNN text<CRLF>" (client.line checks the CRLF).
+// "NNN text<CRLF>" (client.Line checks the CRLF).
 func TestGreeting(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dialRaw()
-	l := c.expect(220)
+	l := c.Expect(220)
 	if !strings.Contains(l, "Message Posting Service Ready.") || !strings.Contains(l, "mpp.example.test") {
 		t.Fatalf("greeting %q", l)
 	}
@@ -51,7 +51,7 @@ func TestLegalTableIsRFC1204(t *testing.T) {
 // posting server has just started".
 func TestUserAtStart(t *testing.T) {
 	c := newTestServer(t, nil).dial()
-	c.cmd("USER alice", 250)
+	c.Cmd("USER alice", 250)
 }
 
 // §2.3 USER: "... right after a message text ... has been successfully
@@ -59,11 +59,11 @@ func TestUserAtStart(t *testing.T) {
 func TestUserAfterMessage(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post(simpleMessage, 250)
-	c.cmd("USER bob", 250)
-	c.cmd("PASS bob-pw", 250)
-	c.post("From: bob@example.test\r\nTo: alice@example.test\r\n\r\nHi.\r\n", 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage, 250)
+	c.Cmd("USER bob", 250)
+	c.Cmd("PASS bob-pw", 250)
+	c.PostRaw("From: bob@example.test\r\nTo: alice@example.test\r\n\r\nHi.\r\n", 250)
 	got := ts.del.Messages()
 	if len(got) != 2 || got[0].Envelope.Sender != "alice@example.test" || got[1].Envelope.Sender != "bob@example.test" {
 		t.Fatalf("deliveries %+v", got)
@@ -73,8 +73,8 @@ func TestUserAfterMessage(t *testing.T) {
 // §2.3 USER: "... right after a USER command that gets the reply code 501".
 func TestUserAfterUser501(t *testing.T) {
 	c := newTestServer(t, nil).dial()
-	c.cmd("USER -alice", 501)
-	c.cmd("USER alice", 250)
+	c.Cmd("USER -alice", 501)
+	c.Cmd("USER alice", 250)
 }
 
 // §2.3 USER: "503 The USER command has been used under an inappropriate
@@ -82,19 +82,19 @@ func TestUserAfterUser501(t *testing.T) {
 func TestUserOutOfSequence(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("USER bob", 503)
-	c.cmd("PASS alice-pw", 250) // still alice: the refused USER changed nothing
-	c.cmd("USER bob", 503)
-	c.post(simpleMessage, 250)
+	c.Cmd("USER alice", 250)
+	c.Cmd("USER bob", 503)
+	c.Cmd("PASS alice-pw", 250) // still alice: the refused USER changed nothing
+	c.Cmd("USER bob", 503)
+	c.PostRaw(simpleMessage, 250)
 	if got := ts.del.Messages(); len(got) != 1 || got[0].Envelope.Login != "alice" {
 		t.Fatalf("deliveries %+v", got)
 	}
 
 	c = ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS wrong", 530)
-	c.cmd("USER alice", 503)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS wrong", 530)
+	c.Cmd("USER alice", 503)
 }
 
 // §2.3 USER: "It is recommended that the message posting server should
@@ -104,8 +104,8 @@ func TestUserUnknownStill250(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for _, u := range []string{"nosuchuser", "root", "_svc", "a.b-c"} {
 		c := ts.dial()
-		c.cmd("USER "+u, 250)
-		c.cmd("PASS whatever", 530)
+		c.Cmd("USER "+u, 250)
+		c.Cmd("PASS whatever", 530)
 	}
 	if n := ts.auth.Count(); n != 4 {
 		t.Fatalf("backend asked %d times", n)
@@ -131,9 +131,9 @@ func TestUserSyntax(t *testing.T) {
 		"USER *)(uid=*",
 		"USER\talice",
 	} {
-		c.cmd(line, 501)
+		c.Cmd(line, 501)
 	}
-	c.cmd("USER alice", 250)
+	c.Cmd("USER alice", 250)
 	if n := ts.auth.Count(); n != 0 {
 		t.Fatalf("a user name reached the backend during syntax checks (%d calls)", n)
 	}
@@ -144,9 +144,9 @@ func TestUserSyntax(t *testing.T) {
 func TestPassConditions(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS", 501)
-	c.cmd("PASS alice-pw", 250)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS", 501)
+	c.Cmd("PASS alice-pw", 250)
 }
 
 // §2.3 PASS: "503 The PASS command has been used under an inappropriate
@@ -155,18 +155,18 @@ func TestPassConditions(t *testing.T) {
 func TestPassOutOfSequence(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("PASS alice-pw", 503)
+	c.Cmd("PASS alice-pw", 503)
 	if ts.auth.Count() != 0 {
 		t.Fatal("PASS before USER reached the backend")
 	}
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 250)
-	c.cmd("PASS alice-pw", 503)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 250)
+	c.Cmd("PASS alice-pw", 503)
 
 	c = ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS wrong", 530)
-	c.cmd("PASS alice-pw", 503) // one guess per connection
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS wrong", 530)
+	c.Cmd("PASS alice-pw", 503) // one guess per connection
 	if n := ts.auth.Count(); n != 2 {
 		t.Fatalf("backend asked %d times, want 2", n)
 	}
@@ -178,16 +178,16 @@ func TestPassOutOfSequence(t *testing.T) {
 func TestPassResults(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("USER alice", 250)
-	ok := c.cmd("PASS alice-pw", 250)
+	c.Cmd("USER alice", 250)
+	ok := c.Cmd("PASS alice-pw", 250)
 
 	c = ts.dial()
-	c.cmd("USER alice", 250)
-	wrong := c.cmd("PASS nope", 530)
+	c.Cmd("USER alice", 250)
+	wrong := c.Cmd("PASS nope", 530)
 
 	c = ts.dial()
-	c.cmd("USER nosuch", 250)
-	unknown := c.cmd("PASS nope", 530)
+	c.Cmd("USER nosuch", 250)
+	unknown := c.Cmd("PASS nope", 530)
 	if wrong != unknown {
 		t.Fatalf("wrong password %q and unknown user %q differ", wrong, unknown)
 	}
@@ -205,31 +205,31 @@ func TestPassBackendUnavailable(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ts.auth.SetErr(authn.Unavailable("timeout", nil))
 	c := ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 451)
-	c.cmd("DATA", 503)
-	c.cmd("NOOP", 451) // "Internal error has occurred ... during the current session"
-	c.cmd("QUIT", 221)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 451)
+	c.Cmd("DATA", 503)
+	c.Cmd("NOOP", 451) // "Internal error has occurred ... during the current session"
+	c.Cmd("QUIT", 221)
 
 	ts.auth.SetErr(context.DeadlineExceeded) // unclassified: unavailable, not 530
 	c = ts.dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 451)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 451)
 }
 
 // §2.3 PASS: "501 Syntax error detected in the password argument."
 func TestPassSyntax(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxErrors = 100 })
 	c := ts.dial()
-	c.cmd("USER alice", 250)
+	c.Cmd("USER alice", 250)
 	for _, line := range []string{"PASS", "PASS ", "PASS a\x00b", "PASS a\rb", "PASS\talice-pw", "PASS " + strings.Repeat("x", 513)} {
-		c.cmd(line, 501)
+		c.Cmd(line, 501)
 	}
 	if ts.auth.Count() != 0 {
 		t.Fatal("a malformed password reached the backend")
 	}
 	// Spaces, tabs and UTF-8 are password bytes like any other.
-	c.cmd("PASS  spaced\tpass wörd", 530)
+	c.Cmd("PASS  spaced\tpass wörd", 530)
 	if got := ts.auth.Requests()[0].Password; got != " spaced\tpass wörd" {
 		t.Fatalf("backend got password %q", got)
 	}
@@ -241,9 +241,9 @@ func TestPassSyntax(t *testing.T) {
 func TestDataConditions(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post(simpleMessage, 250)
-	c.post(simpleMessage, 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage, 250)
+	c.PostRaw(simpleMessage, 250)
 	if n := len(ts.del.Messages()); n != 2 {
 		t.Fatalf("%d messages delivered, want 2", n)
 	}
@@ -255,24 +255,24 @@ func TestDataConditions(t *testing.T) {
 func TestDataOutOfSequence(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxErrors = 100 })
 	c := ts.dial()
-	c.cmd("DATA", 503)
-	c.cmd("USER alice", 250)
-	c.cmd("DATA", 503)
-	c.cmd("PASS wrong", 530)
-	c.cmd("DATA", 503)
+	c.Cmd("DATA", 503)
+	c.Cmd("USER alice", 250)
+	c.Cmd("DATA", 503)
+	c.Cmd("PASS wrong", 530)
+	c.Cmd("DATA", 503)
 
 	c = ts.dial()
-	c.login()
-	c.post(simpleMessage, 250)
-	c.cmd("USER bob", 250)
-	c.cmd("DATA", 503) // nothing goes out as alice or bob before bob's PASS
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage, 250)
+	c.Cmd("USER bob", 250)
+	c.Cmd("DATA", 503) // nothing goes out as alice or bob before bob's PASS
 
 	ts.del.SetErr(delivery.Temporary("test", nil))
 	c = ts.dial()
-	c.login()
-	c.post(simpleMessage, 451)
-	c.cmd("DATA", 503)
-	c.cmd("USER alice", 503)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage, 451)
+	c.Cmd("DATA", 503)
+	c.Cmd("USER alice", 503)
 	if n := len(ts.del.Messages()); n != 1 {
 		t.Fatalf("%d messages delivered, want 1", n)
 	}
@@ -281,9 +281,9 @@ func TestDataOutOfSequence(t *testing.T) {
 // §2.3 DATA: "No argument is expected."
 func TestDataArgument(t *testing.T) {
 	c := newTestServer(t, nil).dial()
-	c.login()
-	c.cmd("DATA now", 501)
-	c.post(simpleMessage, 250)
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA now", 501)
+	c.PostRaw(simpleMessage, 250)
 }
 
 // §2.3 DATA: "354 ... ready to accept the mail message text"; the text ends
@@ -292,24 +292,24 @@ func TestDataArgument(t *testing.T) {
 func TestDataResults(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.cmd("DATA", 354)
-	c.send(simpleMessage)
-	c.send(".\r\n")
-	c.expect(250)
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
+	c.Send(simpleMessage)
+	c.Send(".\r\n")
+	c.Expect(250)
 	if got := ts.del.Messages(); len(got) != 1 || !strings.HasSuffix(got[0].Text, "\n\nHello Bob.\n") {
 		t.Fatalf("delivered %+v", got)
 	}
 
 	ts.del.SetErr(delivery.Temporary("exit 75", nil))
 	c = ts.dial()
-	c.login()
-	c.post(simpleMessage, 451)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage, 451)
 
 	ts.del.SetErr(delivery.Permanent("exit 67", nil))
 	c = ts.dial()
-	c.login()
-	c.post(simpleMessage, 550) // decision 2: permanent errors are 550
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage, 550) // decision 2: permanent errors are 550
 }
 
 // §2.3 DATA: "If the message text includes the <CRLF>.<CRLF> sequence, then
@@ -319,8 +319,8 @@ func TestDataResults(t *testing.T) {
 func TestDotTransparency(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post(simpleMessage+"..\r\n...\r\n..foo\r\n.bar\r\nend\r\n", 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage+"..\r\n...\r\n..foo\r\n.bar\r\nend\r\n", 250)
 	body := ts.del.Messages()[0].Text
 	if !strings.HasSuffix(body, "Hello Bob.\n.\n..\n.foo\nbar\nend\n") {
 		t.Fatalf("body %q", body)
@@ -332,12 +332,12 @@ func TestDotTransparency(t *testing.T) {
 func TestCommandsInsideTextAreText(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.login()
-	c.post(simpleMessage+"NOOP\r\nQUIT\r\nUSER bob\r\n", 250)
+	c.Login("alice", "alice-pw")
+	c.PostRaw(simpleMessage+"NOOP\r\nQUIT\r\nUSER bob\r\n", 250)
 	if body := ts.del.Messages()[0].Text; !strings.HasSuffix(body, "NOOP\nQUIT\nUSER bob\n") {
 		t.Fatalf("body %q", body)
 	}
-	c.cmd("NOOP", 250)
+	c.Cmd("NOOP", 250)
 }
 
 // §2.3 NOOP: "250 The message posting server has not encountered any
@@ -346,18 +346,18 @@ func TestCommandsInsideTextAreText(t *testing.T) {
 func TestNoopEveryState(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("NOOP", 250)
-	c.cmd("USER alice", 250)
-	c.cmd("NOOP", 250)
-	c.cmd("PASS alice-pw", 250) // NOOP did not break "right after USER"
-	c.cmd("NOOP", 250)
-	c.post(simpleMessage, 250)
-	c.cmd("NOOP", 250)
-	c.cmd("NOOP now", 501)
+	c.Cmd("NOOP", 250)
+	c.Cmd("USER alice", 250)
+	c.Cmd("NOOP", 250)
+	c.Cmd("PASS alice-pw", 250) // NOOP did not break "right after USER"
+	c.Cmd("NOOP", 250)
+	c.PostRaw(simpleMessage, 250)
+	c.Cmd("NOOP", 250)
+	c.Cmd("NOOP now", 501)
 
 	ts.del.SetErr(delivery.Temporary("test", nil))
-	c.post(simpleMessage, 451)
-	c.cmd("NOOP", 451)
+	c.PostRaw(simpleMessage, 451)
+	c.Cmd("NOOP", 451)
 }
 
 // §2.3 QUIT: "can be used under any condition ... should always return the
@@ -374,35 +374,35 @@ func TestQuitEveryState(t *testing.T) {
 	for i, s := range steps {
 		c := ts.dial()
 		for j, line := range s {
-			c.cmd(line, codes[i][j])
+			c.Cmd(line, codes[i][j])
 		}
-		c.cmd("QUIT", 221)
-		c.closed()
+		c.Cmd("QUIT", 221)
+		c.ExpectClosed()
 	}
 	c := ts.dial()
-	c.cmd("quit now", 501) // the issue's choice: an argument is a syntax error
-	c.cmd("quit", 221)
+	c.Cmd("quit now", 501) // the issue's choice: an argument is a syntax error
+	c.Cmd("quit", 221)
 }
 
 // §2.1: commands are case-insensitive, as in SMTP and FTP.
 func TestCaseInsensitive(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
-	c.cmd("user alice", 250)
-	c.cmd("Pass alice-pw", 250)
-	c.cmd("dAtA", 354)
-	c.send(simpleMessage + ".\r\n")
-	c.expect(250)
-	c.cmd("noop", 250)
-	c.cmd("qUiT", 221)
+	c.Cmd("user alice", 250)
+	c.Cmd("Pass alice-pw", 250)
+	c.Cmd("dAtA", 354)
+	c.Send(simpleMessage + ".\r\n")
+	c.Expect(250)
+	c.Cmd("noop", 250)
+	c.Cmd("qUiT", 221)
 }
 
 // Unknown commands: "500 Command unrecognized."
 func TestUnknownCommand(t *testing.T) {
 	c := newTestServer(t, nil).dial()
-	c.cmd("HELO example", 500)
-	c.cmd("", 500)
-	c.cmd("USER alice", 250)
+	c.Cmd("HELO example", 500)
+	c.Cmd("", 500)
+	c.Cmd("USER alice", 250)
 }
 
 // §3.3: "The message posting server should terminate a session if the
@@ -410,10 +410,10 @@ func TestUnknownCommand(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.IdleTimeout = 200 * time.Millisecond })
 	c := ts.dial()
-	c.cmd("USER alice", 250)
+	c.Cmd("USER alice", 250)
 	start := time.Now()
-	c.expect(451)
-	c.closed()
+	c.Expect(451)
+	c.ExpectClosed()
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("idle client kept for %v", d)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testharness"
 	"github.com/mppd/mppd/internal/throttle"
 )
 
@@ -21,36 +22,12 @@ func withServer(t *testing.T, ts *testServer, change func(*Server)) func() *clie
 	t.Helper()
 	srv := &Server{Config: ts.srv.Config, Auth: ts.srv.Auth, Delivery: ts.srv.Delivery, Log: ts.srv.Log}
 	change(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				srv.Serve(ts.ctx, conn)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); ts.cancel(); wg.Wait() })
+	addr := testharness.Serve(t, func(conn net.Conn) { srv.Serve(ts.ctx, conn) })
+	t.Cleanup(ts.cancel) // runs first: the sessions end, then the listener
 	return func() *client {
 		t.Helper()
-		conn, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		c := &client{t: t, conn: conn, r: newReader(conn)}
-		c.expect(220)
+		c := testharness.Dial(t, addr, "")
+		c.Expect(220)
 		return c
 	}
 }
@@ -110,18 +87,18 @@ func TestThrottleCalls(t *testing.T) {
 	})
 
 	c := dial()
-	c.cmd("USER alice", 250)
+	c.Cmd("USER alice", 250)
 	start := time.Now()
-	c.cmd("PASS wrong", 530)
+	c.Cmd("PASS wrong", 530)
 	if took := time.Since(start); took < penalty {
 		t.Errorf("530 after %v, penalty %v", took, penalty)
 	}
 	c = dial()
-	c.login()
+	c.Login("alice", "alice-pw")
 	ts.auth.SetErr(authn.Unavailable("timeout", nil))
 	c = dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 451)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 451)
 	want := "begin 127.0.0.1; failed 127.0.0.1 alice; begin 127.0.0.1; done 127.0.0.1; begin 127.0.0.1; done 127.0.0.1"
 	if got := rt.log(); got != want {
 		t.Errorf("throttle calls:\n got %s\nwant %s", got, want)
@@ -150,9 +127,9 @@ func TestThrottleRefusesPass(t *testing.T) {
 		}
 	})
 	c := dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS alice-pw", 451)
-	c.closed()
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS alice-pw", 451)
+	c.ExpectClosed()
 	if ev := <-blocked; ev.Result != "blocked" {
 		t.Errorf("throttle event %+v", ev)
 	}
@@ -174,9 +151,9 @@ func TestThrottleEndToEnd(t *testing.T) {
 	dial := withServer(t, ts, func(s *Server) { s.Throttle = th })
 	guess := func(pw string, code int) time.Duration {
 		c := dial()
-		c.cmd("USER alice", 250)
+		c.Cmd("USER alice", 250)
 		start := time.Now()
-		c.cmd("PASS "+pw, code)
+		c.Cmd("PASS "+pw, code)
 		return time.Since(start)
 	}
 	if d := guess("one", 530); d < 50*time.Millisecond {
@@ -203,13 +180,13 @@ func TestLogInjection(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.UserPattern = regexp.MustCompile(`^.+$`) })
 	for _, u := range []string{`x"client=192.0.2.1`, `client=1.2.3.4`, `a"client="1.2.3.4`, `"`, `user=root`} {
 		c := ts.dial()
-		c.cmd("USER "+u, 250)
-		c.cmd("PASS wrong", 530)
+		c.Cmd("USER "+u, 250)
+		c.Cmd("PASS wrong", 530)
 	}
 	// Names with a space, tab, CR or other control never get that far.
 	for _, u := range []string{"x client=192.0.2.1", "x\tclient=192.0.2.1", "x\rclient=192.0.2.1"} {
 		c := ts.dial()
-		c.cmd("USER "+u, 501)
+		c.Cmd("USER "+u, 501)
 	}
 	waitFor(t, func() bool { return strings.Count(ts.logBuf.String(), "event=auth-failed") == 5 })
 	first := regexp.MustCompile(`^time=\S+ level=WARN msg="authentication failed" client=127\.0\.0\.1 session=[0-9a-f]+ event=auth-failed user="`)
@@ -229,8 +206,8 @@ func TestAuthFailedJSON(t *testing.T) {
 	var buf testenv.LogBuffer
 	dial := withServer(t, ts, func(s *Server) { s.Log = slog.New(slog.NewJSONHandler(&buf, nil)) })
 	c := dial()
-	c.cmd("USER alice", 250)
-	c.cmd("PASS wrong", 530)
+	c.Cmd("USER alice", 250)
+	c.Cmd("PASS wrong", 530)
 	waitFor(t, func() bool { return strings.Contains(buf.String(), "auth-failed") })
 	for _, f := range []string{`"client":"127.0.0.1"`, `"event":"auth-failed"`, `"user":"alice"`, `"reason":"bad-password"`} {
 		if !strings.Contains(buf.String(), f) {

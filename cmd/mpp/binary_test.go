@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // The built binary, linked under the name "sendmail", is sendmail: the
@@ -20,10 +22,8 @@ func TestBinaryAsSendmail(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "mpp")
-	// go test puts its own toolchain first on PATH.
-	build := exec.Command("go", "build", "-o", bin, "github.com/mppd/mppd/cmd/mpp")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := testharness.GoBuild(bin, "github.com/mppd/mppd/cmd/mpp", testharness.Build{}); err != nil {
+		t.Fatalf("go build: %v", err)
 	}
 	link := filepath.Join(dir, "sendmail")
 	if err := os.Symlink(bin, link); err != nil {

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -102,36 +101,15 @@ func serveReal(t *testing.T, deliver delivery.Deliverer, wrap func(net.Conn) net
 	}
 	srv := &protocol.Server{Config: cfg, Auth: auth, Delivery: deliver, Log: log}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if wrap != nil {
-				conn = wrap(conn)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				srv.Serve(ctx, conn)
-			}()
+	addr = testharness.Serve(t, func(conn net.Conn) {
+		if wrap != nil {
+			conn = wrap(conn)
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		cancel()
-		wg.Wait()
+		srv.Serve(ctx, conn)
 	})
-	return ln.Addr().String(), root
+	t.Cleanup(cancel) // runs first: the sessions end, then the listener
+	return addr, root
 }
 
 // delivered returns the one message in the recipient's maildir, split into

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -71,6 +72,24 @@ func (c *Client) ReadReply() (int, string, error) {
 	return code, line, nil
 }
 
+// Reader is the buffered reader over the connection, for a test that
+// looks at what the server sent without reading it as replies.
+func (c *Client) Reader() *bufio.Reader { return c.r }
+
+// Line reads one line, which must end in CRLF, and returns it without the
+// CRLF.
+func (c *Client) Line() string {
+	c.t.Helper()
+	l, err := c.ReadLine(IOTimeout)
+	if err != nil {
+		c.t.Fatalf("reading a reply: %v (got %q)", err, l)
+	}
+	if !strings.HasSuffix(l, "\r\n") {
+		c.t.Fatalf("reply %q does not end in CRLF", l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
 // ReadLine reads one line as it came, waiting at most wait. A line
 // already sent is returned even when wait is short; a timeout returns what
 // had arrived (usually "") and the error.
@@ -79,7 +98,8 @@ func (c *Client) ReadLine(wait time.Duration) (string, error) {
 	return c.r.ReadString('\n')
 }
 
-// Expect reads one reply and requires its code; it returns the reply line.
+// Expect reads one reply and requires its code; it returns the reply line
+// without CRLF.
 func (c *Client) Expect(code int) string {
 	c.t.Helper()
 	got, line, err := c.ReadReply()
@@ -116,6 +136,16 @@ func (c *Client) Post(msg string, code int) string {
 	return c.Expect(code)
 }
 
+// PostRaw sends DATA (requiring 354), then wire, the text exactly as it
+// goes on the wire but without the terminating line, then the terminating
+// line ".", and requires code for the reply to the text, which it returns.
+func (c *Client) PostRaw(wire string, code int) string {
+	c.t.Helper()
+	c.Cmd("DATA", 354)
+	c.Send(wire + ".\r\n")
+	return c.Expect(code)
+}
+
 // DotStuff turns msg (LF or CRLF line endings) into MPP message text:
 // CRLF endings, a dot doubled at the start of a line (RFC 821 §4.5.2),
 // and the terminating line ".".
@@ -149,6 +179,17 @@ func (c *Client) Closed() bool {
 	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
+// ExpectClosed requires the server to have closed the connection.
+func (c *Client) ExpectClosed() {
+	c.t.Helper()
+	_ = c.Conn.SetReadDeadline(time.Now().Add(IOTimeout))
+	b, err := c.r.ReadByte()
+	if err == nil {
+		rest, _ := c.r.ReadString('\n')
+		c.t.Fatalf("connection still open, read %q", string(b)+rest)
+	}
+}
+
 // Close closes the client's side.
 func (c *Client) Close() { c.Conn.Close() }
 
@@ -157,4 +198,38 @@ func abbrev(s string) string {
 		return s[:80] + "..."
 	}
 	return s
+}
+
+// Serve accepts connections on a new listener on 127.0.0.1 (a port the
+// kernel picks) and runs serve on each in its own goroutine until the
+// test ends; then it closes the listener and waits for every serve to
+// return. It returns the listener's address. For tests that run the
+// engine, or a fake server, in-process.
+func Serve(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", AnyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serve(conn)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
 }
