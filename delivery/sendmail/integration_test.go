@@ -223,26 +223,6 @@ func token(t *testing.T) string {
 	return "mppd-it-" + hex.EncodeToString(b[:])
 }
 
-// waitMaildir waits (at most 30 s) for a message holding tok in the
-// user's ~/Maildir/new and returns its contents.
-func waitMaildir(t *testing.T, user, tok string) string {
-	t.Helper()
-	dir := filepath.Join(mustAccount(t, user).Home, "Maildir", "new")
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err == nil && strings.Contains(string(b), tok) {
-				return string(b)
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no message with %s in %s after 30 s (see /var/log/postfix-mppd.log)", tok, dir)
-	return ""
-}
-
 // body returns what follows the header block.
 func body(msg string) string {
 	_, b, _ := strings.Cut(msg, "\n\n")
@@ -283,7 +263,7 @@ func TestIntegrationPostfix(t *testing.T) {
 	t.Logf("Deliver (sendmail exit 0) took %s", time.Since(start))
 	uid := mustAccount(t, "mppd-mta1").UID
 	for _, u := range []string{"mppd-mta1", "mppd-mta2"} {
-		got := waitMaildir(t, u, tok)
+		got := testenv.WaitPostfixMessage(t, u, tok)
 		if body(got) != text {
 			t.Errorf("%s: body changed:\ngot  %q\nwant %q", u, body(got), text)
 		}
@@ -306,7 +286,7 @@ func TestIntegrationFallbackAccount(t *testing.T) {
 		if err := b.Deliver(context.Background(), env, strings.NewReader(msg)); err != nil {
 			t.Fatalf("account %q: Deliver: %v", acct, err)
 		}
-		got := waitMaildir(t, "mppd-mta1", tok)
+		got := testenv.WaitPostfixMessage(t, "mppd-mta1", tok)
 		checkTrace(t, got, mustAccount(t, "mppd-mta2").UID, "dir.user@mppd.test")
 	}
 }
@@ -334,7 +314,7 @@ func TestIntegrationLargeMessageFromFile(t *testing.T) {
 	if err := b.Deliver(context.Background(), env, f); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
-	if got := waitMaildir(t, "mppd-mta2", tok); body(got) != text {
+	if got := testenv.WaitPostfixMessage(t, "mppd-mta2", tok); body(got) != text {
 		t.Errorf("body of %d bytes changed (got %d bytes)", len(text), len(body(got)))
 	}
 }
@@ -355,7 +335,7 @@ func TestIntegrationSubmissionTime(t *testing.T) {
 		}
 	}
 	per := time.Since(start) / n
-	waitMaildir(t, "mppd-mta2", fmt.Sprintf("%s-%d", tok, n-1))
+	testenv.WaitPostfixMessage(t, "mppd-mta2", fmt.Sprintf("%s-%d", tok, n-1))
 	t.Logf("%d sequential submissions: %s each (sendmail -i as mppd-mta1 until exit 0)", n, per)
 }
 

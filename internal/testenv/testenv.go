@@ -12,8 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run under CI.
@@ -92,6 +95,41 @@ func NeedPostfix(t testing.TB, users ...string) {
 		Missing(t, "a running Postfix (package postfix)", setupFix(script))
 	}
 	NeedUsers(t, script, users...)
+}
+
+// PostfixMessage returns a message holding tok in the local user's
+// ~/Maildir (new or cur), where the test Postfix delivers, or "".
+func PostfixMessage(t testing.TB, name, tok string) string {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"new", "cur"} {
+		dir := filepath.Join(u.HomeDir, "Maildir", sub)
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && strings.Contains(string(b), tok) {
+				return string(b)
+			}
+		}
+	}
+	return ""
+}
+
+// WaitPostfixMessage waits (at most 30 s) for PostfixMessage to find a
+// message holding tok and returns it.
+func WaitPostfixMessage(t testing.TB, name, tok string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := PostfixMessage(t, name, tok); m != "" {
+			return m
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no message with %s in %s's Maildir after 30 s (see /var/log/postfix-mppd.log)", tok, name)
+	return ""
 }
 
 // NeedSlapd returns the paths of slapd and slapadd (package slapd, which

@@ -51,48 +51,6 @@ timeout = "20s"
 `, writePasswd(t, users...), testMailDomain, path)
 }
 
-// maildirWait waits (at most 30 s) for a message containing tok in the
-// local user's ~/Maildir/new and returns it.
-func maildirWait(t *testing.T, name, tok string) string {
-	t.Helper()
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(u.HomeDir, "Maildir", "new")
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err == nil && strings.Contains(string(b), tok) {
-				return string(b)
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no message with %s in %s after 30 s (see /var/log/postfix-mppd.log)", tok, dir)
-	return ""
-}
-
-// maildirHas reports whether any message in name's Maildir holds tok.
-func maildirHas(t *testing.T, name, tok string) bool {
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sub := range []string{"new", "cur"} {
-		dir := filepath.Join(u.HomeDir, "Maildir", sub)
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && strings.Contains(string(b), tok) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func randomToken(t *testing.T) string {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -130,7 +88,7 @@ func TestSendmailPostfix(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rcpt := range []string{"mppd-mta1", "mppd-mta2"} {
-		got := maildirWait(t, rcpt, tok)
+		got := testenv.WaitPostfixMessage(t, rcpt, tok)
 		header, gotBody := headerBody(t, got)
 		if gotBody != body {
 			t.Errorf("%s: body\n%q\nwant\n%q", rcpt, gotBody, body)
@@ -209,7 +167,7 @@ exec /usr/sbin/sendmail "$@"
 	c = login(t, m, alice)
 	c.Post(msg, 250)
 	c.Cmd("QUIT", 221)
-	got := maildirWait(t, "mppd-mta2", tok)
+	got := testenv.WaitPostfixMessage(t, "mppd-mta2", tok)
 	if n := strings.Count(got, tok); n != 1 {
 		t.Errorf("token appears %d times", n)
 	}

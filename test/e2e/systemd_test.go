@@ -500,10 +500,10 @@ func TestSIGTERMWhileSendmailRuns(t *testing.T) {
 				t.Errorf("exit status %d, want 0", code)
 			}
 			if tc.code == 250 {
-				if n := strings.Count(maildirWait(t, "mppd-mta2", tok), tok); n != 1 {
+				if n := strings.Count(testenv.WaitPostfixMessage(t, "mppd-mta2", tok), tok); n != 1 {
 					t.Errorf("token appears %d times", n)
 				}
-			} else if maildirHas(t, "mppd-mta2", tok) {
+			} else if testenv.PostfixMessage(t, "mppd-mta2", tok) != "" {
 				t.Error("a message answered 451 was delivered")
 			}
 		})
