@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mppd/mppd/internal/testharness"
 )
@@ -32,23 +29,12 @@ func TestBinaryAsSendmail(t *testing.T) {
 	addr, root := realServer(t, nil)
 	run := func(env []string, stdin string, args ...string) (string, int) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, link, args...)
+		cmd := exec.Command(link, args...)
 		// A clean environment: no config file (HOME is empty), the
 		// password from the environment, so no prompt is ever needed.
 		cmd.Env = append([]string{"HOME=" + dir, "PATH=/usr/bin:/bin"}, env...)
 		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			return string(out), 0
-		case errors.As(err, &ee) && ctx.Err() == nil:
-			return string(out), ee.ExitCode()
-		}
-		t.Fatalf("running %s: %v\n%s", link, err, out)
-		return "", -1
+		return testharness.RunCmd(t, cmd)
 	}
 	env := []string{"MPP_SERVER=" + addr, "MPP_USER=" + realUser, "MPP_PASSWORD=" + realPassword}
 	out, st := run(env, "Subject: cron\n\nbackup done\n.\nnot sent\n", "-odi", "cron@"+realDomain)

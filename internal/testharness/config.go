@@ -1,6 +1,7 @@
 package testharness
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,4 +63,15 @@ func WriteConfig(t testing.TB, overrides ...string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// PasswdfileTOML is the [authn] section for the password-file backend.
+func PasswdfileTOML(path, mailDomain string) string {
+	return fmt.Sprintf("[authn]\nbackend = \"passwdfile\"\n[authn.passwdfile]\npath = %q\nmail_domain = %q\n", path, mailDomain)
+}
+
+// MaildirTOML is the [delivery] section for the maildir backend under
+// root.
+func MaildirTOML(root string) string {
+	return fmt.Sprintf("[delivery]\nbackend = \"maildir\"\n[delivery.maildir]\nroot = %q\n", root)
 }

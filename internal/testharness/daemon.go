@@ -11,7 +11,7 @@
 package testharness
 
 import (
-	"context"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -315,24 +315,38 @@ func (d *Daemon) DialRaw(t testing.TB) *Client {
 	return Dial(t, d.Addr(), "")
 }
 
-// Run runs the built binary with args to completion (bounded by
-// StopTimeout) with stdin, and returns its combined output and exit
-// status.
+// Run runs the built binary with args to completion with stdin, and
+// returns its combined output and exit status (see RunCmd).
 func Run(t testing.TB, stdin string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.Command(binary, args...)
 	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
+	return RunCmd(t, cmd)
+}
+
+// RunCmd runs cmd to completion and returns its combined output and exit
+// status. It kills cmd and fails the test if it runs longer than
+// StopTimeout, or if it cannot be started.
+func RunCmd(t testing.TB, cmd *exec.Cmd) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("running %v: %v", cmd.Args, err)
+	}
+	timer := time.AfterFunc(StopTimeout, func() { _ = cmd.Process.Kill() })
+	err := cmd.Wait()
+	if !timer.Stop() {
+		t.Fatalf("%v did not finish within %v; output:\n%s", cmd.Args, StopTimeout, out.String())
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return string(out), 0
-	case errors.As(err, &ee) && ctx.Err() == nil:
-		return string(out), ee.ExitCode()
+		return out.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), ee.ExitCode()
 	default:
-		t.Fatalf("running mppd %v: %v\n%s", args, err, out)
-		return string(out), -1
+		t.Fatalf("running %v: %v\n%s", cmd.Args, err, out.String())
+		return out.String(), -1
 	}
 }

@@ -9,7 +9,6 @@
 package adversarial
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,17 +59,7 @@ func startDaemon(t testing.TB, extra string) *daemon {
 		t.Fatal(err)
 	}
 	maildir := filepath.Join(t.TempDir(), "maildir")
-	backends := fmt.Sprintf(`
-[authn]
-backend = "passwdfile"
-[authn.passwdfile]
-path = %q
-mail_domain = "example.test"
-[delivery]
-backend = "maildir"
-[delivery.maildir]
-root = %q
-`, pw, maildir)
+	backends := testharness.PasswdfileTOML(pw, "example.test") + testharness.MaildirTOML(maildir)
 	return &daemon{Daemon: testharness.Start(t, backends, extra), maildir: maildir}
 }
 

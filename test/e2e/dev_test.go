@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -57,21 +56,7 @@ func devBackends(t testing.TB, users ...testUser) (extraTOML, maildirRoot string
 	t.Helper()
 	pw := writePasswd(t, users...)
 	maildirRoot = filepath.Join(t.TempDir(), "maildir")
-	extraTOML = fmt.Sprintf(`
-[authn]
-backend = "passwdfile"
-
-[authn.passwdfile]
-path = %q
-mail_domain = %q
-
-[delivery]
-backend = "maildir"
-
-[delivery.maildir]
-root = %q
-`, pw, testMailDomain, maildirRoot)
-	return extraTOML, maildirRoot
+	return testharness.PasswdfileTOML(pw, testMailDomain) + testharness.MaildirTOML(maildirRoot), maildirRoot
 }
 
 // delivered returns the messages delivered to recipient under a maildir

@@ -37,20 +37,8 @@ func needPAMSetup(t *testing.T) {
 // under t.TempDir(); it returns the maildir root.
 func pamBackends(t *testing.T, service string) (extraTOML, root string) {
 	root = filepath.Join(t.TempDir(), "maildir")
-	return fmt.Sprintf(`
-[authn]
-backend = "pam"
-
-[authn.pam]
-service = %q
-mail_domain = %q
-
-[delivery]
-backend = "maildir"
-
-[delivery.maildir]
-root = %q
-`, service, testMailDomain, root), root
+	return fmt.Sprintf("[authn]\nbackend = \"pam\"\n[authn.pam]\nservice = %q\nmail_domain = %q\n", service, testMailDomain) +
+		testharness.MaildirTOML(root), root
 }
 
 // A real system user logs in over TCP with the password in /etc/shadow and

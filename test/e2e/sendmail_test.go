@@ -33,14 +33,7 @@ func needPostfix(t *testing.T) {
 // sendmailBackends is extraTOML for the password file with users and the
 // sendmail backend running path as fallback account mppd-mta1.
 func sendmailBackends(t *testing.T, path string, users ...testUser) string {
-	return fmt.Sprintf(`
-[authn]
-backend = "passwdfile"
-
-[authn.passwdfile]
-path = %q
-mail_domain = %q
-
+	return testharness.PasswdfileTOML(writePasswd(t, users...), testMailDomain) + fmt.Sprintf(`
 [delivery]
 backend = "sendmail"
 
@@ -48,7 +41,7 @@ backend = "sendmail"
 path = %q
 fallback_account = "mppd-mta1"
 timeout = "20s"
-`, writePasswd(t, users...), testMailDomain, path)
+`, path)
 }
 
 func randomToken(t *testing.T) string {

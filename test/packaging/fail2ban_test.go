@@ -7,7 +7,6 @@
 package packaging
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,20 +41,11 @@ func TestFail2banFilter(t *testing.T) {
 	// A user_pattern that lets through the quote and '=' of the crafted
 	// name (mppd still refuses spaces and control characters); the log at
 	// its default level, as installed.
-	d := testharness.Start(t, fmt.Sprintf(`[log]
+	d := testharness.Start(t, `[log]
 level = "info"
 [session]
 user_pattern = '^[a-z"=.0-9-]{1,64}$'
-[authn]
-backend = "passwdfile"
-[authn.passwdfile]
-path = %q
-mail_domain = "mppd.test"
-[delivery]
-backend = "maildir"
-[delivery.maildir]
-root = %q
-`, passwd, filepath.Join(dir, "maildir")))
+`, testharness.PasswdfileTOML(passwd, "mppd.test"), testharness.MaildirTOML(filepath.Join(dir, "maildir")))
 
 	const forged = "10.9.9.9"
 	logins := []struct {
