@@ -2,12 +2,14 @@
 #
 #   make build         bin/mppd and bin/mpp
 #   make run           mppd with the development config (dev/mppd.toml)
+#   make check         gofmt, vet, staticcheck, go.mod tidy
 #   make unit          quick tests: no root, no services
+#   make race          the quick tests under the race detector
 #   sudo make test     everything CI runs: check, setup, unit, integration
 #   make fuzz          every fuzz target for $(FUZZTIME)
 #   make bench         benchmarks (Go, and mpp bench against a local mppd)
 #   make install       into $(DESTDIR)$(PREFIX)
-#   make packages      dist/*.deb and dist/*.rpm (nfpm, a Go tool dependency)
+#   make packages      dist/*.deb and dist/*.rpm (nfpm, from tools/go.mod)
 #   make lint-packages lintian, rpmlint, systemd-analyze on the packages
 #   sudo make install-test  the .deb installed into a minimal Debian chroot
 #
@@ -43,7 +45,7 @@ FUZZTIME ?= 30s
 # PAM, and setup installs its headers.
 INTEGRATION_TAGS = pam integration
 
-.PHONY: all build run check lint-man unit setup integration test fuzz bench cover install clean \
+.PHONY: all build run check lint-man unit race setup integration test fuzz bench cover install clean \
 	packages lint-packages install-test
 
 all: build
@@ -56,13 +58,30 @@ build:
 run: build
 	bin/mppd --config dev/mppd.toml
 
-# Static checks: formatting, and vet with and without the build tags (so
-# both sides of every //go:build line are looked at).
+# The developer tools (nfpm, staticcheck) are pinned in their own module,
+# tools/go.mod, so that their dependencies stay out of the daemon's go.mod.
+# `go tool` builds them on first use; nothing needs to be installed.
+TOOL = $(GO) tool -modfile=tools/go.mod
+
+# Static checks: formatting; vet and staticcheck with and without the
+# build tags (so both sides of every //go:build line are looked at); and
+# that go.mod and go.sum are tidy (go mod tidy would change nothing).
 check:
 	@out="$$($(GOFMT) -l .)"; if [ -n "$$out" ]; then \
 		echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags '$(strip $(TAGS) integration)' ./...
+	$(TOOL) staticcheck ./...
+	$(TOOL) staticcheck -tags '$(strip $(TAGS) integration)' ./...
+	@set -e; for m in . tools; do \
+		tmp=$$(mktemp -d); cp $$m/go.mod $$m/go.sum $$tmp/; \
+		(cd $$m && $(GO) mod tidy); \
+		if ! cmp -s $$tmp/go.mod $$m/go.mod || ! cmp -s $$tmp/go.sum $$m/go.sum; then \
+			echo "go mod tidy changes $$m/go.mod or $$m/go.sum: run it and commit the result:"; \
+			diff -u $$tmp/go.mod $$m/go.mod || true; \
+			cp $$tmp/go.mod $$tmp/go.sum $$m/; rm -rf $$tmp; exit 1; fi; \
+		rm -rf $$tmp; done
+	@echo "go.mod and go.sum are tidy (., tools)"
 
 # The man pages, checked by mandoc (installed by setup). Style remarks
 # such as "referenced manual not found" are not failures.
@@ -71,6 +90,10 @@ lint-man:
 
 unit:
 	$(GO) test ./...
+
+# The quick tests again under the race detector (cgo, so it needs gcc).
+race:
+	$(GO) test -race ./...
 
 define require_root
 	@if [ "$$(id -u)" -ne 0 ]; then \
@@ -98,6 +121,7 @@ test:
 	$(MAKE) --no-print-directory setup
 	$(MAKE) --no-print-directory lint-man
 	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory race
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory packages
 	$(MAKE) --no-print-directory lint-packages
@@ -138,8 +162,8 @@ install: build
 		install -m 0640 packaging/mppd.toml $(DESTDIR)$(SYSCONFDIR)/mppd/mppd.toml
 
 # --- Packages ------------------------------------------------------------
-# .deb and .rpm from the tree, by nfpm (pinned in go.mod's tool block, so
-# `go tool nfpm` needs nothing installed). The binaries are built for the
+# .deb and .rpm from the tree, by nfpm (pinned in tools/go.mod's tool
+# block, so it needs nothing installed). The binaries are built for the
 # packages: PAM (cgo), position-independent, stripped (the packages ship no
 # debug symbols), with the package version. Man pages are gzipped with -n
 # (no name or time stamp inside), the copyright file is generated from the
@@ -151,7 +175,7 @@ PKG_MAINTAINER  = mppd authors <mppd@example.org>
 PKG_BUILD       = dist/build
 # The Debian suite the install test installs the .deb into.
 PKG_SUITE      ?= bookworm
-NFPM            = $(GO) tool nfpm
+NFPM            = $(TOOL) nfpm
 
 packages:
 	rm -rf $(PKG_BUILD) dist/*.deb dist/*.rpm
