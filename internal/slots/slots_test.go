@@ -10,8 +10,13 @@ import (
 func TestAcquireRelease(t *testing.T) {
 	s := New(2, 10*time.Millisecond)
 	ctx := context.Background()
-	if s.Acquire(ctx) != nil || s.Acquire(ctx) != nil || s.InUse() != 2 {
-		t.Fatal("two free slots not taken")
+	for i := range 2 {
+		if err := s.Acquire(ctx); err != nil {
+			t.Fatalf("Acquire %d of 2 free slots: %v", i+1, err)
+		}
+	}
+	if s.InUse() != 2 {
+		t.Fatalf("InUse %d after two Acquires, want 2", s.InUse())
 	}
 	if err := s.Acquire(ctx); !errors.Is(err, ErrBusy) {
 		t.Fatalf("third Acquire: %v, want ErrBusy", err)
