@@ -118,7 +118,7 @@ func (s *session) limit(t time.Time) time.Time {
 var errLineTooLong = errors.New("command line too long")
 
 // readCommand reads one command line and returns it without its line
-// ending, which may be CRLF or a bare LF (decision 4). A line longer than
+// ending, which may be CRLF or a bare LF (decision 5). A line longer than
 // MaxLine is drained and reported as errLineTooLong.
 func (s *session) readCommand() ([]byte, error) {
 	s.mu.Lock()

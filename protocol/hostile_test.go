@@ -105,7 +105,7 @@ func TestJunkLimit(t *testing.T) {
 	}
 }
 
-// Case 14 (decision 4): a command may end in a bare LF.
+// Case 14 (decision 5): a command may end in a bare LF.
 func TestBareLFCommand(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()

@@ -31,7 +31,7 @@ func TestSmuggling(t *testing.T) {
 	}
 }
 
-// Decision 4: ordinary lines may end in a bare LF; they are normalised.
+// Decision 6: text lines may end in a bare LF; they are normalised.
 func TestBareLFInText(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()

@@ -1,6 +1,6 @@
 package protocol
 
-// Failure pacing: how long a failed login takes (decision 8).
+// Failure pacing: how long a failed login takes (decision 4).
 
 import (
 	"crypto/rand"

@@ -10,7 +10,7 @@ import (
 	"github.com/mppd/mppd/authn"
 )
 
-// Decision 8: a failed login takes at least the floor, whatever the reason;
+// Decision 4: a failed login takes at least the floor, whatever the reason;
 // a successful one is not delayed.
 func TestAuthFailureFloor(t *testing.T) {
 	const floor = 150 * time.Millisecond
@@ -32,7 +32,7 @@ func TestAuthFailureFloor(t *testing.T) {
 	c.Cmd("PASS alice-pw", 250)
 }
 
-// Decision 8 with a backend that is slow on some rejections only (pam_unix
+// Decision 4 with a backend that is slow on some rejections only (pam_unix
 // sleeps after a wrong password, not after the right password of an
 // expired account): once a slow rejection has been seen, a quick one is
 // padded to the same time, so the quick 530 does not say "right password".
@@ -63,7 +63,7 @@ func TestAuthFailureFloorTracksSlowestRejection(t *testing.T) {
 	}
 }
 
-// Decision 8, issue 7: the floor holds whatever the reason of the failure,
+// Decision 4: the floor holds whatever the reason of the failure,
 // a name the backend refuses and a backend that is down included.
 func TestAuthFailureFloorEveryReason(t *testing.T) {
 	const floor = 100 * time.Millisecond

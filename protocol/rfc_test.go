@@ -309,7 +309,7 @@ func TestDataResults(t *testing.T) {
 	ts.del.SetErr(delivery.Permanent("exit 67", nil))
 	c = ts.dial()
 	c.Login("alice", "alice-pw")
-	c.PostRaw(simpleMessage, 550) // decision 2: permanent errors are 550
+	c.PostRaw(simpleMessage, 550) // decision 12: permanent errors are 550
 }
 
 // §2.3 DATA: "If the message text includes the <CRLF>.<CRLF> sequence, then
@@ -406,7 +406,7 @@ func TestUnknownCommand(t *testing.T) {
 }
 
 // §3.3: "The message posting server should terminate a session if the
-// client has been idle for too long" (decision 3: 451, then close).
+// client has been idle for too long" (decision 13: 451, then close).
 func TestIdleTimeout(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.IdleTimeout = 200 * time.Millisecond })
 	c := ts.dial()

@@ -210,7 +210,7 @@ func (s *session) handle(ctx context.Context, line []byte) reply {
 }
 
 // countError counts replies that say the client spoke wrongly; the one that
-// reaches the limit also ends the session (decision 3: 451, then close).
+// reaches the limit also ends the session (decision 13: 451, then close).
 func (s *session) countError(r reply) reply {
 	if !r.isError() {
 		return r

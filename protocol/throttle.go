@@ -52,7 +52,7 @@ func (s *session) throttleEnd(req authn.Request, err error) time.Duration {
 }
 
 // replyThrottled is the answer to a PASS from a client the throttle shuts
-// out (decision 3: 451, then close).
+// out (decision 13: 451, then close).
 var replyThrottled = replyLocal.with("Too many failed logins, try again later.").closing()
 
 // penaltyWait sleeps for d, or until the server shuts down: the reply to
