@@ -45,7 +45,7 @@ func TestMinDataRate(t *testing.T) {
 	if time.Since(start) > 30*time.Second || len(ts.del.Messages()) != 0 {
 		t.Fatalf("trickling client kept %v", time.Since(start))
 	}
-	// The log names the cap that was hit (issue 7), not the idle timeout.
+	// The log names the cap that was hit, not the idle timeout.
 	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=timeout reason=data-rate") })
 }
 

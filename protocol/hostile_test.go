@@ -1,7 +1,7 @@
 package protocol
 
 // The engine's share of the hostile-input catalogue in
-// shared/notes/limits-and-bad-input.md; each test names its case number.
+// docs/hostile-inputs.md; each test names its case number.
 //
 // This file: commands; hostile_text_test.go has the message text, and
 // hostile_conn_test.go the connection (deadlines, clients gone, shutdown).

@@ -5,7 +5,7 @@
 #
 #   test/bench.sh [BINDIR]     (default: bin, as built by `make build`)
 #
-# Scenarios (issue 9):
+# Scenarios:
 #   1. sessions/s at 1, 8 and 64 concurrent clients (1 KiB message each);
 #   2. DATA throughput of a 10 MiB message;
 #   3. server RSS with 1,000 and 10,000 idle sessions (a fresh mppd each),

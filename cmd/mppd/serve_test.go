@@ -328,7 +328,7 @@ func TestDrainWaitsForSessions(t *testing.T) {
 	}
 }
 
-// TestDrainTimeoutSparesDelivery (issue 6, catalogue case 68): when the
+// TestDrainTimeoutSparesDelivery (catalogue case 68): when the
 // drain timeout passes while a session waits for its delivery (no read or
 // write on the connection under way), the connection stays open so that
 // the delivery's result still reaches the client; a session reading from

@@ -11,12 +11,12 @@ import (
 //	path -i -f <sender> -- <rcpt>...
 //
 // -i: a line holding a single "." is text, not the end of the input (the
-// engine has already undone dot-stuffing; see limits-and-bad-input.md case
-// 19). -f: the envelope sender is the authenticated address, so bounces and
-// Return-Path name the real sender. "--": everything after it is a
-// recipient, never an option (Postfix sendmail(1), SECURITY). Recipients
-// are given explicitly: never -t, which would let Resent-* headers choose
-// them (case 37).
+// engine has already undone dot-stuffing; see docs/hostile-inputs.md,
+// case 19). -f: the envelope sender is the authenticated address, so
+// bounces and Return-Path name the real sender. "--": everything after it
+// is a recipient, never an option (Postfix sendmail(1), SECURITY).
+// Recipients are given explicitly: never -t, which would let Resent-*
+// headers choose them (case 37).
 //
 // This is the last line of defence, not the address grammar (that is
 // package address, checked before): every address must be non-empty, must

@@ -195,7 +195,7 @@ func (b *Backend) checkedArgv(env delivery.Envelope) ([]string, error) {
 // file. sendmail therefore never reads from a pipe mppd is still feeding:
 // if mppd dies mid-message, a pipe would give sendmail an early EOF, which
 // sendmail -i takes for the end of a complete message and queues
-// (limits-and-bad-input.md case 69); a file it reads to its real end.
+// (docs/hostile-inputs.md, case 69); a file it reads to its real end.
 func stageStdin(msg io.Reader) (*os.File, func(), error) {
 	if f, ok := msg.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {

@@ -481,7 +481,7 @@ func checkRecord(t *testing.T, r *record, path string, acct account) {
 }
 
 // TestDeliverRefusesBadAddresses: hostile recipients and senders
-// (limits-and-bad-input.md cases 34-36, 39) get a permanent error and no
+// (docs/hostile-inputs.md, cases 34-36 and 39) get a permanent error and no
 // process runs.
 func TestDeliverRefusesBadAddresses(t *testing.T) {
 	bad := []string{

@@ -84,7 +84,7 @@ import (
 	"fmt"
 )
 
-// Default limits (see ../../shared/notes/limits-and-bad-input.md).
+// Default limits (mppd.conf(5) lists them; the anchors are beside each).
 const (
 	DefaultMaxRecipients    = 100    // chasquid; RFC 5321 §4.5.3.1.8 minimum
 	DefaultMaxReceived      = 50     // Postfix hopcount_limit

@@ -13,7 +13,7 @@ import (
 )
 
 // catalogue says, for every case of the hostile-input catalogue
-// (shared/notes/limits-and-bad-input.md, section d), where it is tested:
+// (docs/hostile-inputs.md, which lists the same tests), where it is tested:
 // "dlg" for the dialogues in testdata and ../../protocol/testdata/dialogues
 // (file names start with the case number), test functions by name (anywhere in the repository), and
 // "manual: why" for what cannot be automated here. TestCatalogueIndex

@@ -1,5 +1,5 @@
 // Package adversarial plays the hostile-input cases that need the built
-// mppd (shared/notes/limits-and-bad-input.md, section d) over real TCP on
+// mppd (docs/hostile-inputs.md) over real TCP on
 // loopback: the dialogues in testdata/*.dlg (exact bytes in, expected
 // replies out; see internal/dialogue for the format), the throttle, and
 // the resource cases (RSS and goroutines back to baseline).

@@ -49,7 +49,7 @@ func guess(t *testing.T, d *daemon, from, user, password string) (string, time.D
 	return l, took
 }
 
-// Catalogue cases 30 and 31, issue 7: failures from one address earn a
+// Catalogue cases 30 and 31: failures from one address earn a
 // growing delay before 530, a repeated password does not count, and past
 // the limit the address, then its /24, is refused with 451 at connect.
 // Another /24 is not affected; a right password still works for others.
