@@ -23,10 +23,10 @@ import (
 //   - a whole /24 (253 addresses), 20 connections in parallel.
 //
 // A guess counts when the backend answered it (530). The figures go to
-// SECURITY.md; the test checks the bounds the design promises: at most
-// max_failures_per_client (10) per window per address, max_failures_per_
-// network (30) per window per /24, and at most one window more for the
-// rounding at the ends.
+// docs/threat-model.md; the test checks the bounds the design promises:
+// at most max_failures_per_client (10) per window per address,
+// max_failures_per_network (30) per window per /24, and at most one window
+// more for the rounding at the ends.
 func TestGuessesPerHour(t *testing.T) {
 	d := startDaemon(t, `
 trusted_networks = []

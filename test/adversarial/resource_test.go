@@ -22,7 +22,7 @@ import (
 // daemon's goroutines return to their baseline and its RSS stays bounded
 // and comes back near it. RSS is VmRSS from /proc/PID/status; goroutines
 // are go_goroutines from the daemon's own /metrics endpoint. The figures
-// are logged (go test -v) for SECURITY.md.
+// are logged (go test -v) for docs/threat-model.md.
 
 // resourceDaemon starts mppd with metrics on a free loopback port and
 // extra config.
@@ -204,7 +204,7 @@ func TestResourceHeaderBomb(t *testing.T) {
 // Cases 31 and 51: 1,000 connections from one address: 50 (the per-client
 // cap) get sessions, the rest get 451 at once; then 2,000 idle sessions
 // from many loopback addresses against max_sessions = 1,500: the global
-// cap holds. RSS per idle session is logged for SECURITY.md.
+// cap holds. RSS per idle session is logged for docs/threat-model.md.
 func TestResourceConnectionFlood(t *testing.T) {
 	d, m := resourceDaemon(t, "trusted_networks = []\nmax_sessions = 1500\n")
 	g0, rss0 := baseline(t, d, m)
