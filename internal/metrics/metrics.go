@@ -49,39 +49,33 @@ func New(authnBackend string) *Metrics {
 			Name: "mppd_sessions_total",
 			Help: "MPP sessions started since mppd started.",
 		}),
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mppd_logins_total",
-			Help: "PASS commands decided, by authentication backend and result (ok, rejected, unavailable).",
-		}, []string{"backend", "result"}),
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mppd_messages_total",
-			Help: "Messages received to their end, by result (queued: 250, rejected: 550, failed: 451).",
-		}, []string{"result"}),
+		logins: counterVec("mppd_logins_total",
+			"PASS commands decided, by authentication backend and result (ok, rejected, unavailable).",
+			"backend", "result"),
+		messages: counterVec("mppd_messages_total",
+			"Messages received to their end, by result (queued: 250, rejected: 550, failed: 451).",
+			"result"),
 		deliveries: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mppd_delivery_duration_seconds",
 			Help:    "Time the delivery backend took for one message, by result (ok, temporary, permanent).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"result"}),
-		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mppd_throttled_total",
-			Help: "Clients refused with 451 before a session started (max-sessions, max-sessions-per-client, throttled), or slowed down or refused by the engine for failed logins, by reason.",
-		}, []string{"reason"}),
-		tlsHandshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mppd_tls_handshakes_total",
-			Help: "TLS handshakes on mpps listeners, by result (ok, failed).",
-		}, []string{"result"}),
-		certReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mppd_tls_certificate_reloads_total",
-			Help: "Certificate reloads on SIGHUP, by result (ok, failed: the old certificate stays).",
-		}, []string{"result"}),
+		throttled: counterVec("mppd_throttled_total",
+			"Clients refused with 451 before a session started (max-sessions, max-sessions-per-client, throttled), or slowed down or refused by the engine for failed logins, by reason.",
+			"reason"),
+		tlsHandshakes: counterVec("mppd_tls_handshakes_total",
+			"TLS handshakes on mpps listeners, by result (ok, failed).",
+			"result"),
+		certReloads: counterVec("mppd_tls_certificate_reloads_total",
+			"Certificate reloads on SIGHUP, by result (ok, failed: the old certificate stays).",
+			"result"),
 		certExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mppd_tls_certificate_expiry_timestamp_seconds",
 			Help: "NotAfter of the certificate in use, as a Unix time.",
 		}),
-		connectionsRole: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mppd_connections_total",
-			Help: "Connections accepted, by listener role (mpp, mpps).",
-		}, []string{"role"}),
+		connectionsRole: counterVec("mppd_connections_total",
+			"Connections accepted, by listener role (mpp, mpps).",
+			"role"),
 	}
 	m.reg.MustRegister(m.sessions, m.sessionsTotal, m.logins, m.messages, m.deliveries,
 		m.throttled, m.tlsHandshakes, m.certReloads, m.certExpiry, m.connectionsRole,
@@ -96,6 +90,12 @@ func New(authnBackend string) *Metrics {
 		m.messages.WithLabelValues(r)
 	}
 	return m
+}
+
+// counterVec is a counter named name, described by help, with one series
+// for each combination of the labels' values.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 }
 
 // Handler serves the metrics in the Prometheus text format.
