@@ -41,12 +41,7 @@ func TestHeaderSyntax(t *testing.T) {
 		"CR before LF (case 17)":    "To: bob@example.com\r\nSubject: x\n\n",
 		"smuggled dot line":         "To: bob@example.com\n.\rMAIL FROM:<x>\n\n",
 	}
-	for name, h := range bad {
-		t.Run(name, func(t *testing.T) {
-			_, err := Prepare([]byte(h), testTrace(), testOptions())
-			wantRejection(t, err, ReasonBadHeader)
-		})
-	}
+	wantRejectedEach(t, bad, ReasonBadHeader)
 	good := map[string]string{
 		"folded with tab and space": "To: bob@example.com,\n\tcarol@example.com,\n  dave@example.com\nSubject: x\n\n",
 		"odd but legal name":        "X-Odd!#$%&'*+-.^_`|~name: v\nTo: bob@example.com\n\n",
@@ -58,11 +53,7 @@ func TestHeaderSyntax(t *testing.T) {
 	}
 	for name, h := range good {
 		t.Run(name, func(t *testing.T) {
-			res, err := Prepare([]byte(h), testTrace(), testOptions())
-			if err != nil {
-				t.Fatal(err)
-			}
-			mustParse(t, res.Header)
+			mustParse(t, prepare(t, []byte(h)).Header)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package message
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,37 @@ func named(fs []hfield, name string) []string {
 		}
 	}
 	return v
+}
+
+// prepare runs Prepare on header with the test trace and options, and
+// stops the test if it fails.
+func prepare(t testing.TB, header []byte) Result {
+	t.Helper()
+	res, err := Prepare(header, testTrace(), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// wantRejectedEach runs a subtest per named header block, each of which
+// Prepare must reject for reason.
+func wantRejectedEach(t *testing.T, headers map[string]string, reason string) {
+	t.Helper()
+	for name, h := range headers {
+		t.Run(name, func(t *testing.T) {
+			_, err := Prepare([]byte(h), testTrace(), testOptions())
+			wantRejection(t, err, reason)
+		})
+	}
+}
+
+// wantRecipients checks the recipients Prepare found, in order.
+func wantRecipients(t testing.TB, res Result, want ...string) {
+	t.Helper()
+	if fmt.Sprint(res.Recipients) != fmt.Sprint(want) {
+		t.Errorf("recipients = %q, want %q", res.Recipients, want)
+	}
 }
 
 // wantRejection checks err is a *Rejection with reason, and that its text is

@@ -137,6 +137,23 @@ func isSpecial(c byte) bool {
 	return strings.IndexByte("()<>[]:;@\\,.\" \t", c) >= 0
 }
 
+// skipPast returns the index just after the first c in v[i:] that no
+// backslash escapes (the end of a quoted string or a domain literal), and
+// false when there is none.
+func skipPast(v string, i int, c byte) (int, bool) {
+	for i < len(v) {
+		if v[i] == '\\' {
+			i += 2
+			continue
+		}
+		i++
+		if v[i-1] == c {
+			return i, true
+		}
+	}
+	return i, false
+}
+
 // scanAddressField counts the tokens of an unfolded address field in one
 // linear pass, in the manner of Postfix's tok822: every word or quoted
 // string is one token, every special is one, every opening parenthesis
@@ -157,19 +174,11 @@ func scanAddressField(v string, limit int) scanResult {
 		case c == '"':
 			n++
 			i++
-			for {
-				if i >= len(v) {
-					return scanUnbalanced
-				}
-				if v[i] == '\\' {
-					i += 2
-					continue
-				}
-				i++
-				if v[i-1] == '"' {
-					break
-				}
+			end, ok := skipPast(v, i, '"')
+			if !ok {
+				return scanUnbalanced
 			}
+			i = end
 		case c == '(':
 			depth := 0
 			for {
@@ -199,19 +208,11 @@ func scanAddressField(v string, limit int) scanResult {
 			literal = true
 			n++
 			i++
-			for {
-				if i >= len(v) {
-					return scanUnbalanced
-				}
-				if v[i] == '\\' {
-					i += 2
-					continue
-				}
-				i++
-				if v[i-1] == ']' {
-					break
-				}
+			end, ok := skipPast(v, i, ']')
+			if !ok {
+				return scanUnbalanced
 			}
+			i = end
 		case isSpecial(c):
 			n++
 			i++

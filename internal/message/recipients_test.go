@@ -40,13 +40,8 @@ func TestRecipients(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := Prepare(tt.h, testTrace(), testOptions())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(res.Recipients) != fmt.Sprint(tt.want) {
-				t.Errorf("recipients = %q, want %q", res.Recipients, tt.want)
-			}
+			res := prepare(t, tt.h)
+			wantRecipients(t, res, tt.want...)
 			for _, r := range res.Recipients {
 				if err := address.Valid(r); err != nil {
 					t.Errorf("recipient %q: %v", r, err)
@@ -139,12 +134,7 @@ func TestNoRecipients(t *testing.T) {
 		"empty To":                  "To:\nCc:   \n\n",
 		"Resent- without addresses": "To: bob@example.com\nResent-From: alice@example.com\n\n",
 	}
-	for name, h := range tests {
-		t.Run(name, func(t *testing.T) {
-			_, err := Prepare([]byte(h), testTrace(), testOptions())
-			wantRejection(t, err, ReasonNoRecipients)
-		})
-	}
+	wantRejectedEach(t, tests, ReasonNoRecipients)
 }
 
 // TestTooManyRecipients covers catalogue case 46.
@@ -186,14 +176,8 @@ func TestBccRemoved(t *testing.T) {
 		"X-Keep: after bcc",
 		"BCC:",
 	)
-	res, err := Prepare(in, testTrace(), testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"bob@example.com", "carol@example.com", "dave@example.com", "erin@example.com"}
-	if fmt.Sprint(res.Recipients) != fmt.Sprint(want) {
-		t.Errorf("recipients = %q, want %q", res.Recipients, want)
-	}
+	res := prepare(t, in)
+	wantRecipients(t, res, "bob@example.com", "carol@example.com", "dave@example.com", "erin@example.com")
 	fs := mustParse(t, res.Header)
 	if bytes.Contains(bytes.ToLower(res.Header), []byte("\nbcc")) || bytes.Contains(res.Header, []byte("dave")) {
 		t.Errorf("Bcc or its continuation line delivered:\n%s", res.Header)
@@ -223,25 +207,18 @@ func TestResent(t *testing.T) {
 		"Resent-Cc: trent@example.net",
 		"Resent-Bcc: peggy@example.net",
 	)
-	res, err := Prepare(in, testTrace(), testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"mallory@example.net", "trent@example.net", "peggy@example.net"}
-	if fmt.Sprint(res.Recipients) != fmt.Sprint(want) {
-		t.Errorf("recipients = %q, want %q", res.Recipients, want)
-	}
+	res := prepare(t, in)
+	wantRecipients(t, res, "mallory@example.net", "trent@example.net", "peggy@example.net")
 	mustParse(t, res.Header)
 	if bytes.Contains(res.Header, []byte("peggy")) || bytes.Contains(res.Header, []byte("carol")) {
 		t.Errorf("Bcc or Resent-Bcc delivered:\n%s", res.Header)
 	}
 	// An invalid To: does not matter when the Resent- set is used...
-	_, err = Prepare(hdr("To: -t@x", "Resent-To: bob@example.com"), testTrace(), testOptions())
-	if err != nil {
+	if _, err := Prepare(hdr("To: -t@x", "Resent-To: bob@example.com"), testTrace(), testOptions()); err != nil {
 		t.Errorf("invalid To: with Resent-To: %v", err)
 	}
 	// ...and an invalid Resent-To: does.
-	_, err = Prepare(hdr("To: bob@example.com", "Resent-To: -t@x"), testTrace(), testOptions())
+	_, err := Prepare(hdr("To: bob@example.com", "Resent-To: -t@x"), testTrace(), testOptions())
 	wantRejection(t, err, ReasonBadRecipient)
 }
 
