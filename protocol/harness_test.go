@@ -89,6 +89,30 @@ func (ts *testServer) dial() *client {
 	return c
 }
 
+// login connects and logs in as alice.
+func (ts *testServer) login() *client {
+	ts.t.Helper()
+	c := ts.dial()
+	c.Login("alice", "alice-pw")
+	return c
+}
+
+// logged reports whether the server's log holds s.
+func (ts *testServer) logged(s string) bool {
+	return strings.Contains(ts.logBuf.String(), s)
+}
+
+// wantLog stops the test, showing the log, unless the log holds each of
+// words.
+func (ts *testServer) wantLog(words ...string) {
+	ts.t.Helper()
+	for _, w := range words {
+		if !ts.logged(w) {
+			ts.t.Fatalf("no %q in the log:\n%s", w, ts.logBuf)
+		}
+	}
+}
+
 func (ts *testServer) dialRaw() *client {
 	ts.t.Helper()
 	return testharness.Dial(ts.t, ts.addr, "")

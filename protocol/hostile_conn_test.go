@@ -20,8 +20,7 @@ func TestMinDataRate(t *testing.T) {
 		c.Limits.IdleTimeout = time.Second
 		c.Limits.MinDataRate = 1000
 	})
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.Cmd("DATA", 354)
 	start := time.Now()
 	// At 10 B/s the rate rule cuts the client off after about 1 s; the
@@ -46,19 +45,18 @@ func TestMinDataRate(t *testing.T) {
 		t.Fatalf("trickling client kept %v", time.Since(start))
 	}
 	// The log names the cap that was hit, not the idle timeout.
-	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=timeout reason=data-rate") })
+	waitFor(t, func() bool { return ts.logged("event=timeout reason=data-rate") })
 }
 
 // Case 48 during message text: a client silent after 354 is cut off by the
 // idle timeout, and the log says so (not the data rate).
 func TestIdleTimeoutInText(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.IdleTimeout = 500 * time.Millisecond })
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.Cmd("DATA", 354)
 	c.Expect(451)
 	c.ExpectClosed()
-	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=timeout reason=idle") })
+	waitFor(t, func() bool { return ts.logged("event=timeout reason=idle") })
 	if strings.Contains(ts.logBuf.String(), "reason=data-rate") || len(ts.del.Messages()) != 0 {
 		t.Fatalf("log:\n%s", ts.logBuf)
 	}
@@ -123,19 +121,18 @@ func TestNonReadingClient(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("server kept writing to a client that does not read")
 	}
-	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=disconnect") })
+	waitFor(t, func() bool { return ts.logged("event=disconnect") })
 }
 
 // Case 64: a client that goes away in the middle of the text has nothing
 // delivered.
 func TestClientGoneMidText(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.Cmd("DATA", 354)
 	c.Send(simpleMessage + "half a body")
 	c.Conn.Close()
-	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=client-gone") })
+	waitFor(t, func() bool { return ts.logged("event=client-gone") })
 	if len(ts.del.Messages()) != 0 {
 		t.Fatal("a partial message was delivered")
 	}
@@ -146,8 +143,7 @@ func TestClientGoneMidText(t *testing.T) {
 func TestClientGoneAfterDot(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ts.del.SetDelay(200 * time.Millisecond)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.Cmd("DATA", 354)
 	c.Send(simpleMessage + ".\r\n")
 	c.Conn.Close()
@@ -168,8 +164,7 @@ func TestShutdownIdle(t *testing.T) {
 // acknowledged, then the session closes with 451.
 func TestShutdownDuringText(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.Cmd("DATA", 354)
 	c.Send(simpleMessage)
 	time.Sleep(50 * time.Millisecond)

@@ -23,9 +23,7 @@ func TestErrorLimit(t *testing.T) {
 	c.Cmd("DATA", 503)
 	c.Expect(451)
 	c.ExpectClosed()
-	if !strings.Contains(ts.logBuf.String(), `verb=FOO`) || !strings.Contains(ts.logBuf.String(), "event=error-limit") {
-		t.Fatalf("log:\n%s", ts.logBuf)
-	}
+	ts.wantLog("verb=FOO", "event=error-limit")
 }
 
 // Case 8: an unknown verb is logged as at most six escaped bytes.
@@ -51,9 +49,7 @@ func TestCrossProtocol(t *testing.T) {
 	c := ts.dial()
 	c.Send("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n")
 	c.ExpectClosed()
-	if !strings.Contains(ts.logBuf.String(), "event=wrong-protocol") {
-		t.Fatal("no wrong-protocol log line")
-	}
+	ts.wantLog("event=wrong-protocol")
 }
 
 // Case 11: everything in one write with a wrong password: replies in
@@ -100,9 +96,7 @@ func TestJunkLimit(t *testing.T) {
 	}
 	c.Expect(451)
 	c.ExpectClosed()
-	if !strings.Contains(ts.logBuf.String(), "event=junk-limit") {
-		t.Fatal("no junk-limit log line")
-	}
+	ts.wantLog("event=junk-limit")
 }
 
 // Case 14 (decision 5): a command may end in a bare LF.

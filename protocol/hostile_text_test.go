@@ -34,8 +34,7 @@ func TestSmuggling(t *testing.T) {
 // Decision 6: text lines may end in a bare LF; they are normalised.
 func TestBareLFInText(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw("From: alice@example.test\nTo: bob@example.test\n\nline one\nline two\r\n", 250)
 	if got := ts.del.Messages()[0].Text; !strings.HasSuffix(got, "\n\nline one\nline two\n") || strings.Contains(got, "\r") {
 		t.Fatalf("delivered %q", got)
@@ -58,20 +57,16 @@ func TestNULAndBareCRInText(t *testing.T) {
 // Case 20: an empty message has no recipients.
 func TestEmptyMessage(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw("", 550)
-	if !strings.Contains(ts.logBuf.String(), "reason=no-recipients") {
-		t.Fatalf("log:\n%s", ts.logBuf)
-	}
+	ts.wantLog("reason=no-recipients")
 }
 
 // Case 44: an oversized message is read to its real end, then 550; what
 // looked like commands inside it is never run.
 func TestOversizedMessage(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxMessage = 10_000 })
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.Cmd("DATA", 354)
 	c.Send(simpleMessage + strings.Repeat("0123456789abcdef\r\n", 1000) + ".\nHELP\r\n")
 	c.Send(".\r\n")
@@ -85,22 +80,17 @@ func TestOversizedMessage(t *testing.T) {
 // Case 45: a header block over the limit is refused.
 func TestHeaderBomb(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw(simpleMessage[:len(simpleMessage)-len("\r\nHello Bob.\r\n")]+strings.Repeat("X: y\r\n", 30_000)+"\r\nbody\r\n", 550)
-	if !strings.Contains(ts.logBuf.String(), "reason=header-too-big") {
-		t.Fatalf("log:\n%s", ts.logBuf)
-	}
+	ts.wantLog("reason=header-too-big")
 }
 
 // Case 46: one recipient over the limit refuses the whole message.
 func TestTooManyRecipients(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxRecipients = 3 })
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw("To: a@x.test, b@x.test, c@x.test, d@x.test\r\n\r\nhi\r\n", 550)
-	c = ts.dial()
-	c.Login("alice", "alice-pw")
+	c = ts.login()
 	c.PostRaw("To: a@x.test, b@x.test, c@x.test\r\n\r\nhi\r\n", 250)
 	if got := ts.del.Messages(); len(got) != 1 || len(got[0].Envelope.Recipients) != 3 {
 		t.Fatalf("deliveries %+v", got)
@@ -110,8 +100,7 @@ func TestTooManyRecipients(t *testing.T) {
 // Case 47: a mail loop is refused.
 func TestMailLoop(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw(strings.Repeat("Received: from x by y; Thu, 1 Jan 2026 00:00:00 +0000\r\n", 51)+simpleMessage, 550)
 }
 
@@ -119,8 +108,7 @@ func TestMailLoop(t *testing.T) {
 // is not delivered, the envelope sender is the authenticated address.
 func TestRecipientsAndBcc(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw("From: alice@example.test\r\nTo: Bob <bob@example.test>\r\nCc: carol@example.test\r\nBcc: dave@example.test\r\n\r\nhi\r\n", 250)
 	got := ts.del.Messages()[0]
 	if strings.Join(got.Envelope.Recipients, ",") != "bob@example.test,carol@example.test,dave@example.test" {
@@ -135,8 +123,7 @@ func TestRecipientsAndBcc(t *testing.T) {
 		}
 	}
 
-	c = ts.dial()
-	c.Login("alice", "alice-pw")
+	c = ts.login()
 	c.PostRaw("From: alice@example.test\r\nTo: -oQ/tmp/q@example.test\r\n\r\nhi\r\n", 550)
 }
 
@@ -144,8 +131,7 @@ func TestRecipientsAndBcc(t *testing.T) {
 // refused (reject policy); the envelope sender is the user's either way.
 func TestSenderForgery(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw("From: ceo@example.test\r\nTo: bob@example.test\r\n\r\nwire money\r\n", 250)
 	got := ts.del.Messages()[0]
 	if !strings.Contains(got.Text, "Sender: alice@example.test\n") || got.Envelope.Sender != "alice@example.test" {
@@ -153,11 +139,9 @@ func TestSenderForgery(t *testing.T) {
 	}
 
 	ts = newTestServer(t, func(c *Config) { c.SenderPolicy = message.Reject })
-	c = ts.dial()
-	c.Login("alice", "alice-pw")
+	c = ts.login()
 	c.PostRaw("From: ceo@example.test\r\nTo: bob@example.test\r\n\r\nwire money\r\n", 550)
-	c = ts.dial()
-	c.Login("alice", "alice-pw")
+	c = ts.login()
 	c.PostRaw("To: bob@example.test\r\n\r\nno From at all\r\n", 250)
 	if got := ts.del.Messages()[0].Text; !strings.Contains(got, "From: alice@example.test\n") {
 		t.Fatalf("no From added: %q", got)
@@ -168,8 +152,7 @@ func TestSenderForgery(t *testing.T) {
 // delivered intact.
 func TestLargeMessageSpills(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.MemoryThreshold = 4096 })
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	line := strings.Repeat("x", 70)
 	c.PostRaw(simpleMessage+strings.Repeat(line+"\r\n", 20_000), 250)
 	got := ts.del.Messages()[0].Text
@@ -181,8 +164,7 @@ func TestLargeMessageSpills(t *testing.T) {
 // Free space is checked before 354 (Postfix queue_minfree).
 func TestLowStagingSpace(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.MaxMessage = 1 << 60 })
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.Cmd("DATA", 451)
 	c.Cmd("NOOP", 451)
 }

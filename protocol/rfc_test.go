@@ -58,8 +58,7 @@ func TestUserAtStart(t *testing.T) {
 // submitted".
 func TestUserAfterMessage(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw(simpleMessage, 250)
 	c.Cmd("USER bob", 250)
 	c.Cmd("PASS bob-pw", 250)
@@ -240,8 +239,7 @@ func TestPassSyntax(t *testing.T) {
 // accepted".
 func TestDataConditions(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw(simpleMessage, 250)
 	c.PostRaw(simpleMessage, 250)
 	if n := len(ts.del.Messages()); n != 2 {
@@ -261,15 +259,13 @@ func TestDataOutOfSequence(t *testing.T) {
 	c.Cmd("PASS wrong", 530)
 	c.Cmd("DATA", 503)
 
-	c = ts.dial()
-	c.Login("alice", "alice-pw")
+	c = ts.login()
 	c.PostRaw(simpleMessage, 250)
 	c.Cmd("USER bob", 250)
 	c.Cmd("DATA", 503) // nothing goes out as alice or bob before bob's PASS
 
 	ts.del.SetErr(delivery.Temporary("test", nil))
-	c = ts.dial()
-	c.Login("alice", "alice-pw")
+	c = ts.login()
 	c.PostRaw(simpleMessage, 451)
 	c.Cmd("DATA", 503)
 	c.Cmd("USER alice", 503)
@@ -280,8 +276,7 @@ func TestDataOutOfSequence(t *testing.T) {
 
 // §2.3 DATA: "No argument is expected."
 func TestDataArgument(t *testing.T) {
-	c := newTestServer(t, nil).dial()
-	c.Login("alice", "alice-pw")
+	c := newTestServer(t, nil).login()
 	c.Cmd("DATA now", 501)
 	c.PostRaw(simpleMessage, 250)
 }
@@ -291,8 +286,7 @@ func TestDataArgument(t *testing.T) {
 // queued"; "451 ... the mail message text has not been queued."
 func TestDataResults(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.Cmd("DATA", 354)
 	c.Send(simpleMessage)
 	c.Send(".\r\n")
@@ -302,13 +296,11 @@ func TestDataResults(t *testing.T) {
 	}
 
 	ts.del.SetErr(delivery.Temporary("exit 75", nil))
-	c = ts.dial()
-	c.Login("alice", "alice-pw")
+	c = ts.login()
 	c.PostRaw(simpleMessage, 451)
 
 	ts.del.SetErr(delivery.Permanent("exit 67", nil))
-	c = ts.dial()
-	c.Login("alice", "alice-pw")
+	c = ts.login()
 	c.PostRaw(simpleMessage, 550) // decision 12: permanent errors are 550
 }
 
@@ -318,8 +310,7 @@ func TestDataResults(t *testing.T) {
 // is removed from every line that starts with a dot.
 func TestDotTransparency(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw(simpleMessage+"..\r\n...\r\n..foo\r\n.bar\r\nend\r\n", 250)
 	body := ts.del.Messages()[0].Text
 	if !strings.HasSuffix(body, "Hello Bob.\n.\n..\n.foo\nbar\nend\n") {
@@ -331,8 +322,7 @@ func TestDotTransparency(t *testing.T) {
 // reply code 354" — inside the text, NOOP (and QUIT, USER ...) are text.
 func TestCommandsInsideTextAreText(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
+	c := ts.login()
 	c.PostRaw(simpleMessage+"NOOP\r\nQUIT\r\nUSER bob\r\n", 250)
 	if body := ts.del.Messages()[0].Text; !strings.HasSuffix(body, "NOOP\nQUIT\nUSER bob\n") {
 		t.Fatalf("body %q", body)
@@ -417,7 +407,5 @@ func TestIdleTimeout(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("idle client kept for %v", d)
 	}
-	if !strings.Contains(ts.logBuf.String(), "event=timeout") {
-		t.Fatal("no timeout log line")
-	}
+	ts.wantLog("event=timeout")
 }

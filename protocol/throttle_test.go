@@ -136,7 +136,7 @@ func TestThrottleRefusesPass(t *testing.T) {
 	if ts.auth.Count() != 0 {
 		t.Fatal("password checked for a throttled client")
 	}
-	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "event=throttled") })
+	waitFor(t, func() bool { return ts.logged("event=throttled") })
 }
 
 // With the real throttle: the penalty grows from connection to connection
