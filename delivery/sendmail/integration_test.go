@@ -28,13 +28,6 @@ import (
 	"github.com/mppd/mppd/internal/testenv"
 )
 
-// needPostfix stops t unless it runs as root with a running Postfix and
-// the test users.
-func needPostfix(t *testing.T) {
-	t.Helper()
-	testenv.NeedPostfix(t, "mppd-mta1", "mppd-mta2")
-}
-
 func mustAccount(t *testing.T, name string) account {
 	t.Helper()
 	a, err := lookupNSS(name)
@@ -67,6 +60,17 @@ func newBackend(t *testing.T, cfg config.Sendmail) (*Backend, *testenv.LogBuffer
 	return b, lb
 }
 
+// recorderBackend is a backend whose sendmail is the recording stand-in,
+// in a fresh directory the test users can write (readRecord's dir).
+func recorderBackend(t *testing.T) (b *Backend, logs *testenv.LogBuffer, dir string) {
+	t.Helper()
+	dir = openTempDir(t)
+	cfg := config.DefaultSendmail()
+	cfg.Path = installRecorder(t, dir)
+	b, logs = newBackend(t, cfg)
+	return b, logs, dir
+}
+
 func userEnvelope(acct, sender string, rcpts ...string) delivery.Envelope {
 	return delivery.Envelope{
 		Sender:     sender,
@@ -81,11 +85,8 @@ func userEnvelope(acct, sender string, rcpts ...string) delivery.Envelope {
 // primary gid and exactly its NSS groups, with the fixed environment, in
 // "/", with fds 0-2 only, in its own process group, without core dumps.
 func TestIntegrationChildCredentials(t *testing.T) {
-	needPostfix(t)
-	dir := openTempDir(t)
-	cfg := config.DefaultSendmail()
-	cfg.Path = installRecorder(t, dir)
-	b, _ := newBackend(t, cfg)
+	testenv.NeedPostfix(t)
+	b, _, dir := recorderBackend(t)
 	// mppd's main sets it (cmd/mppd); the child must inherit it.
 	if err := syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{}); err != nil {
 		t.Fatal(err)
@@ -100,7 +101,7 @@ func TestIntegrationChildCredentials(t *testing.T) {
 	if r == nil {
 		t.Fatal("the stand-in did not run")
 	}
-	checkRecord(t, r, cfg.Path, acct)
+	checkRecord(t, r, filepath.Join(dir, recorderName), acct)
 	if r.UID != int(acct.UID) || r.EUID != int(acct.UID) || r.GID != int(acct.GID) || r.EGID != int(acct.GID) {
 		t.Errorf("uid/euid/gid/egid = %d/%d/%d/%d, want %d/%d", r.UID, r.EUID, r.GID, r.EGID, acct.UID, acct.GID)
 	}
@@ -141,7 +142,7 @@ func mustGroup(t *testing.T, name string) int {
 // hang with a grandchild, stderr flood) as mppd-mta1 with credentials
 // switched, so killing the process group works across the uid change.
 func TestIntegrationFaultsAsUser(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	dir := openTempDir(t)
 	b, logs := newBackend(t, config.DefaultSendmail())
 	runFaultCases(t, b, logs, dir, userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost"))
@@ -150,11 +151,8 @@ func TestIntegrationFaultsAsUser(t *testing.T) {
 // TestIntegrationRefusedAccounts: uid 0, system accounts, nobody and
 // users with no local account are refused before anything runs.
 func TestIntegrationRefusedAccounts(t *testing.T) {
-	needPostfix(t)
-	dir := openTempDir(t)
-	cfg := config.DefaultSendmail()
-	cfg.Path = installRecorder(t, dir)
-	b, logs := newBackend(t, cfg)
+	testenv.NeedPostfix(t)
+	b, logs, dir := recorderBackend(t)
 	for acct, reason := range map[string]string{
 		"root": "uid-zero", "daemon": "uid-below-min", "nobody": "uid-overflow",
 		"": "no-account", "mppd-no-such-user": "no-account",
@@ -183,11 +181,8 @@ func TestIntegrationRefusedAccounts(t *testing.T) {
 // TestIntegrationBadAddressesNoProcess: with credential switching on, a
 // hostile address still never gets near a process.
 func TestIntegrationBadAddressesNoProcess(t *testing.T) {
-	needPostfix(t)
-	dir := openTempDir(t)
-	cfg := config.DefaultSendmail()
-	cfg.Path = installRecorder(t, dir)
-	b, _ := newBackend(t, cfg)
+	testenv.NeedPostfix(t)
+	b, _, dir := recorderBackend(t)
 	for _, bad := range []string{"-oQ/tmp/q", "-bv", "a b@localhost", "mppd-mta2@localhost\n-X/tmp/x", "mppd-mta2@localhost\r", `"-C/tmp/x"@localhost`} {
 		err := b.Deliver(context.Background(), userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost", bad), strings.NewReader(testMessage))
 		if !delivery.IsPermanent(err) {
@@ -200,7 +195,7 @@ func TestIntegrationBadAddressesNoProcess(t *testing.T) {
 }
 
 func TestIntegrationMissingSendmail(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	cfg := config.DefaultSendmail()
 	cfg.Path = "/nonexistent/sendmail"
 	b, logs := newBackend(t, cfg)
@@ -249,7 +244,7 @@ func checkTrace(t *testing.T, msg string, uid uint32, sender string) {
 // TestIntegrationPostfix submits through the real Postfix as mppd-mta1 to
 // both test users and checks what lands in their Maildirs.
 func TestIntegrationPostfix(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	b, _ := newBackend(t, config.DefaultSendmail())
 	tok := token(t)
 	text := "line one\n.\n..\n.hidden\n...\nQUIT\n\n" + strings.Repeat("0123456789", 200) + "\nlast line\n"
@@ -275,7 +270,7 @@ func TestIntegrationPostfix(t *testing.T) {
 // TestIntegrationFallbackAccount: a user with no local account submits as
 // the fallback account; the envelope sender stays the user's address.
 func TestIntegrationFallbackAccount(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	cfg := config.DefaultSendmail()
 	cfg.FallbackAccount = "mppd-mta2"
 	b, _ := newBackend(t, cfg)
@@ -294,7 +289,7 @@ func TestIntegrationFallbackAccount(t *testing.T) {
 // TestIntegrationLargeMessageFromFile: a spilled (file) message of a few
 // MB goes to Postfix unchanged.
 func TestIntegrationLargeMessageFromFile(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	b, _ := newBackend(t, config.DefaultSendmail())
 	tok := token(t)
 	var sb strings.Builder
@@ -322,7 +317,7 @@ func TestIntegrationLargeMessageFromFile(t *testing.T) {
 // TestIntegrationSubmissionTime reports the time per submission through
 // real Postfix (sendmail's run, as the user).
 func TestIntegrationSubmissionTime(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	b, _ := newBackend(t, config.DefaultSendmail())
 	const n = 20
 	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost")
@@ -343,7 +338,7 @@ func TestIntegrationSubmissionTime(t *testing.T) {
 // user (no CAP_SETUID/CAP_SETGID) with switch_user on refuses to start and
 // says why. The test binary plays mppd, run as mppd-mta1.
 func TestIntegrationStartRefusedWithoutPrivilege(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	dir := openTempDir(t)
 	bin := installSelf(t, dir, privcheckName)
 	acct := mustAccount(t, "mppd-mta1")

@@ -77,10 +77,14 @@ func NeedUsers(t testing.TB, script string, names ...string) {
 	}
 }
 
+// PostfixUsers are the local accounts test/setup.d/40-postfix.sh creates
+// for the tests to submit as and deliver to.
+var PostfixUsers = []string{"mppd-mta1", "mppd-mta2"}
+
 // NeedPostfix stops t through Missing unless it runs as root with
 // /usr/sbin/sendmail, a running Postfix (local delivery only) and the
-// local accounts in users, as test/setup.d/40-postfix.sh leaves them.
-func NeedPostfix(t testing.TB, users ...string) {
+// PostfixUsers, as test/setup.d/40-postfix.sh leaves them.
+func NeedPostfix(t testing.TB) {
 	t.Helper()
 	const script = "40-postfix.sh"
 	NeedRoot(t)
@@ -94,7 +98,7 @@ func NeedPostfix(t testing.TB, users ...string) {
 	if err := exec.Command(postfix, "status").Run(); err != nil {
 		Missing(t, "a running Postfix (package postfix)", setupFix(script))
 	}
-	NeedUsers(t, script, users...)
+	NeedUsers(t, script, PostfixUsers...)
 }
 
 // PostfixMessage returns a message holding tok in the local user's
