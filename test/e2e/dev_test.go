@@ -112,9 +112,28 @@ func waitDelivered(t testing.TB, root, recipient string, n int) []string {
 func login(t testing.TB, m *testharness.Daemon, u testUser) *testharness.Client {
 	t.Helper()
 	c := m.Dial(t)
-	c.Cmd("USER "+u.name, 250)
-	c.Cmd("PASS "+u.password, 250)
+	c.Login(u.name, u.password)
 	return c
+}
+
+// deliveredOne waits for the one message to recipient under root, checks
+// its body and returns its header block.
+func deliveredOne(t testing.TB, root, recipient, body string) (header string) {
+	t.Helper()
+	msgs := waitDelivered(t, root, recipient, 1)
+	header, got := headerBody(t, msgs[0])
+	if got != body {
+		t.Errorf("body %q, want %q", got, body)
+	}
+	return header
+}
+
+// noPasswordLogged fails t if password appears in m's log.
+func noPasswordLogged(t testing.TB, m *testharness.Daemon, password string) {
+	t.Helper()
+	if strings.Contains(m.Log(), password) {
+		t.Errorf("the password appears in the log:\n%s", m.Log())
+	}
 }
 
 // headerBody splits a delivered message (LF line endings) into its header

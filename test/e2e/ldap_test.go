@@ -62,24 +62,17 @@ func TestLDAPLoginAndPost(t *testing.T) {
 	}
 
 	c := m.Dial(t)
-	c.Cmd("USER alice", 250)
-	c.Cmd("PASS alice-pw", 250)
+	c.Login("alice", "alice-pw")
 	c.Post("To: bob@example.test\nSubject: posted through LDAP\n\nhello from the directory\n", 250)
 	c.Cmd("QUIT", 221)
 
-	msgs := waitDelivered(t, root, "bob@example.test", 1)
-	header, body := headerBody(t, msgs[0])
-	if body != "hello from the directory\n" {
-		t.Errorf("body %q", body)
-	}
+	header := deliveredOne(t, root, "bob@example.test", "hello from the directory\n")
 	for _, want := range []string{"Return-Path: <alice@mppd.test>", "From: alice@mppd.test"} {
 		if !strings.Contains(header, want) {
 			t.Errorf("header lacks %q:\n%s", want, header)
 		}
 	}
-	if strings.Contains(m.Log(), "alice-pw") {
-		t.Errorf("the password appears in the log:\n%s", m.Log())
-	}
+	noPasswordLogged(t, m, "alice-pw")
 }
 
 // Refusals are 530 on the wire whatever the reason, the log says which; a
@@ -111,8 +104,7 @@ func TestLDAPRefusedAndUnavailable(t *testing.T) {
 
 	s.Start()
 	c = m.Dial(t)
-	c.Cmd("USER alice", 250)
-	c.Cmd("PASS alice-pw", 250)
+	c.Login("alice", "alice-pw")
 	c.Post("To: bob@example.test\nSubject: after the outage\n\nback\n", 250)
 	c.Cmd("QUIT", 221)
 	if msgs := waitDelivered(t, root, "bob@example.test", 1); !strings.Contains(msgs[0], "Return-Path: <alice@mppd.test>") {

@@ -25,11 +25,6 @@ import (
 // authenticated address as the envelope sender; mppd itself runs as root
 // (the test does), which switch_user needs.
 
-func needPostfix(t *testing.T) {
-	t.Helper()
-	testenv.NeedPostfix(t, "mppd-mta1", "mppd-mta2")
-}
-
 // sendmailBackends is extraTOML for the password file with users and the
 // sendmail backend running path as fallback account mppd-mta1.
 func sendmailBackends(t *testing.T, path string, users ...testUser) string {
@@ -58,7 +53,7 @@ var postfixUserid = regexp.MustCompile(`\(Postfix, from userid (\d+)\)`)
 // Maildir via Postfix, body intact, Bcc absent, submitted as the fallback
 // account's uid with the authenticated address as Return-Path.
 func TestSendmailPostfix(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	m := testharness.Start(t, sendmailBackends(t, "/usr/sbin/sendmail", alice))
 	if !strings.Contains(m.Log(), "sendmail /usr/sbin/sendmail") {
 		t.Errorf("start-up log does not describe the sendmail backend:\n%s", m.Log())
@@ -96,9 +91,7 @@ func TestSendmailPostfix(t *testing.T) {
 			t.Errorf("%s: Postfix trace %v, want from userid %s:\n%s", rcpt, sm, mta1.Uid, header)
 		}
 	}
-	if strings.Contains(m.Log(), alice.password) {
-		t.Errorf("the password appears in the log")
-	}
+	noPasswordLogged(t, m, alice.password)
 }
 
 // TestSendmailTempfail: a sendmail that exits 75 gives 451 with no copy
@@ -106,7 +99,7 @@ func TestSendmailPostfix(t *testing.T) {
 // failed message nothing else), and once the fault is gone the next session
 // delivers. A hostile recipient never reaches the program.
 func TestSendmailTempfail(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	// The stand-in runs as mppd-mta1: its directory must be open to it.
 	dir := t.TempDir()
 	for _, d := range []string{filepath.Dir(dir), dir} {
@@ -173,7 +166,7 @@ exec /usr/sbin/sendmail "$@"
 // TestSendmailMissing: no program at the path is 451 and an error log
 // line; the daemon keeps serving.
 func TestSendmailMissing(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	m := testharness.Start(t, sendmailBackends(t, "/nonexistent/sendmail", alice))
 	c := login(t, m, alice)
 	c.Post("To: mppd-mta2@localhost\nSubject: nowhere\n\nx\n", 451)

@@ -168,8 +168,7 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 	if cert.Subject.CommonName != "activated" {
 		t.Errorf("certificate %q", cert.Subject.CommonName)
 	}
-	tc.Cmd("USER "+alice.name, 250)
-	tc.Cmd("PASS "+alice.password, 250)
+	tc.Login(alice.name, alice.password)
 	tc.Post("To: bob@example.test\nSubject: tls\n\nover mpps\n", 250)
 	waitDelivered(t, root, "bob@example.test", 2)
 	n.wait(t, "STATUS=serving: 2 sessions")
@@ -291,8 +290,7 @@ func TestExitOnIdle(t *testing.T) {
 	m2 := activate()
 	c2 := testharness.NewClient(t, conn)
 	c2.Expect(220)
-	c2.Cmd("USER "+alice.name, 250)
-	c2.Cmd("PASS "+alice.password, 250)
+	c2.Login(alice.name, alice.password)
 	c2.Post("To: bob@example.test\nSubject: second\n\ntwo\n", 250)
 	waitDelivered(t, root, "bob@example.test", 2)
 	if code := m2.Stop(); code != 0 {
@@ -333,8 +331,7 @@ func TestInetdMode(t *testing.T) {
 				} else {
 					c = m.Dial(t)
 				}
-				c.Cmd("USER "+alice.name, 250)
-				c.Cmd("PASS "+alice.password, 250)
+				c.Login(alice.name, alice.password)
 				c.Post(fmt.Sprintf("To: bob@example.test\nSubject: inetd %s %d\n\nhi\n", tc.name, k), 250)
 				c.Cmd("QUIT", 221)
 				if !c.Closed() {
@@ -453,7 +450,7 @@ func sigtermDuringData(t *testing.T, point string) {
 // the program and replies with its result: 250 and the message in the
 // mailbox when it succeeds, 451 and nothing when it fails; then exits 0.
 func TestSIGTERMWhileSendmailRuns(t *testing.T) {
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	for _, tc := range []struct {
 		name string
 		exit string // the stand-in's ending

@@ -63,8 +63,7 @@ func TestTLSListenerAndReload(t *testing.T) {
 	if cert.Subject.CommonName != "first" {
 		t.Fatalf("server certificate %q, want first", cert.Subject.CommonName)
 	}
-	c.Cmd("USER "+alice.name, 250)
-	c.Cmd("PASS "+alice.password, 250)
+	c.Login(alice.name, alice.password)
 	c.Post("To: bob@example.test\nSubject: over TLS\n\nsecret\n", 250)
 	waitDelivered(t, root, "bob@example.test", 1)
 
