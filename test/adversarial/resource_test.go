@@ -149,6 +149,18 @@ func TestResourceEndlessLine(t *testing.T) {
 	}
 }
 
+// dialData opens a session as alice that has just had DATA's 354: what
+// it sends next is message text.
+func dialData(t *testing.T, d *daemon) *testharness.Client {
+	t.Helper()
+	c := d.Dial(t)
+	c.Send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
+	c.Expect(250)
+	c.Expect(250)
+	c.Expect(354)
+	return c
+}
+
 // Case 45: header bombs on 8 connections at once. The logins come first,
 // one at a time (a password-file check is 19 MiB of argon2id work), and
 // RSS is sampled while the bombs go in.
@@ -157,12 +169,7 @@ func TestResourceHeaderBomb(t *testing.T) {
 	g0, _ := baseline(t, d, m)
 	var conns []*testharness.Client
 	for i := 0; i < 8; i++ {
-		c := d.Dial(t)
-		c.Send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
-		c.Expect(250)
-		c.Expect(250)
-		c.Expect(354)
-		conns = append(conns, c)
+		conns = append(conns, dialData(t, d))
 	}
 	rss0 := procStatus(t, d.Pid(), "VmRSS")
 	stop := make(chan struct{})
@@ -286,12 +293,7 @@ func TestResourceSlowloris(t *testing.T) {
 	// the idle timeout, which also bounds a login.
 	var tricklers []*testharness.Client
 	for i := 0; i < 10; i++ {
-		c := d.Dial(t)
-		c.Send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
-		c.Expect(250)
-		c.Expect(250)
-		c.Expect(354)
-		tricklers = append(tricklers, c)
+		tricklers = append(tricklers, dialData(t, d))
 	}
 	var wg sync.WaitGroup
 	results := make(chan string, 20)
