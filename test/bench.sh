@@ -59,8 +59,10 @@ password=bench-password-$$-$RANDOM
 printf '%s\n' "$password" >"$tmp/pw"
 chmod 600 "$tmp/pw"
 
-conf=$tmp/mppd.toml
-cat >"$conf" <<EOF
+# common_settings prints the top of both daemons' configs: loopback, caps
+# far above the load, quiet logs.
+common_settings() {
+  cat <<EOF
 hostname = "bench.test"
 listen = ["127.0.0.1:0"]
 drain_timeout = "5s"
@@ -70,6 +72,11 @@ trusted_networks = ["127.0.0.0/8"]
 
 [log]
 level = "warn"
+EOF
+}
+
+conf=$tmp/mppd.toml
+{ common_settings; cat <<EOF
 
 [session]
 idle_timeout = "5m"
@@ -91,6 +98,7 @@ backend = "maildir"
 [delivery.maildir]
 root = "$tmp/maildir"
 EOF
+} >"$conf"
 "$mppd" passwd --config "$conf" "$user" <"$tmp/pw" >/dev/null
 
 addr=""
@@ -223,16 +231,7 @@ floor_run -what sendmail -c 1 -n 100
 echo
 
 conf=$tmp/mppd-pam.toml
-cat >"$conf" <<EOF
-hostname = "bench.test"
-listen = ["127.0.0.1:0"]
-drain_timeout = "5s"
-max_sessions = 20000
-max_sessions_per_client = 20000
-trusted_networks = ["127.0.0.0/8"]
-
-[log]
-level = "warn"
+{ common_settings; cat <<EOF
 
 [authn]
 backend = "pam"
@@ -247,6 +246,7 @@ backend = "sendmail"
 [delivery.sendmail]
 timeout = "30s"
 EOF
+} >"$conf"
 start
 # The floor (login then sendmail, in a loop, no mppd) and mppd end to end
 # with the same backends, alternately, BENCH_ROUNDS times (default 3), so
