@@ -59,17 +59,7 @@ func defaultSystemd() Systemd {
 // validateSockets checks listen_tls and the tls, systemd and metrics
 // sections. seen holds the plain listen addresses.
 func (c *Config) validateSockets(v *validator, seen map[string]bool) {
-	for _, a := range c.ListenTLS {
-		if err := checkListen(a); err != nil {
-			v.fail("listen_tls", "%q: %v", a, err)
-		}
-		if seen[a] {
-			v.fail("listen_tls", "%q is listed twice (in listen or listen_tls)", a)
-		}
-		if !anyPort(a) {
-			seen[a] = true
-		}
-	}
+	checkListenList(v, "listen_tls", c.ListenTLS, seen, "is listed twice (in listen or listen_tls)")
 
 	t := &c.TLS
 	t.CertFile, t.KeyFile = c.resolve(t.CertFile), c.resolve(t.KeyFile)
@@ -114,6 +104,23 @@ func (c *Config) validateSockets(v *validator, seen map[string]bool) {
 			v.fail("metrics.listen", "%q: name the IP address to listen on (normally 127.0.0.1 or [::1])", a)
 		} else if seen[a] {
 			v.fail("metrics.listen", "%q is also an MPP address", a)
+		}
+	}
+}
+
+// checkListenList checks each address of the setting key and records it in
+// seen, the addresses checked before; one already there is reported with
+// the words twice (see anyPort for port 0).
+func checkListenList(v *validator, key string, addrs []string, seen map[string]bool, twice string) {
+	for _, a := range addrs {
+		if err := checkListen(a); err != nil {
+			v.fail(key, "%q: %v", a, err)
+		}
+		if seen[a] {
+			v.fail(key, "%q %s", a, twice)
+		}
+		if !anyPort(a) {
+			seen[a] = true
 		}
 	}
 }

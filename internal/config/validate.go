@@ -102,17 +102,7 @@ func (c *Config) validate(lines map[string]int) error {
 		v.fail("listen", "no address to listen on")
 	}
 	seen := map[string]bool{}
-	for _, a := range c.Listen {
-		if err := checkListen(a); err != nil {
-			v.fail("listen", "%q: %v", a, err)
-		}
-		if seen[a] {
-			v.fail("listen", "%q is listed twice", a)
-		}
-		if !anyPort(a) {
-			seen[a] = true
-		}
-	}
+	checkListenList(v, "listen", c.Listen, seen, "is listed twice")
 	c.validateSockets(v, seen)
 	v.durRange("drain_timeout", c.DrainTimeout, 0, time.Hour)
 	v.intRange("max_sessions", int64(c.MaxSessions), 1, 1_000_000, "")
