@@ -37,19 +37,6 @@ func mustAccount(t *testing.T, name string) account {
 	return a
 }
 
-// openTempDir returns a fresh directory the test users can read, enter and
-// write (t.TempDir is root's and mode 0700).
-func openTempDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o777); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 func newBackend(t *testing.T, cfg config.Sendmail) (*Backend, *testenv.LogBuffer) {
 	t.Helper()
 	lb := &testenv.LogBuffer{}
@@ -64,7 +51,7 @@ func newBackend(t *testing.T, cfg config.Sendmail) (*Backend, *testenv.LogBuffer
 // in a fresh directory the test users can write (readRecord's dir).
 func recorderBackend(t *testing.T) (b *Backend, logs *testenv.LogBuffer, dir string) {
 	t.Helper()
-	dir = openTempDir(t)
+	dir = testenv.OpenTempDir(t)
 	cfg := config.DefaultSendmail()
 	cfg.Path = installRecorder(t, dir)
 	b, logs = newBackend(t, cfg)
@@ -143,7 +130,7 @@ func mustGroup(t *testing.T, name string) int {
 // switched, so killing the process group works across the uid change.
 func TestIntegrationFaultsAsUser(t *testing.T) {
 	testenv.NeedPostfix(t)
-	dir := openTempDir(t)
+	dir := testenv.OpenTempDir(t)
 	b, logs := newBackend(t, config.DefaultSendmail())
 	runFaultCases(t, b, logs, dir, userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost"))
 }
@@ -339,7 +326,7 @@ func TestIntegrationSubmissionTime(t *testing.T) {
 // says why. The test binary plays mppd, run as mppd-mta1.
 func TestIntegrationStartRefusedWithoutPrivilege(t *testing.T) {
 	testenv.NeedPostfix(t)
-	dir := openTempDir(t)
+	dir := testenv.OpenTempDir(t)
 	bin := installSelf(t, dir, privcheckName)
 	acct := mustAccount(t, "mppd-mta1")
 	cmd := exec.Command(bin)

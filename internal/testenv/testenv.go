@@ -166,6 +166,20 @@ func NeedPAMService(t testing.TB, services ...string) {
 	}
 }
 
+// OpenTempDir returns a fresh directory that every user can read, enter
+// and write, for tests whose child processes run as other users
+// (t.TempDir is the test's own, mode 0700).
+func OpenTempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // LogBuffer collects a logger's or a process's output while a test reads
 // it from another goroutine.
 type LogBuffer struct {

@@ -101,12 +101,7 @@ func TestSendmailPostfix(t *testing.T) {
 func TestSendmailTempfail(t *testing.T) {
 	testenv.NeedPostfix(t)
 	// The stand-in runs as mppd-mta1: its directory must be open to it.
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o777); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := testenv.OpenTempDir(t)
 	flag := filepath.Join(dir, "tempfail")
 	runs := filepath.Join(dir, "runs")
 	script := filepath.Join(dir, "sendmail")

@@ -460,12 +460,7 @@ func TestSIGTERMWhileSendmailRuns(t *testing.T) {
 		{"tempfail", "cat >/dev/null; exit 75", 451},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			for _, d := range []string{filepath.Dir(dir), dir} {
-				if err := os.Chmod(d, 0o777); err != nil {
-					t.Fatal(err)
-				}
-			}
+			dir := testenv.OpenTempDir(t)
 			started := filepath.Join(dir, "started")
 			script := filepath.Join(dir, "sendmail")
 			// It says it has started, then takes a second: the
