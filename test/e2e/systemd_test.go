@@ -164,10 +164,7 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 	n.wait(t, "WATCHDOG=1") // WatchdogSec=0.4s: every 0.2s
 	c.Post("To: bob@example.test\nSubject: plain\n\nover mpp\n", 250)
 
-	tc, cert := dialTLS(t, secure, pool)
-	if cert.Subject.CommonName != "activated" {
-		t.Errorf("certificate %q", cert.Subject.CommonName)
-	}
+	tc := dialTLSCert(t, secure, pool, "activated")
 	tc.Login(alice.name, alice.password)
 	tc.Post("To: bob@example.test\nSubject: tls\n\nover mpps\n", 250)
 	waitDelivered(t, root, "bob@example.test", 2)

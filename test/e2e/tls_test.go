@@ -42,6 +42,17 @@ func dialTLS(t testing.TB, addr string, pool *x509.CertPool) (*testharness.Clien
 	return c, conn.ConnectionState().PeerCertificates[0]
 }
 
+// dialTLSCert is dialTLS for a server that must present the certificate
+// whose common name is cn.
+func dialTLSCert(t testing.TB, addr string, pool *x509.CertPool, cn string) *testharness.Client {
+	t.Helper()
+	c, cert := dialTLS(t, addr, pool)
+	if cert.Subject.CommonName != cn {
+		t.Fatalf("server certificate %q, want %q", cert.Subject.CommonName, cn)
+	}
+	return c
+}
+
 // tlsConfigTOML is extraTOML for an mpps listener on addr with the pair.
 func tlsConfigTOML(addr, certFile, keyFile string) string {
 	return fmt.Sprintf("listen_tls = [%q]\n[tls]\ncert_file = %q\nkey_file = %q\n", addr, certFile, keyFile)
@@ -59,10 +70,7 @@ func TestTLSListenerAndReload(t *testing.T) {
 	m := testharness.Start(t, tlsConfigTOML(testharness.AnyPort, certFile, keyFile)+extra)
 	tlsAddr := m.ListenAddr("mpps")
 
-	c, cert := dialTLS(t, tlsAddr, pool1)
-	if cert.Subject.CommonName != "first" {
-		t.Fatalf("server certificate %q, want first", cert.Subject.CommonName)
-	}
+	c := dialTLSCert(t, tlsAddr, pool1, "first")
 	c.Login(alice.name, alice.password)
 	c.Post("To: bob@example.test\nSubject: over TLS\n\nsecret\n", 250)
 	waitDelivered(t, root, "bob@example.test", 1)
@@ -83,10 +91,7 @@ func TestTLSListenerAndReload(t *testing.T) {
 	}
 	m.WaitLog("result=ok cert_file=")
 	c.Cmd("NOOP", 250)
-	_, cert = dialTLS(t, tlsAddr, pool2)
-	if cert.Subject.CommonName != "second" {
-		t.Fatalf("after SIGHUP the server certificate is %q, want second", cert.Subject.CommonName)
-	}
+	dialTLSCert(t, tlsAddr, pool2, "second") // after SIGHUP
 
 	// A broken certificate: logged, and the second pair stays.
 	testharness.WriteAtomic(t, certFile, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), 0o644)
@@ -95,10 +100,7 @@ func TestTLSListenerAndReload(t *testing.T) {
 	}
 	m.WaitLog("certificate reload failed, keeping the one in use")
 	c.Cmd("NOOP", 250)
-	c2, cert := dialTLS(t, tlsAddr, pool2)
-	if cert.Subject.CommonName != "second" {
-		t.Fatalf("after a failed reload the server certificate is %q, want second", cert.Subject.CommonName)
-	}
+	c2 := dialTLSCert(t, tlsAddr, pool2, "second") // the failed reload kept it
 	c2.Cmd("QUIT", 221)
 	c.Cmd("QUIT", 221)
 	if strings.Contains(m.Log(), alice.password) {
