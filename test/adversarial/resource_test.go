@@ -149,16 +149,20 @@ func TestResourceEndlessLine(t *testing.T) {
 	}
 }
 
-// dialData opens a session as alice that has just had DATA's 354: what
-// it sends next is message text.
-func dialData(t *testing.T, d *daemon) *testharness.Client {
+// dialData opens n sessions as alice, one after the other, each just
+// past DATA's 354: what they send next is message text.
+func dialData(t *testing.T, d *daemon, n int) []*testharness.Client {
 	t.Helper()
-	c := d.Dial(t)
-	c.Send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
-	c.Expect(250)
-	c.Expect(250)
-	c.Expect(354)
-	return c
+	var conns []*testharness.Client
+	for range n {
+		c := d.Dial(t)
+		c.Send("USER alice\r\nPASS alice-adv-pw\r\nDATA\r\n")
+		c.Expect(250)
+		c.Expect(250)
+		c.Expect(354)
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // Case 45: header bombs on 8 connections at once. The logins come first,
@@ -167,10 +171,7 @@ func dialData(t *testing.T, d *daemon) *testharness.Client {
 func TestResourceHeaderBomb(t *testing.T) {
 	d, m := resourceDaemon(t, "")
 	g0, _ := baseline(t, d, m)
-	var conns []*testharness.Client
-	for i := 0; i < 8; i++ {
-		conns = append(conns, dialData(t, d))
-	}
+	conns := dialData(t, d, 8)
 	rss0 := procStatus(t, d.Pid(), "VmRSS")
 	stop := make(chan struct{})
 	peakc := make(chan int)
@@ -291,10 +292,7 @@ func TestResourceSlowloris(t *testing.T) {
 	// The text tricklers log in first, one at a time: a password-file
 	// check is CPU-heavy, and ten at once on a small machine could pass
 	// the idle timeout, which also bounds a login.
-	var tricklers []*testharness.Client
-	for i := 0; i < 10; i++ {
-		tricklers = append(tricklers, dialData(t, d))
-	}
+	tricklers := dialData(t, d, 10)
 	var wg sync.WaitGroup
 	results := make(chan string, 20)
 	for i := 0; i < 10; i++ {
