@@ -1,32 +1,20 @@
 package authn
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testenv"
 )
 
-// gate is a backend whose calls wait until release is closed.
-type limitGate struct {
-	release chan struct{}
-	mu      sync.Mutex
-	running int
-	peak    int
-}
+// limitGate is a backend whose calls wait for its gate.
+type limitGate struct{ testenv.Gate }
 
 func (g *limitGate) Authenticate(ctx context.Context, req Request) (Identity, error) {
-	g.mu.Lock()
-	g.running++
-	g.peak = max(g.peak, g.running)
-	g.mu.Unlock()
-	<-g.release
-	g.mu.Lock()
-	g.running--
-	g.mu.Unlock()
+	g.Pass()
 	return Identity{Login: req.User, Addresses: []string{req.User + "@x.test"}}, nil
 }
 
@@ -43,19 +31,13 @@ func waitInUse(t *testing.T, l *Limited, n int) {
 }
 
 func TestCapAndQueueTimeout(t *testing.T) {
-	g := &limitGate{release: make(chan struct{})}
-	var logBuf bytes.Buffer
-	l := Limit(g, 2, 50*time.Millisecond, slog.New(slog.NewTextHandler(&logBuf, nil)))
-	var wg sync.WaitGroup
-	for i := 0; i < 2; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := l.Authenticate(context.Background(), Request{User: "a"}); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
+	g := &limitGate{}
+	logBuf := &testenv.LogBuffer{}
+	l := Limit(g, 2, 50*time.Millisecond, slog.New(slog.NewTextHandler(logBuf, nil)))
+	wait := testenv.Concurrently(t, 2, func() error {
+		_, err := l.Authenticate(context.Background(), Request{User: "a"})
+		return err
+	})
 	waitInUse(t, l, 2)
 	// The third waits out the queue timeout and gets "busy" (451).
 	_, err := l.Authenticate(context.Background(), Request{User: "c", Client: "192.0.2.1"})
@@ -74,13 +56,13 @@ func TestCapAndQueueTimeout(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
-	close(g.release)
+	g.Open()
 	if err := <-done; err != nil {
 		t.Fatalf("queued login: %v", err)
 	}
-	wg.Wait()
-	if g.peak > 2 {
-		t.Fatalf("%d ran at once, cap 2", g.peak)
+	wait()
+	if g.Peak() > 2 {
+		t.Fatalf("%d ran at once, cap 2", g.Peak())
 	}
 	if l.InUse() != 0 {
 		t.Fatalf("%d slots still held", l.InUse())
@@ -89,7 +71,7 @@ func TestCapAndQueueTimeout(t *testing.T) {
 
 // A caller whose context ends while queued gets "busy" at once.
 func TestQueueContext(t *testing.T) {
-	g := &limitGate{release: make(chan struct{})}
+	g := &limitGate{}
 	l := Limit(g, 1, time.Hour, nil)
 	go l.Authenticate(context.Background(), Request{User: "a"})
 	waitInUse(t, l, 1)
@@ -98,5 +80,5 @@ func TestQueueContext(t *testing.T) {
 	if _, err := l.Authenticate(ctx, Request{User: "b"}); Reason(err) != "busy" {
 		t.Fatalf("got %v", err)
 	}
-	close(g.release)
+	g.Open()
 }

@@ -1,49 +1,31 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testenv"
 )
 
-type limitGate struct {
-	release chan struct{}
-	mu      sync.Mutex
-	running int
-	peak    int
-}
+// limitGate is a deliverer whose deliveries wait for its gate.
+type limitGate struct{ testenv.Gate }
 
 func (g *limitGate) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
-	g.mu.Lock()
-	g.running++
-	g.peak = max(g.peak, g.running)
-	g.mu.Unlock()
-	<-g.release
-	g.mu.Lock()
-	g.running--
-	g.mu.Unlock()
+	g.Pass()
 	return nil
 }
 
 func TestCapAndQueueTimeout(t *testing.T) {
-	g := &limitGate{release: make(chan struct{})}
-	var logBuf bytes.Buffer
-	l := Limit(g, 3, 50*time.Millisecond, slog.New(slog.NewTextHandler(&logBuf, nil)))
-	var wg sync.WaitGroup
-	for i := 0; i < 3; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l.Deliver(context.Background(), Envelope{}, strings.NewReader("x")); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
+	g := &limitGate{}
+	logBuf := &testenv.LogBuffer{}
+	l := Limit(g, 3, 50*time.Millisecond, slog.New(slog.NewTextHandler(logBuf, nil)))
+	wait := testenv.Concurrently(t, 3, func() error {
+		return l.Deliver(context.Background(), Envelope{}, strings.NewReader("x"))
+	})
 	for l.InUse() < 3 {
 		time.Sleep(time.Millisecond)
 	}
@@ -54,10 +36,10 @@ func TestCapAndQueueTimeout(t *testing.T) {
 	if !strings.Contains(logBuf.String(), "event=delivery-busy") {
 		t.Errorf("no log line for the cap:\n%s", logBuf.String())
 	}
-	close(g.release)
-	wg.Wait()
-	if g.peak > 3 || l.InUse() != 0 {
-		t.Fatalf("peak %d, in use %d", g.peak, l.InUse())
+	g.Open()
+	wait()
+	if g.Peak() > 3 || l.InUse() != 0 {
+		t.Fatalf("peak %d, in use %d", g.Peak(), l.InUse())
 	}
 	if err := l.Deliver(context.Background(), Envelope{}, strings.NewReader("x")); err != nil {
 		t.Fatalf("after the queue drained: %v", err)
