@@ -162,8 +162,7 @@ func TestBuildErrorLines(t *testing.T) {
 // TestBuildAbuseKeys: [throttle], the concurrency caps and [authn.cache] are
 // read, and the backends come wrapped in them.
 func TestBuildAbuseKeys(t *testing.T) {
-	dir := t.TempDir()
-	doc := `
+	c, _ := loadTest(t, `
 trusted_networks = ["10.0.0.0/8"]
 
 [throttle]
@@ -187,18 +186,7 @@ max_entries = 50
 [delivery]
 max_concurrent = 5
 queue_timeout = "7s"
-` + testBackends
-	path := filepath.Join(dir, "mppd.toml")
-	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "passwd"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+`+testBackends)
 	tc := throttleConfig(c)
 	if len(tc.Penalties) != 2 || tc.Penalties[1] != 3*time.Second || tc.Window != 5*time.Minute ||
 		tc.MaxPerClient != 4 || tc.MaxPerNetwork != 9 || tc.IPv4Prefix != 16 || tc.IPv6Prefix != 48 || tc.MaxEntries != 500 {
