@@ -517,22 +517,26 @@ func TestCanceledContext(t *testing.T) {
 	wantUnavailable(t, err, "canceled")
 }
 
-// threads returns the process's OS thread count.
-func threads(t *testing.T) int {
+// selfStatus returns the number in the field of /proc/self/status (its
+// unit, if any, left off).
+func selfStatus(t *testing.T, field string) int {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Skip("no /proc/self/status")
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 			return n
 		}
 	}
-	t.Fatal("no Threads: line")
+	t.Fatalf("no %s: line", field)
 	return 0
 }
+
+// threads returns the process's OS thread count.
+func threads(t *testing.T) int { return selfStatus(t, "Threads") }
 
 // A flood of slow logins (case 52) never holds more threads than the pool,
 // and everything is released afterwards.
@@ -622,21 +626,7 @@ func TestMapCodeIsTotal(t *testing.T) {
 }
 
 // rss returns the process's resident set size in kB.
-func rss(t *testing.T) int {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	t.Fatal("no VmRSS: line")
-	return 0
-}
+func rss(t *testing.T) int { return selfStatus(t, "VmRSS") }
 
 // Many transactions that succeed, fail in pam_authenticate, or fail in
 // pam_start (case 58): every one is ended, and memory, descriptors and
