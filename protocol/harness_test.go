@@ -113,6 +113,14 @@ func (ts *testServer) wantLog(words ...string) {
 	}
 }
 
+// wantDelivered stops the test unless the deliverer took n messages.
+func (ts *testServer) wantDelivered(n int) {
+	ts.t.Helper()
+	if got := len(ts.del.Messages()); got != n {
+		ts.t.Fatalf("%d messages delivered, want %d", got, n)
+	}
+}
+
 func (ts *testServer) dialRaw() *client {
 	ts.t.Helper()
 	return testharness.Dial(ts.t, ts.addr, "")

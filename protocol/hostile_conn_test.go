@@ -93,9 +93,7 @@ func TestReplyAfterSessionDeadline(t *testing.T) {
 	}
 	c.Expect(451)
 	c.ExpectClosed()
-	if n := len(ts.del.Messages()); n != 1 {
-		t.Fatalf("%d messages delivered, want 1", n)
-	}
+	ts.wantDelivered(1)
 }
 
 // Case 50: a client that never reads is dropped when the write deadline
@@ -133,9 +131,7 @@ func TestClientGoneMidText(t *testing.T) {
 	c.Send(simpleMessage + "half a body")
 	c.Conn.Close()
 	waitFor(t, func() bool { return ts.logged("event=client-gone") })
-	if len(ts.del.Messages()) != 0 {
-		t.Fatal("a partial message was delivered")
-	}
+	ts.wantDelivered(0) // no partial message
 }
 
 // Case 65: a client that goes away after the final dot still has its
@@ -174,9 +170,7 @@ func TestShutdownDuringText(t *testing.T) {
 	c.Expect(250)
 	c.Expect(451)
 	c.ExpectClosed()
-	if len(ts.del.Messages()) != 1 {
-		t.Fatal("message lost at shutdown")
-	}
+	ts.wantDelivered(1) // not lost at shutdown
 }
 
 // Serve works on any net.Conn, here a net.Pipe with no IP address.

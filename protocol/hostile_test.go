@@ -65,9 +65,7 @@ func TestPipelinedWrongPassword(t *testing.T) {
 	c.Expect(500) // "To: ..." reaches the error limit
 	c.Expect(451)
 	c.ExpectClosed()
-	if len(ts.del.Messages()) != 0 {
-		t.Fatal("a pipelined message was delivered after a failed login")
-	}
+	ts.wantDelivered(0) // nothing pipelined after a failed login
 }
 
 // Pipelined commands with a right password are all answered, in order.
@@ -78,9 +76,7 @@ func TestPipelinedSession(t *testing.T) {
 	for _, code := range []int{250, 250, 354, 250, 354, 250, 221} {
 		c.Expect(code)
 	}
-	if n := len(ts.del.Messages()); n != 2 {
-		t.Fatalf("%d messages delivered, want 2", n)
-	}
+	ts.wantDelivered(2)
 }
 
 // Case 12: NOOPs past the junk limit count as errors.

@@ -242,9 +242,7 @@ func TestDataConditions(t *testing.T) {
 	c := ts.login()
 	c.PostRaw(simpleMessage, 250)
 	c.PostRaw(simpleMessage, 250)
-	if n := len(ts.del.Messages()); n != 2 {
-		t.Fatalf("%d messages delivered, want 2", n)
-	}
+	ts.wantDelivered(2)
 }
 
 // §2.3 DATA: "503 The DATA command has been used under an inappropriate
@@ -269,9 +267,7 @@ func TestDataOutOfSequence(t *testing.T) {
 	c.PostRaw(simpleMessage, 451)
 	c.Cmd("DATA", 503)
 	c.Cmd("USER alice", 503)
-	if n := len(ts.del.Messages()); n != 1 {
-		t.Fatalf("%d messages delivered, want 1", n)
-	}
+	ts.wantDelivered(1)
 }
 
 // §2.3 DATA: "No argument is expected."
