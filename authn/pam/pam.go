@@ -20,6 +20,7 @@ import (
 	"github.com/mppd/mppd/internal/address"
 	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/logkey"
+	"github.com/mppd/mppd/internal/slots"
 )
 
 // Backend authenticates through PAM. It is safe for concurrent use.
@@ -45,7 +46,7 @@ import (
 type Backend struct {
 	cfg   config.PAM
 	log   *slog.Logger
-	slots chan struct{} // one token per running transaction
+	slots *slots.Slots // one per running transaction
 
 	inFlight atomic.Int64  // transactions between slot taken and pam_end done
 	started  atomic.Uint64 // transactions begun
@@ -94,7 +95,7 @@ func newBackend(cfg config.PAM, log *slog.Logger, confDir string) (*Backend, err
 	b := &Backend{
 		cfg:     cfg,
 		log:     log.With("backend", "pam", "service", cfg.Service),
-		slots:   make(chan struct{}, cfg.Workers),
+		slots:   slots.New(cfg.Workers, cfg.QueueTimeout.D()),
 		confDir: confDir,
 	}
 	b.serviceFile = findServiceFile(confDir, cfg.Service)
@@ -221,24 +222,14 @@ func checkRequest(req authn.Request) error {
 
 // acquire takes a worker slot, waiting at most QueueTimeout.
 func (b *Backend) acquire(ctx context.Context) error {
-	select {
-	case b.slots <- struct{}{}:
+	err := b.slots.Acquire(ctx)
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, slots.ErrBusy):
+		return authn.Unavailable("busy", fmt.Errorf("all %d PAM workers busy for %s", b.cfg.Workers, b.cfg.QueueTimeout))
 	default:
-	}
-	busy := authn.Unavailable("busy", fmt.Errorf("all %d PAM workers busy for %s", b.cfg.Workers, b.cfg.QueueTimeout))
-	if b.cfg.QueueTimeout <= 0 {
-		return busy
-	}
-	t := time.NewTimer(b.cfg.QueueTimeout.D())
-	defer t.Stop()
-	select {
-	case b.slots <- struct{}{}:
-		return nil
-	case <-t.C:
-		return busy
-	case <-ctx.Done():
-		return authn.Unavailable("canceled", ctx.Err())
+		return authn.Unavailable("canceled", err)
 	}
 }
 
@@ -250,7 +241,7 @@ func (b *Backend) work(j *job) {
 	defer func() {
 		b.ended.Add(1)
 		b.inFlight.Add(-1)
-		<-b.slots
+		b.slots.Release()
 	}()
 	b.started.Add(1)
 	start := time.Now()

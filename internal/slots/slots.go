@@ -1,7 +1,7 @@
 // Package slots bounds how many calls of something run at once. A call
 // beyond the bound waits in line for a free slot, up to a timeout. The
-// authentication and delivery caps (authn.Limit, delivery.Limit) are built
-// on it.
+// authentication and delivery caps (authn.Limit, delivery.Limit) and the
+// PAM backend's worker pool are built on it.
 package slots
 
 import (
