@@ -123,7 +123,7 @@ func deliveredOne(t testing.TB, root, recipient, body string) (header string) {
 	msgs := waitDelivered(t, root, recipient, 1)
 	header, got := headerBody(t, msgs[0])
 	if got != body {
-		t.Errorf("body %q, want %q", got, body)
+		t.Errorf("%s: body\n%q\nwant\n%q", recipient, got, body)
 	}
 	return header
 }
