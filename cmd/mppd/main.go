@@ -178,11 +178,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			set.close()
 			return exitConfig
 		}
-		for i, l := range set.mpp {
-			if roleOf(l) == roleMPPS {
-				set.mpp[i] = roleListener{tls.NewListener(l, tlsConfig()), roleMPPS}
-			}
-		}
 	}
 
 	var m *metrics.Metrics
@@ -204,15 +199,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	srv.Throttle = th
 	log.Info("throttle", "config", th.String())
 	d := &daemon{
-		serve:        sessionFunc(srv, cfg, log, m),
-		refuse:       protocol.Refuse,
-		log:          log,
-		maxSessions:  cfg.MaxSessions,
-		maxPerClient: cfg.MaxSessionsPerClient,
-		trusted:      cfg.Trusted,
-		admit:        th.Admit,
-		drainTimeout: cfg.DrainTimeout.D(),
-		metrics:      m,
+		serve:         sessionFunc(srv, cfg, log, m),
+		refuse:        protocol.Refuse,
+		log:           log,
+		maxSessions:   cfg.MaxSessions,
+		maxPerClient:  cfg.MaxSessionsPerClient,
+		maxPerNetwork: cfg.SessionsPerNetwork(),
+		ipv4Prefix:    cfg.Throttle.IPv4Prefix,
+		ipv6Prefix:    cfg.Throttle.IPv6Prefix,
+		trusted:       cfg.Trusted,
+		admit:         th.Admit,
+		drainTimeout:  cfg.DrainTimeout.D(),
+		metrics:       m,
+	}
+	if set.hasTLS() {
+		d.tlsConfig = tlsConfig
 	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		d.notify = sdNotify

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -33,10 +34,18 @@ type daemon struct {
 	refuse func(conn net.Conn, why string)
 	log    *slog.Logger
 	// maxSessions caps sessions in total; maxPerClient caps them per
-	// client IP address, except for trusted ones.
-	maxSessions  int
-	maxPerClient int
-	trusted      func(netip.Addr) bool
+	// client IP address and maxPerNetwork (0: no cap) per network of
+	// ipv4Prefix or ipv6Prefix bits, except for trusted addresses.
+	maxSessions   int
+	maxPerClient  int
+	maxPerNetwork int
+	ipv4Prefix    int
+	ipv6Prefix    int
+	trusted       func(netip.Addr) bool
+	// tlsConfig is the TLS configuration of mpps listeners (nil when
+	// there are none): the daemon accepts raw TCP on them and does the
+	// handshake off the accept goroutine.
+	tlsConfig func() *tls.Config
 	// admit, when set, reports whether a client may start a session at
 	// all: false while the throttle blocks its address or network
 	// (internal/throttle, Throttle.Admit).
@@ -58,6 +67,8 @@ type daemon struct {
 	mu         sync.Mutex
 	sessions   map[*sessionConn]struct{}
 	perIP      map[netip.Addr]int
+	perNet     map[netip.Prefix]int
+	refusing   chan struct{}  // one per refusal under way off the accept goroutine
 	lastActive time.Time      // when the last session ended, or run began
 	wg         sync.WaitGroup // one per running session
 	sleep      func(ctx context.Context, d time.Duration)
@@ -83,6 +94,8 @@ func (d *daemon) run(ctx context.Context, stopSignals func(), listeners []net.Li
 	d.mu.Lock() // count() may already be asked (tests, the supervisor)
 	d.sessions = map[*sessionConn]struct{}{}
 	d.perIP = map[netip.Addr]int{}
+	d.perNet = map[netip.Prefix]int{}
+	d.refusing = make(chan struct{}, refusalWorkers)
 	d.lastActive = time.Now()
 	d.mu.Unlock()
 	if d.sleep == nil {
@@ -233,43 +246,38 @@ func (d *daemon) acceptLoop(acceptCtx, sessionCtx context.Context, l net.Listene
 		}
 		backoff = 0
 		d.metrics.Connection(roleOf(l))
-		d.start(sessionCtx, conn)
+		d.start(sessionCtx, conn, roleOf(l) == roleMPPS)
 	}
 }
 
-// start runs a session for conn, or refuses it when a cap is reached.
-func (d *daemon) start(ctx context.Context, conn net.Conn) {
-	ip := remoteIP(conn)
+// refusalWorkers bounds the refusals answered at once off the accept
+// goroutine (mpps: each needs a TLS handshake); beyond it a refused
+// connection is closed without a reply. refusalTimeout bounds each.
+const (
+	refusalWorkers = 16
+	refusalTimeout = 5 * time.Second
+)
+
+// start runs a session for conn, or refuses it when a cap is reached or
+// the throttle blocks its client. It runs in the accept goroutine and
+// never waits on the client: a refusal on a plain connection is one write
+// to a fresh socket, whose send buffer takes it at once; a refusal on an
+// mpps connection needs a handshake, done by refuseTLS in a goroutine of
+// its own. The TLS handshake of a session is done by the session's
+// goroutine (sessionFunc).
+func (d *daemon) start(ctx context.Context, raw net.Conn, useTLS bool) {
+	ip := remoteIP(raw)
 	d.mu.Lock()
-	reason := ""
-	switch {
-	case len(d.sessions) >= d.maxSessions:
-		reason = "max-sessions"
-	case ip.IsValid() && d.perIP[ip] >= d.maxPerClient && !d.trusted(ip):
-		reason = "max-sessions-per-client"
-	case ip.IsValid() && d.admit != nil && !d.admit(ip):
-		reason = "throttled"
-	}
+	reason := d.capReason(ip)
 	if reason != "" {
 		total, fromIP := len(d.sessions), d.perIP[ip]
 		d.mu.Unlock()
-		d.metrics.Throttled(reason)
-		d.log.Warn("session refused", logkey.Client, ipString(ip), "reason", reason, "sessions", total, "client_sessions", fromIP)
-		// A fresh socket's send buffer takes the one short line at once;
-		// the deadline only guards against a pathological peer.
-		_ = conn.SetDeadline(time.Now().Add(time.Second))
-		why := "Too many sessions, try again later"
-		if reason == "throttled" {
-			why = "Too many failed logins, try again later"
-		}
-		d.refuse(conn, why)
+		d.refuseConn(raw, ip, useTLS, reason, total, fromIP)
 		return
 	}
-	sc := &sessionConn{Conn: conn}
+	sc := &sessionConn{Conn: raw}
 	d.sessions[sc] = struct{}{}
-	if ip.IsValid() {
-		d.perIP[ip]++
-	}
+	d.count1(ip)
 	d.wg.Add(1)
 	d.mu.Unlock()
 	d.log.Debug("connection accepted", logkey.Client, ipString(ip))
@@ -277,20 +285,103 @@ func (d *daemon) start(ctx context.Context, conn net.Conn) {
 	go func() {
 		defer d.wg.Done()
 		defer d.release(sc, ip)
+		if useTLS {
+			sc.setConn(tls.Server(raw, d.tlsConfig()))
+		}
 		d.serve(ctx, sc)
 	}()
 }
 
-// release forgets a finished session.
+// capReason says why a new session from ip is refused ("" if it is not):
+// the total cap, the per-client cap, the per-network cap (trusted
+// networks are exempt from both), or the throttle. d.mu is held.
+func (d *daemon) capReason(ip netip.Addr) string {
+	switch {
+	case len(d.sessions) >= d.maxSessions:
+		return "max-sessions"
+	case !ip.IsValid():
+		return ""
+	case d.perIP[ip] >= d.maxPerClient && !d.trusted(ip):
+		return "max-sessions-per-client"
+	case d.maxPerNetwork > 0 && d.perNet[d.networkOf(ip)] >= d.maxPerNetwork && !d.trusted(ip):
+		return "max-sessions-per-network"
+	case d.admit != nil && !d.admit(ip):
+		return "throttled"
+	}
+	return ""
+}
+
+// count1 counts a new session from ip against its address and network.
+// d.mu is held.
+func (d *daemon) count1(ip netip.Addr) {
+	if !ip.IsValid() {
+		return
+	}
+	d.perIP[ip]++
+	d.perNet[d.networkOf(ip)]++
+}
+
+// networkOf is the network ip counts against for the per-network cap:
+// the throttle's ipv4_prefix or ipv6_prefix, so that one host owning a
+// whole IPv6 /64 counts once.
+func (d *daemon) networkOf(ip netip.Addr) netip.Prefix {
+	bits := d.ipv6Prefix
+	if ip.Is4() {
+		bits = d.ipv4Prefix
+	}
+	if bits <= 0 || bits > ip.BitLen() {
+		bits = ip.BitLen()
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// refuseConn logs and counts a refused connection and answers it 451: at
+// once on a plain connection, in a bounded goroutine on an mpps one.
+func (d *daemon) refuseConn(conn net.Conn, ip netip.Addr, useTLS bool, reason string, total, fromIP int) {
+	d.metrics.Throttled(reason)
+	d.log.Warn("session refused", logkey.Client, ipString(ip), "reason", reason, "sessions", total, "client_sessions", fromIP)
+	why := "Too many sessions, try again later"
+	if reason == "throttled" {
+		why = "Too many failed logins, try again later"
+	}
+	if !useTLS {
+		// The deadline only guards against a pathological peer.
+		_ = conn.SetDeadline(time.Now().Add(time.Second))
+		d.refuse(conn, why)
+		return
+	}
+	select {
+	case d.refusing <- struct{}{}:
+	default:
+		d.log.Debug("too many refusals at once, closing without a reply", logkey.Client, ipString(ip))
+		conn.Close()
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() { <-d.refusing }()
+		_ = conn.SetDeadline(time.Now().Add(refusalTimeout))
+		d.refuse(tls.Server(conn, d.tlsConfig()), why)
+	}()
+}
+
+// release forgets a finished session from ip (the zero Addr: none).
 func (d *daemon) release(conn *sessionConn, ip netip.Addr) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.sessions, conn)
 	d.lastActive = time.Now()
-	if ip.IsValid() {
-		if d.perIP[ip]--; d.perIP[ip] <= 0 {
-			delete(d.perIP, ip)
-		}
+	if !ip.IsValid() {
+		return
+	}
+	if d.perIP[ip]--; d.perIP[ip] <= 0 {
+		delete(d.perIP, ip)
+	}
+	n := d.networkOf(ip)
+	if d.perNet[n]--; d.perNet[n] <= 0 {
+		delete(d.perNet, n)
 	}
 }
 
@@ -366,8 +457,21 @@ func (c *sessionConn) cut() {
 	}
 }
 
-// NetConn is the connection the listener accepted (for the TLS handshake).
-func (c *sessionConn) NetConn() net.Conn { return c.Conn }
+// NetConn is the connection the session reads from: a *tls.Conn on an
+// mpps listener (sessionFunc does the handshake).
+func (c *sessionConn) NetConn() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn
+}
+
+// setConn replaces the connection (by the same connection inside TLS)
+// before the session starts reading and writing.
+func (c *sessionConn) setConn(conn net.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Conn = conn
+}
 
 // remoteIP is the client's IP address, IPv4-mapped IPv6 unmapped so that
 // one client counts once; the zero Addr when the connection has none.

@@ -114,7 +114,14 @@ type capHarness struct {
 
 func newCapHarness(t *testing.T, maxSessions, maxPerClient int, trusted bool) *capHarness {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return newCapHarnessOn(t, "127.0.0.1:0", maxSessions, maxPerClient, func(netip.Addr) bool { return trusted })
+}
+
+// newCapHarnessOn is newCapHarness listening on addr, with trusted as the
+// daemon's trusted networks.
+func newCapHarnessOn(t *testing.T, addr string, maxSessions, maxPerClient int, trusted func(netip.Addr) bool) *capHarness {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +148,7 @@ func newCapHarness(t *testing.T, maxSessions, maxPerClient int, trusted bool) *c
 		log:          quietLog(),
 		maxSessions:  maxSessions,
 		maxPerClient: maxPerClient,
-		trusted:      func(netip.Addr) bool { return trusted },
+		trusted:      trusted,
 		drainTimeout: 5 * time.Second,
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -59,7 +59,13 @@ type Config struct {
 	// MaxSessionsPerClient caps concurrent sessions from one IP address,
 	// except from TrustedNetworks.
 	MaxSessionsPerClient int `toml:"max_sessions_per_client"`
-	// TrustedNetworks are CIDR prefixes exempt from MaxSessionsPerClient.
+	// MaxSessionsPerNetwork caps concurrent sessions from one network
+	// (throttle.ipv4_prefix, throttle.ipv6_prefix), except from
+	// TrustedNetworks; 0 means 4 × MaxSessionsPerClient
+	// (SessionsPerNetwork).
+	MaxSessionsPerNetwork int `toml:"max_sessions_per_network"`
+	// TrustedNetworks are CIDR prefixes exempt from the per-client and
+	// per-network session caps.
 	TrustedNetworks []string `toml:"trusted_networks"`
 
 	Log      Log      `toml:"log"`

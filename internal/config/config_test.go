@@ -334,3 +334,17 @@ func TestDurationKeys(t *testing.T) {
 		t.Errorf("durationKeys = %v", fmt.Sprint(durationKeys))
 	}
 }
+
+// TestSessionsPerNetwork: max_sessions_per_network defaults to four times
+// max_sessions_per_client, and a value set in the file wins.
+func TestSessionsPerNetwork(t *testing.T) {
+	c := Default()
+	c.MaxSessionsPerClient = 7
+	if got := c.SessionsPerNetwork(); got != 28 {
+		t.Errorf("default: %d, want 28", got)
+	}
+	c.MaxSessionsPerNetwork = 5
+	if got := c.SessionsPerNetwork(); got != 5 {
+		t.Errorf("set: %d, want 5", got)
+	}
+}

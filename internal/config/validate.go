@@ -107,6 +107,7 @@ func (c *Config) validate(lines map[string]int) error {
 	v.durRange("drain_timeout", c.DrainTimeout, 0, time.Hour)
 	v.intRange("max_sessions", int64(c.MaxSessions), 1, 1_000_000, "")
 	v.intRange("max_sessions_per_client", int64(c.MaxSessionsPerClient), 1, 1_000_000, "")
+	v.intRange("max_sessions_per_network", int64(c.MaxSessionsPerNetwork), 0, 1_000_000, "0 means 4 × max_sessions_per_client")
 	c.trusted = nil
 	for _, n := range c.TrustedNetworks {
 		p, err := netip.ParsePrefix(n)

@@ -25,6 +25,17 @@ func (c *Config) Trusted(ip netip.Addr) bool {
 	return false
 }
 
+// SessionsPerNetwork is the effective max_sessions_per_network: the
+// setting, or 4 × max_sessions_per_client when it is 0, so that one host
+// holding a whole network (an IPv6 /64) gets a few clients' worth of
+// sessions rather than every slot.
+func (c *Config) SessionsPerNetwork() int {
+	if c.MaxSessionsPerNetwork > 0 {
+		return c.MaxSessionsPerNetwork
+	}
+	return 4 * c.MaxSessionsPerClient
+}
+
 // LogLevel returns log.level as a slog.Level.
 func (c *Config) LogLevel() slog.Level { return c.level }
 
@@ -41,6 +52,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("drain_timeout", c.DrainTimeout.D()),
 		slog.Int("max_sessions", c.MaxSessions),
 		slog.Int("max_sessions_per_client", c.MaxSessionsPerClient),
+		slog.Int("max_sessions_per_network", c.SessionsPerNetwork()),
 		slog.Any("trusted_networks", c.TrustedNetworks),
 		slog.Group("session",
 			slog.Int("max_line", s.MaxLine),
