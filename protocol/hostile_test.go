@@ -161,3 +161,16 @@ func TestPasswordNotLogged(t *testing.T) {
 		t.Fatalf("log leaks a password or body:\n%s", log)
 	}
 }
+
+// A PROXY protocol header reaching the engine (its client is not a load
+// balancer the daemon takes headers from) closes the session without a
+// reply, and is logged.
+func TestProxyHeaderAtEngine(t *testing.T) {
+	ts := newTestServer(t, nil)
+	c := ts.dial()
+	c.Send("PROXY TCP4 192.0.2.7 192.0.2.1 40000 218\r\n")
+	c.ExpectClosed()
+	if !strings.Contains(ts.logBuf.String(), "event=proxy-refused") {
+		t.Fatal("no proxy-refused log line")
+	}
+}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -124,10 +125,16 @@ func clientIP(a net.Addr) string {
 func (s *session) run(ctx context.Context) {
 	start := time.Now()
 	s.deadline = start.Add(s.cfg.Limits.SessionTimeout)
-	s.log.Info("session started", logkey.Event, logkey.EventConnect)
+	// A load balancer's health check (the daemon marks its connection)
+	// comes every few seconds: its start and end are logged at debug.
+	level := slog.LevelInfo
+	if hc, ok := s.conn.(interface{ HealthCheck() bool }); ok && hc.HealthCheck() {
+		level = slog.LevelDebug
+	}
+	s.log.Log(ctx, level, "session started", logkey.Event, logkey.EventConnect)
 	defer func() {
 		s.conn.Close()
-		s.log.Info("session ended", logkey.Event, logkey.EventDisconnect, "state", s.state.String(),
+		s.log.Log(ctx, level, "session ended", logkey.Event, logkey.EventDisconnect, "state", s.state.String(),
 			logkey.Duration, time.Since(start).Round(time.Millisecond))
 	}()
 
@@ -178,6 +185,12 @@ var sequenced = map[string]bool{"USER": true, "PASS": true, "DATA": true}
 func (s *session) handle(ctx context.Context, line []byte) reply {
 	if s.state == stateStart && s.user == "" && looksLikeTLS(line) {
 		s.log.Warn("TLS handshake on the plain port", logkey.Event, logkey.EventWrongProtocol)
+		return reply{close: true, code: 0}
+	}
+	if s.state == stateStart && s.user == "" && bytes.HasPrefix(line, []byte("PROXY ")) {
+		// A PROXY protocol header the daemon did not take: the client
+		// is not a balancer in proxy_protocol_from.
+		s.log.Warn("PROXY protocol header from an address not in proxy_protocol_from, closed", logkey.Event, logkey.EventProxyRefused)
 		return reply{close: true, code: 0}
 	}
 	cmd := parseCommand(line)

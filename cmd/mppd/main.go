@@ -215,6 +215,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if set.hasTLS() {
 		d.tlsConfig = tlsConfig
 	}
+	if cfg.ProxyProtocol() {
+		d.proxyFrom = cfg.ProxyFrom
+	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		d.notify = sdNotify
 	}

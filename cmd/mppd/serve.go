@@ -46,6 +46,10 @@ type daemon struct {
 	// there are none): the daemon accepts raw TCP on them and does the
 	// handshake off the accept goroutine.
 	tlsConfig func() *tls.Config
+	// proxyFrom, when set, reports whether a peer is a load balancer
+	// whose connections start with a PROXY protocol header
+	// (proxy_protocol_from; proxy.go).
+	proxyFrom func(netip.Addr) bool
 	// admit, when set, reports whether a client may start a session at
 	// all: false while the throttle blocks its address or network
 	// (internal/throttle, Throttle.Admit).
@@ -267,6 +271,10 @@ const (
 // goroutine (sessionFunc).
 func (d *daemon) start(ctx context.Context, raw net.Conn, useTLS bool) {
 	ip := remoteIP(raw)
+	if d.proxyFrom != nil && ip.IsValid() && d.proxyFrom(ip) {
+		d.startProxied(ctx, raw, ip, useTLS)
+		return
+	}
 	d.mu.Lock()
 	reason := d.capReason(ip)
 	if reason != "" {
@@ -285,6 +293,9 @@ func (d *daemon) start(ctx context.Context, raw net.Conn, useTLS bool) {
 	go func() {
 		defer d.wg.Done()
 		defer d.release(sc, ip)
+		if d.refuseForgedProxy(raw, ip) {
+			return
+		}
 		if useTLS {
 			sc.setConn(tls.Server(raw, d.tlsConfig()))
 		}
@@ -296,9 +307,15 @@ func (d *daemon) start(ctx context.Context, raw net.Conn, useTLS bool) {
 // the total cap, the per-client cap, the per-network cap (trusted
 // networks are exempt from both), or the throttle. d.mu is held.
 func (d *daemon) capReason(ip netip.Addr) string {
-	switch {
-	case len(d.sessions) >= d.maxSessions:
+	if len(d.sessions) >= d.maxSessions {
 		return "max-sessions"
+	}
+	return d.clientCapReason(ip)
+}
+
+// clientCapReason is capReason without the total cap. d.mu is held.
+func (d *daemon) clientCapReason(ip netip.Addr) string {
+	switch {
 	case !ip.IsValid():
 		return ""
 	case d.perIP[ip] >= d.maxPerClient && !d.trusted(ip):
@@ -341,10 +358,7 @@ func (d *daemon) networkOf(ip netip.Addr) netip.Prefix {
 func (d *daemon) refuseConn(conn net.Conn, ip netip.Addr, useTLS bool, reason string, total, fromIP int) {
 	d.metrics.Throttled(reason)
 	d.log.Warn("session refused", logkey.Client, ipString(ip), "reason", reason, "sessions", total, "client_sessions", fromIP)
-	why := "Too many sessions, try again later"
-	if reason == "throttled" {
-		why = "Too many failed logins, try again later"
-	}
+	why := refusalText(reason)
 	if !useTLS {
 		// The deadline only guards against a pathological peer.
 		_ = conn.SetDeadline(time.Now().Add(time.Second))
@@ -365,6 +379,14 @@ func (d *daemon) refuseConn(conn net.Conn, ip netip.Addr, useTLS bool, reason st
 		_ = conn.SetDeadline(time.Now().Add(refusalTimeout))
 		d.refuse(tls.Server(conn, d.tlsConfig()), why)
 	}()
+}
+
+// refusalText is the 451 text for a refusal's reason.
+func refusalText(reason string) string {
+	if reason == "throttled" {
+		return "Too many failed logins, try again later"
+	}
+	return "Too many sessions, try again later"
 }
 
 // release forgets a finished session from ip (the zero Addr: none).
@@ -402,7 +424,16 @@ type sessionConn struct {
 	reading int  // Reads under way
 	writing int  // Writes under way
 	isCut   bool // the drain timeout has passed
+
+	// healthCheck marks a load balancer's own connection (PROXY
+	// LOCAL), set before the session starts.
+	healthCheck bool
 }
+
+// HealthCheck tells the engine to log the session's start and end at
+// debug level: a balancer's health checks, every few seconds, would
+// otherwise fill the log.
+func (c *sessionConn) HealthCheck() bool { return c.healthCheck }
 
 // Read fails at once with a timeout once the connection is cut; the engine
 // treats a timeout during shutdown as the shutdown (451, then close).

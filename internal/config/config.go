@@ -67,6 +67,11 @@ type Config struct {
 	// TrustedNetworks are CIDR prefixes exempt from the per-client and
 	// per-network session caps.
 	TrustedNetworks []string `toml:"trusted_networks"`
+	// ProxyProtocolFrom are the CIDR prefixes of load balancers that
+	// send a PROXY protocol header (v1 or v2) in front of each
+	// connection; from them the header is required, and its address is
+	// the client's. Empty (the default): no header is accepted.
+	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
 
 	Log      Log      `toml:"log"`
 	Session  Session  `toml:"session"`
@@ -86,6 +91,7 @@ type Config struct {
 	lines map[string]int
 
 	trusted     []netip.Prefix
+	proxyFrom   []netip.Prefix
 	userPattern *regexp.Regexp
 	level       slog.Level
 }
@@ -171,6 +177,7 @@ func Default() *Config {
 		MaxSessions:          10000,
 		MaxSessionsPerClient: 50,
 		TrustedNetworks:      []string{"127.0.0.0/8", "::1/128"},
+		ProxyProtocolFrom:    []string{},
 		Log:                  Log{Level: "info", Format: "text"},
 		Session: Session{
 			// RFC 5321 §4.5.3.1.4 uses 512 for SMTP commands; 1000,

@@ -151,6 +151,7 @@ func TestLoadErrors(t *testing.T) {
 		{"listen port", "listen = [\"127.0.0.1:99999\"]\n", []string{"FILE:1: listen:", "port"}},
 		{"no listen", "listen = []\n", []string{"FILE:1: listen: no address"}},
 		{"bad network", "trusted_networks = [\"10.0.0.1\"]\n", []string{"FILE:1: trusted_networks:", "CIDR"}},
+		{"bad proxy network", "proxy_protocol_from = [\"lb.example\"]\n", []string{"FILE:1: proxy_protocol_from:", "CIDR"}},
 		{"max_sessions zero", "max_sessions = 0\n", []string{"FILE:1: max_sessions: 0 is out of range"}},
 		{"max_line too small", "[session]\nmax_line = 100\n", []string{"FILE:2: session.max_line: 100 is out of range"}},
 		{"session shorter than idle", "[session]\nidle_timeout = \"10m\"\nsession_timeout = \"5m\"\n", []string{"FILE:3: session.session_timeout:"}},
@@ -346,5 +347,28 @@ func TestSessionsPerNetwork(t *testing.T) {
 	c.MaxSessionsPerNetwork = 5
 	if got := c.SessionsPerNetwork(); got != 5 {
 		t.Errorf("set: %d, want 5", got)
+	}
+}
+
+// TestProxyFrom: proxy_protocol_from is off by default and matches the
+// listed networks, IPv4-mapped addresses included.
+func TestProxyFrom(t *testing.T) {
+	c := Default()
+	if c.ProxyProtocol() || c.ProxyFrom(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("PROXY protocol on by default")
+	}
+	path := filepath.Join(t.TempDir(), "mppd.toml")
+	doc := "proxy_protocol_from = [\"10.0.0.0/24\", \"2001:db8::1/128\"]\n" + backends
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ip, want := range map[string]bool{"10.0.0.9": true, "::ffff:10.0.0.9": true, "10.0.1.9": false, "2001:db8::1": true, "2001:db8::2": false} {
+		if got := c.ProxyFrom(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("ProxyFrom(%s) = %v, want %v", ip, got, want)
+		}
 	}
 }

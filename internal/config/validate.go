@@ -117,6 +117,15 @@ func (c *Config) validate(lines map[string]int) error {
 		}
 		c.trusted = append(c.trusted, p.Masked())
 	}
+	c.proxyFrom = nil
+	for _, n := range c.ProxyProtocolFrom {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			v.fail("proxy_protocol_from", "%q is not a network in CIDR form (like \"192.0.2.10/32\" or \"2001:db8::/64\")", n)
+			continue
+		}
+		c.proxyFrom = append(c.proxyFrom, p.Masked())
+	}
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if err := c.level.UnmarshalText([]byte(c.Log.Level)); err != nil {

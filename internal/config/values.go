@@ -25,6 +25,21 @@ func (c *Config) Trusted(ip netip.Addr) bool {
 	return false
 }
 
+// ProxyFrom reports whether a peer address is in proxy_protocol_from: a
+// load balancer whose connections start with a PROXY protocol header.
+func (c *Config) ProxyFrom(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range c.proxyFrom {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ProxyProtocol reports whether proxy_protocol_from lists any network.
+func (c *Config) ProxyProtocol() bool { return len(c.proxyFrom) > 0 }
+
 // SessionsPerNetwork is the effective max_sessions_per_network: the
 // setting, or 4 × max_sessions_per_client when it is 0, so that one host
 // holding a whole network (an IPv6 /64) gets a few clients' worth of
@@ -54,6 +69,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("max_sessions_per_client", c.MaxSessionsPerClient),
 		slog.Int("max_sessions_per_network", c.SessionsPerNetwork()),
 		slog.Any("trusted_networks", c.TrustedNetworks),
+		slog.Any("proxy_protocol_from", c.ProxyProtocolFrom),
 		slog.Group("session",
 			slog.Int("max_line", s.MaxLine),
 			slog.Duration("idle_timeout", s.IdleTimeout.D()),

@@ -60,6 +60,7 @@ const (
 	EventTLSFailed      = "tls-failed"      // a TLS handshake failed
 	EventTLSReload      = "tls-reload"      // the certificate (re)loaded, or not
 	EventTLSInvalidTime = "tls-cert-invalid-time"
-	EventReload         = "reload"       // SIGHUP with nothing to reload
-	EventExitOnIdle     = "exit-on-idle" // no session for a while, exiting
+	EventReload         = "reload"        // SIGHUP with nothing to reload
+	EventExitOnIdle     = "exit-on-idle"  // no session for a while, exiting
+	EventProxyRefused   = "proxy-refused" // a PROXY protocol header missing, invalid or not allowed
 )
