@@ -136,11 +136,14 @@ fuzz:
 
 # The Go benchmarks, then test/bench.sh: `mpp bench` against a local mppd
 # with the development backends (and, as root after setup, the floor of PAM
-# + Postfix next to mppd with them). BENCH_SECONDS sets each load run.
+# + Postfix next to mppd with them), then test/bench-balancer.sh: HAProxy
+# in front of two mppd against one mppd directly. BENCH_SECONDS sets each
+# load run.
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...
 	$(GO) build -tags '$(TAGS)' -o bin/ ./test/benchfloor
 	test/bench.sh bin
+	test/bench-balancer.sh bin
 
 cover:
 	$(GO) test -coverprofile=coverage.out ./...
