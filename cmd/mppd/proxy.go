@@ -32,8 +32,7 @@ func (c *proxiedConn) LocalAddr() net.Addr  { return c.local }
 
 // startProxied runs a session for a connection from a load balancer in
 // proxy_protocol_from (peer). Only the total cap applies before the
-// header, so that a full server does not hold the balancer's connection
-// open; the header is read in the session's goroutine (within
+// header (refuseProxied); the header is read in the session's goroutine (within
 // proxyHeaderTimeout), and the client it names is then held to the
 // per-client and per-network caps and the throttle like any other.
 func (d *daemon) startProxied(ctx context.Context, raw net.Conn, peer netip.Addr, useTLS bool) {
@@ -41,9 +40,7 @@ func (d *daemon) startProxied(ctx context.Context, raw net.Conn, peer netip.Addr
 	if len(d.sessions) >= d.maxSessions {
 		total := len(d.sessions)
 		d.mu.Unlock()
-		d.metrics.Throttled("max-sessions")
-		d.log.Warn("session refused", logkey.Client, ipString(peer), "reason", "max-sessions", "sessions", total, "proxy", true)
-		raw.Close()
+		d.refuseProxied(raw, peer, useTLS, total)
 		return
 	}
 	sc := &sessionConn{Conn: raw}
@@ -85,6 +82,36 @@ func (d *daemon) startProxied(ctx context.Context, raw net.Conn, peer netip.Addr
 		}
 		sc.setConn(conn)
 		d.serve(ctx, sc)
+	}()
+}
+
+// refuseProxied answers 451 to a balancer's connection that arrives at
+// the total cap: after its header (so that the client's address is
+// logged, and TLS starts where the client expects it), in one of the
+// bounded refusal goroutines; beyond them it is closed without a reply.
+func (d *daemon) refuseProxied(raw net.Conn, peer netip.Addr, useTLS bool, total int) {
+	d.metrics.Throttled("max-sessions")
+	select {
+	case d.refusing <- struct{}{}:
+	default:
+		d.log.Warn("session refused", logkey.Client, ipString(peer), "reason", "max-sessions", "sessions", total, "proxy", true)
+		raw.Close()
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() { <-d.refusing }()
+		conn, client, _, ok := d.readProxyHeader(raw, peer)
+		if !ok {
+			return
+		}
+		d.log.Warn("session refused", logkey.Client, ipString(client), "reason", "max-sessions", "sessions", total, "proxy", true)
+		_ = conn.SetDeadline(time.Now().Add(refusalTimeout))
+		if useTLS {
+			conn = tls.Server(conn, d.tlsConfig())
+		}
+		d.refuse(conn, refusalText("max-sessions"))
 	}()
 }
 

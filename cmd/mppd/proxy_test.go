@@ -135,3 +135,15 @@ func TestProxyHeaderTimeout(t *testing.T) {
 		t.Errorf("closed after %v", took)
 	}
 }
+
+// TestProxyTotalCap: a balancer's connection at the total cap gets 451
+// after its header is read.
+func TestProxyTotalCap(t *testing.T) {
+	addr := proxyDaemon(t, 1)
+	if got := proxyGreeting(t, addr, "127.0.0.1", hdr(2, "198.51.100.7:40000")); !strings.HasPrefix(got, "220 ") {
+		t.Fatalf("first session: %q", got)
+	}
+	if got := proxyGreeting(t, addr, "127.0.0.1", hdr(2, "198.51.100.8:40000")); got != "451 Too many sessions, try again later" {
+		t.Fatalf("at the total cap: %q", got)
+	}
+}
