@@ -498,3 +498,37 @@ func TestSIGTERMWhileSendmailRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketActivationProxyProtocol: proxy_protocol_from applies to the
+// sockets systemd passes as to the configured ones: a PROXY header from
+// 127.0.0.1 names the client, and a connection from it without one is
+// closed without a greeting.
+func TestSocketActivationProxyProtocol(t *testing.T) {
+	act := needActivator(t)
+	extra, root := devBackends(t, alice)
+	held, err := net.Listen("tcp", testharness.AnyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cfg := testharness.WriteConfig(t, fmt.Sprintf("listen = [%q]\nproxy_protocol_from = [\"127.0.0.1/32\"]\n", held.Addr().String()), extra)
+	files, addrs := activatorSockets(t, 1)
+	m := spawnActivated(t, act, files, "--fdname=mpp", testharness.Binary(), "--config", cfg)
+	m.UseAddr(addrs[0])
+	m.WaitLog("Listening on " + addrs[0])
+
+	c := testharness.Dial(t, addrs[0], "127.0.0.1")
+	c.Send("PROXY TCP4 198.51.100.7 192.0.2.1 40000 218\r\n")
+	c.Expect(220)
+	c.Login(alice.name, alice.password)
+	c.Post("To: bob@example.test\nSubject: activated-proxied\n\nx\n", 250)
+	h, _ := headerBody(t, waitDelivered(t, root, "bob@example.test", 1)[0])
+	if !strings.Contains(h, "Received: from [198.51.100.7]") {
+		t.Errorf("Received: does not name the header's client:\n%s", h)
+	}
+
+	bare := testharness.Dial(t, addrs[0], "127.0.0.1")
+	bare.Send("USER alice\r\n")
+	bare.ExpectClosed()
+	m.WaitLog("event=proxy-refused client=127.0.0.1")
+}
