@@ -266,7 +266,7 @@ const (
 // the throttle blocks its client. It runs in the accept goroutine and
 // never waits on the client: a refusal on a plain connection is one write
 // to a fresh socket, whose send buffer takes it at once; a refusal on an
-// mpps connection needs a handshake, done by refuseTLS in a goroutine of
+// mpps connection needs a handshake, done by refuseConn in a goroutine of
 // its own. The TLS handshake of a session is done by the session's
 // goroutine (sessionFunc).
 func (d *daemon) start(ctx context.Context, raw net.Conn, useTLS bool) {

@@ -61,7 +61,7 @@ func New(authnBackend string) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"result"}),
 		throttled: counterVec("mppd_throttled_total",
-			"Clients refused with 451 before a session started (max-sessions, max-sessions-per-client, max-sessions-per-network, throttled), or slowed down or refused by the engine for failed logins, by reason.",
+			"Clients refused before a session started (with 451: max-sessions, max-sessions-per-client, max-sessions-per-network, throttled; closed without a greeting: proxy-header), or slowed down or refused by the engine for failed logins, by reason.",
 			"reason"),
 		tlsHandshakes: counterVec("mppd_tls_handshakes_total",
 			"TLS handshakes on mpps listeners, by result (ok, failed).",
