@@ -59,7 +59,7 @@ backend mppd
     tcp-check expect rstring ^221
 `, listen)
 	for i, s := range servers {
-		fmt.Fprintf(&b, "    server mppd%d %s send-proxy-v2 check inter 300ms fall 1 rise 1\n", i, s)
+		fmt.Fprintf(&b, "    server mppd%d %s send-proxy-v2 check inter 300ms fall 3 rise 1\n", i, s)
 	}
 	return b.String()
 }
