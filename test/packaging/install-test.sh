@@ -182,6 +182,8 @@ step "deb: purge leaves nothing behind"
 in_root dpkg --purge mppd >>"$work/apt.log" 2>&1 || fail "dpkg --purge failed: $(tail -n 20 "$work/apt.log")"
 in_root dpkg-query -W mppd >/dev/null 2>&1 && in_root dpkg-query -W -f='${Status}\n' mppd | grep -qv 'not-installed' &&
   fail "mppd still known to dpkg: $(in_root dpkg-query -W -f='${Status}' mppd)"
+# What apt installed for mppd alone (procps) goes too.
+in_root apt-get autoremove --purge -y -q >>"$work/apt.log" 2>&1 || fail "apt-get autoremove failed: $(tail -n 20 "$work/apt.log")"
 rm -f "$root/tmp/mppd.deb"
 snapshot >"$work/after"
 # deb-systemd-helper keeps its (now empty) state directories: that is
