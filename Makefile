@@ -12,6 +12,7 @@
 #   make packages      dist/*.deb and dist/*.rpm (nfpm, from tools/go.mod)
 #   make lint-packages lintian, rpmlint, systemd-analyze on the packages
 #   sudo make install-test  the .deb installed into a minimal Debian chroot
+#   sudo make boot-test     the .deb under systemd as PID 1 in a booted Debian
 #
 # Nothing here needs more than GNU make and Go.
 
@@ -46,7 +47,7 @@ FUZZTIME ?= 30s
 INTEGRATION_TAGS = pam integration
 
 .PHONY: all build run check lint-man unit race setup integration test fuzz bench cover install clean \
-	packages lint-packages install-test
+	packages lint-packages install-test boot-test
 
 all: build
 
@@ -126,6 +127,7 @@ test:
 	$(MAKE) --no-print-directory packages
 	$(MAKE) --no-print-directory lint-packages
 	$(MAKE) --no-print-directory install-test
+	$(MAKE) --no-print-directory boot-test
 	@echo "== make test: all passed"
 
 # Each fuzz target, found with `go test -list`, for FUZZTIME. A failing
@@ -150,7 +152,7 @@ cover:
 	$(GO) tool cover -func=coverage.out | tail -1
 
 # Binaries, the man pages in man/, and the sample config (never over an
-# existing one).
+# existing one), mode 0644 like the packages' (it holds no secret).
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/mppd
 	install -m 0755 bin/mpp $(DESTDIR)$(BINDIR)/mpp
@@ -162,7 +164,7 @@ install: build
 		install -m 0644 $$page $(DESTDIR)$(MANDIR)/man$$sect/; \
 	done
 	test -e $(DESTDIR)$(SYSCONFDIR)/mppd/mppd.toml || \
-		install -m 0640 packaging/mppd.toml $(DESTDIR)$(SYSCONFDIR)/mppd/mppd.toml
+		install -m 0644 packaging/mppd.toml $(DESTDIR)$(SYSCONFDIR)/mppd/mppd.toml
 
 # --- Packages ------------------------------------------------------------
 # .deb and .rpm from the tree, by nfpm (pinned in tools/go.mod's tool
@@ -215,6 +217,16 @@ lint-packages:
 install-test:
 	$(require_root)
 	test/packaging/install-test.sh $(PKG_SUITE) dist/*.deb dist/*.rpm
+
+# Boots a Debian (systemd-nspawn, systemd as PID 1, private network; the
+# bootable root cached next to the install test's base) and, inside it,
+# installs the .deb and Postfix with apt and runs what an administrator
+# does: activation, posting through PAM and sendmail, reload, stop and
+# upgrade during DATA, the procedures of mppd(8) ADMINISTRATION, remove and
+# purge. About two minutes with the root cached.
+boot-test:
+	$(require_root)
+	test/packaging/boot-test.sh $(PKG_SUITE) dist/*.deb
 
 clean:
 	rm -rf bin dist coverage.out coverage.html
