@@ -43,6 +43,9 @@ type Backend struct {
 	// close after the process has exited or been killed: a grandchild that
 	// inherited them cannot hang a session. Tests shorten it.
 	waitDelay time.Duration
+	// spoolDirs are checked before each run (readOnlySpool); tests
+	// change them.
+	spoolDirs []string
 	// noCredential runs the child as this process's own user without
 	// touching credentials; only tests that run without root set it.
 	noCredential bool
@@ -80,7 +83,7 @@ func New(cfg config.Sendmail, log *slog.Logger) (*Backend, error) {
 	} else if os.Geteuid() == 0 {
 		return nil, errors.New("delivery.sendmail.switch_user: false is not allowed while mppd runs as root: every message would be submitted as root")
 	}
-	b := &Backend{cfg: cfg, log: log, lookup: lookupNSS, waitDelay: defaultWaitDelay}
+	b := &Backend{cfg: cfg, log: log, lookup: lookupNSS, waitDelay: defaultWaitDelay, spoolDirs: spoolDirs}
 	if cfg.FallbackAccount != "" {
 		acct, err := b.lookup(cfg.FallbackAccount)
 		if err != nil {
@@ -143,6 +146,11 @@ func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 	}
 	log = log.With("account", acct.Name, "uid", acct.UID)
 
+	if dir := readOnlySpool(b.spoolDirs); dir != "" {
+		err := delivery.Temporary("spool-read-only", fmt.Errorf("the MTA's queue directory %s is read-only to mppd: it did not exist when mppd started (an MTA installed since); restart mppd (systemctl restart mppd)", dir))
+		log.Error("cannot submit: restart mppd", "reason", "spool-read-only", "dir", dir, "err", err)
+		return err
+	}
 	stdin, cleanup, err := stageStdin(msg)
 	if err != nil {
 		err = delivery.Temporary("staging", err)

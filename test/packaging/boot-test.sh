@@ -278,19 +278,36 @@ in_c useradd -m -u 1001 -s /bin/bash alice
 in_c useradd -r -m -u 990 -d /var/lib/svcacct -s /bin/bash svcacct
 printf 'alice:alice-Pw-1\nsvcacct:svc-Pw-1\nroot:root-Pw-1\n' | in_c chpasswd || fail "chpasswd failed"
 
-step postfix "Postfix installed with apt inside the system (local only, Maildir), mppd restarted"
+step no-mta "a post before any MTA is installed: 451 at once"
+start=$(date +%s)
+out=$(post alice alice-Pw-1 "no mta") && fail "a post without an MTA got 250: $out"
+grep -q ' 451 ' <<<"$out" || fail "a post without an MTA: $out"
+[ $(($(date +%s) - start)) -le 10 ] || fail "the 451 took $(($(date +%s) - start)) s"
+state_is mppd.service active || fail "mppd.service is $(prop mppd.service ActiveState) after a connection"
+say "$out"
+
+step postfix "Postfix installed with apt while mppd runs: 451 at once and a restart asked for; then served"
 in_c apt-get install -y -q --no-install-recommends postfix >>"$work/apt.log" 2>&1 ||
   fail "apt-get install postfix failed: $(tail -n 20 "$work/apt.log")"
 in_c postconf -e home_mailbox=Maildir/ || fail "postconf failed"
 in_c systemctl restart postfix || fail "postfix does not restart"
 wait_for 20 "postfix running" in_c sh -c 'systemctl is-active postfix@-.service'
 say "postfix $(in_c dpkg-query -W -f='${Version}' postfix), mailname $(in_c cat /etc/mailname)"
+# mppd started before /var/spool/postfix/maildrop existed, so its sandbox
+# has it read-only: postdrop would retry until the sendmail timeout.
+mark_journal
+start=$(date +%s)
+out=$(post alice alice-Pw-1 "mta installed while running") && fail "got 250 with the maildrop read-only in the sandbox: $out"
+grep -q ' 451 ' <<<"$out" || fail "post with a read-only maildrop: $out"
+[ $(($(date +%s) - start)) -le 10 ] || fail "the 451 took $(($(date +%s) - start)) s (the sendmail timeout?)"
+journal_has mppd.service 3 'restart mppd' || fail "no error in the journal asking for a restart: $(in_c journalctl --no-pager -o cat -u mppd.service --since "@$mark" | tail -n 5)"
+say "451 in $(($(date +%s) - start)) s; journal: $(in_c journalctl --no-pager -o cat -u mppd.service -p err --since "@$mark" | grep -m1 -o 'msg="[^"]*"')"
+in_c systemctl restart mppd.service || fail "systemctl restart mppd failed"
 
 # ------------------------------------------------------------- posting
 step post "a post as alice: PAM through /etc/pam.d/mppd, sendmail as alice under the sandbox"
 mark_journal
 out=$(post alice alice-Pw-1 "first post") || fail "mpp send as alice failed: $out"
-state_is mppd.service active || fail "mppd.service is $(prop mppd.service ActiveState) after a connection"
 wait_delivered "first post"
 msg=$(in_c sh -c 'cat "$(grep -lx "Subject: first post" /home/alice/Maildir/new/*)"')
 grep -q 'from userid 1001)' <<<"$msg" || fail "Postfix did not get the message from uid 1001:
