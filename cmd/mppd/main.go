@@ -8,11 +8,13 @@
 //
 // Exit status: 0 after a clean shutdown (SIGTERM or SIGINT, or an exit on
 // idle) or a successful check; 1 when serving fails at run time (a listen
-// address cannot be bound); 2 for a bad command line, a bad config file,
-// a backend that cannot be built from it, a TLS certificate that does not
-// load at start, or sockets passed by systemd that the config does not
-// name. Status 2 is a mistake a restart cannot fix, so the systemd unit
-// lists it in RestartPreventExitStatus=.
+// address cannot be bound); 78 (EX_CONFIG, sysexits.h) for a bad command
+// line, a bad config file, a backend that cannot be built from it, a TLS
+// certificate that does not load at start, or sockets passed by systemd
+// that the config does not name. Status 78 is a mistake a restart cannot
+// fix, so the systemd unit lists it in RestartPreventExitStatus=. It is not
+// 2: that is how the Go runtime ends a crash or a SIGABRT (the watchdog's
+// signal), which a restart should follow.
 //
 // main only wires: flags, config, logger, backends, listeners; the accept
 // loop is in serve.go, socket activation in sockets.go, sd_notify in
@@ -52,8 +54,8 @@ var version = "devel"
 // Exit statuses, documented in mppd(8).
 const (
 	exitOK      = 0
-	exitFailure = 1 // run-time failure: cannot listen
-	exitConfig  = 2 // bad usage, config or backend: do not restart
+	exitFailure = 1  // run-time failure: cannot listen
+	exitConfig  = 78 // EX_CONFIG: bad usage, config or backend: do not restart
 )
 
 func main() {
@@ -95,7 +97,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	cfg, err := config.Load(*configPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "mppd: %v\n", err)
+		startupError(stderr, err)
 		return exitConfig
 	}
 	log := newLogger(cfg, stderr)
@@ -113,12 +115,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Their errors name the file and, where they can, the line.
 	auth, err := buildAuthenticator(cfg, log.With("component", "authn"))
 	if err != nil {
-		fmt.Fprintf(stderr, "mppd: %v\n", err)
+		startupError(stderr, err)
 		return exitConfig
 	}
 	deliv, err := buildDeliverer(cfg, log.With("component", "delivery"))
 	if err != nil {
-		fmt.Fprintf(stderr, "mppd: %v\n", err)
+		startupError(stderr, err)
 		return exitConfig
 	}
 	if *check {
@@ -431,6 +433,23 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(newJournalHandler(newHandler, w))
 	}
 	return slog.New(newHandler(w))
+}
+
+// startupError reports an error that stops mppd before it serves, as one
+// line on stderr. When stderr is the journal the line carries the err
+// priority ("<3>", sd-daemon(3)); without it journald files the line as
+// info, and `journalctl -p warning -u mppd` would not show why mppd does
+// not start.
+func startupError(w io.Writer, err error) {
+	io.WriteString(w, startupErrorLine(err, w == io.Writer(os.Stderr) && underJournal()))
+}
+
+func startupErrorLine(err error, journal bool) string {
+	prefix := ""
+	if journal {
+		prefix = syslogPrefix(slog.LevelError)
+	}
+	return fmt.Sprintf("%smppd: %v\n", prefix, err)
 }
 
 // disableCoreDumps sets this process's core-file limit to 0, soft and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -132,5 +133,48 @@ root = "maildir"
 	line := strings.TrimSpace(string(b))
 	if !strings.HasPrefix(line, "bob:$argon2id$") || !strings.HasSuffix(line, ":bob@example.test,b@example.test") {
 		t.Errorf("password file line %q", line)
+	}
+}
+
+// The configuration exit status is the one the packaged unit does not
+// restart on, and not 2, the Go runtime's status for a crash or a SIGABRT
+// (systemd's watchdog signal): a watchdog timeout must restart mppd.
+func TestExitConfigMatchesTheUnit(t *testing.T) {
+	if exitConfig == 2 || exitConfig == exitFailure || exitConfig == exitOK {
+		t.Fatalf("exitConfig = %d collides with another status", exitConfig)
+	}
+	for _, unit := range []string{"mppd.service", "mppd@.service"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prevent []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "RestartPreventExitStatus="); ok {
+				prevent = append(prevent, strings.Fields(v)...)
+			}
+		}
+		if unit == "mppd@.service" {
+			// One process per connection is never restarted.
+			if prevent != nil || strings.Contains(string(b), "\nRestart=") {
+				t.Errorf("%s: restarts or lists RestartPreventExitStatus=%v", unit, prevent)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(prevent, []string{"78"}) {
+			t.Errorf("%s: RestartPreventExitStatus=%v, want [78] (exitConfig %d)", unit, prevent, exitConfig)
+		}
+	}
+}
+
+// A start-up error goes to the journal at priority err (3), so that
+// `journalctl -p warning -u mppd` shows it; elsewhere it is a plain line.
+func TestStartupErrorLine(t *testing.T) {
+	err := errors.New("/etc/mppd/mppd.toml:1: hostnme: unknown key")
+	if got, want := startupErrorLine(err, true), "<3>mppd: /etc/mppd/mppd.toml:1: hostnme: unknown key\n"; got != want {
+		t.Errorf("under the journal: %q, want %q", got, want)
+	}
+	if got, want := startupErrorLine(err, false), "mppd: /etc/mppd/mppd.toml:1: hostnme: unknown key\n"; got != want {
+		t.Errorf("on a terminal: %q, want %q", got, want)
 	}
 }

@@ -199,7 +199,7 @@ func TestInetdFlag(t *testing.T) {
 }
 
 // TestInetdRefusesListener: --inetd given a listening socket (a unit
-// without Accept=yes) refuses with status 2 and says so, instead of
+// without Accept=yes) refuses with status 78 and says so, instead of
 // serving a "connection" that fails at the first write and exiting 0
 // (which systemd would start again at once, for every queued client).
 func TestInetdRefusesListener(t *testing.T) {

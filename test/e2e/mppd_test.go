@@ -214,7 +214,7 @@ func TestTotalCap(t *testing.T) {
 	}
 }
 
-// TestBadConfig: a broken config file stops mppd with exit status 2 and a
+// TestBadConfig: a broken config file stops mppd with exit status 78 and a
 // message naming the file, the line and the key, and nothing is served.
 func TestBadConfig(t *testing.T) {
 	// Load fails before any backend is built, so the backends' files
@@ -240,8 +240,8 @@ func TestBadConfig(t *testing.T) {
 			}
 			for _, args := range [][]string{{"--config", path}, {"--check-config", "--config", path}} {
 				out, code := testharness.Run(t, "", args...)
-				if code != 2 {
-					t.Errorf("mppd %v: exit status %d, want 2; output:\n%s", args, code, out)
+				if code != 78 {
+					t.Errorf("mppd %v: exit status %d, want 78; output:\n%s", args, code, out)
 				}
 				if want := path + tc.want; !strings.Contains(out, want) {
 					t.Errorf("mppd %v: output\n%s\ndoes not contain %q", args, out, want)
@@ -292,7 +292,7 @@ func TestCheckConfigPackaged(t *testing.T) {
 	out, code := testharness.Run(t, "", "--check-config", "--config", path)
 	switch {
 	case code == 0 && strings.Contains(out, "config OK"):
-	case code == 2 && backendBuildError.MatchString(out) && strings.HasPrefix(out, "mppd: "+path+":"):
+	case code == 78 && backendBuildError.MatchString(out) && strings.HasPrefix(out, "mppd: "+path+":"):
 		t.Logf("config loads; a backend cannot be built on this machine: %s", strings.TrimSpace(out))
 	default:
 		t.Errorf("exit status %d, output:\n%s", code, out)
@@ -307,10 +307,10 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// TestUsageError: an unknown flag is exit status 2 with the usage.
+// TestUsageError: an unknown flag is exit status 78 with the usage.
 func TestUsageError(t *testing.T) {
 	out, code := testharness.Run(t, "", "--no-such-flag")
-	if code != 2 || !strings.Contains(out, "usage: mppd") {
+	if code != 78 || !strings.Contains(out, "usage: mppd") {
 		t.Errorf("exit status %d, output:\n%s", code, out)
 	}
 }

@@ -188,7 +188,7 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 
 // TestSocketActivationRefusals: a passed socket whose name the config does
 // not know, and a connection passed where a listener belongs (Accept=yes
-// without --inetd), stop mppd with status 2 and a message naming the
+// without --inetd), stop mppd with status 78 and a message naming the
 // problem.
 func TestSocketActivationRefusals(t *testing.T) {
 	act := needActivator(t)
@@ -218,14 +218,14 @@ func TestSocketActivationRefusals(t *testing.T) {
 			}
 			m.WaitLog(tc.want)
 			if !strings.Contains(tc.name, "connection") {
-				if code := m.WaitExit(testharness.StopTimeout); code != 2 {
-					t.Errorf("exit status %d, want 2", code)
+				if code := m.WaitExit(testharness.StopTimeout); code != 78 {
+					t.Errorf("exit status %d, want 78", code)
 				}
 				return
 			}
 			// With --accept the activator itself runs on and reports
 			// its child's status.
-			m.WaitLog("died with code 2")
+			m.WaitLog("died with code 78")
 		})
 	}
 }

@@ -109,7 +109,7 @@ func TestTLSListenerAndReload(t *testing.T) {
 }
 
 // TestTLSBadCertificateAtStart: a certificate that does not load stops
-// mppd at start with status 2, naming the file.
+// mppd at start with status 78, naming the file.
 func TestTLSBadCertificateAtStart(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.pem")
@@ -117,7 +117,7 @@ func TestTLSBadCertificateAtStart(t *testing.T) {
 	extra, _ := devBackends(t)
 	path := testharness.WriteConfig(t, tlsConfigTOML(testharness.AnyPort, bad, bad)+extra)
 	out, code := testharness.Run(t, "", "--config", path)
-	if code != 2 || !strings.Contains(out, "cannot load the TLS certificate") || !strings.Contains(out, bad) {
+	if code != 78 || !strings.Contains(out, "cannot load the TLS certificate") || !strings.Contains(out, bad) {
 		t.Errorf("status %d, output:\n%s", code, out)
 	}
 }

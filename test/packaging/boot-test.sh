@@ -350,6 +350,25 @@ state_is mppd.service active || fail "mppd is $(prop mppd.service ActiveState) a
 [ "$(prop mppd.service MainPID)" = "$mainpid" ] || fail "reload restarted mppd"
 say "same MainPID $mainpid, active"
 
+step watchdog "a hung mppd (SIGSTOP) is aborted by the watchdog and restarted"
+# WatchdogSec=60s would make this step a minute long: a runtime drop-in
+# shortens it for this step only.
+in_c sh -c 'mkdir -p /run/systemd/system/mppd.service.d && printf "[Service]\nWatchdogSec=3s\n" >/run/systemd/system/mppd.service.d/watchdog.conf'
+in_c systemctl daemon-reload
+in_c systemctl restart mppd.service || fail "mppd does not start with WatchdogSec=3s"
+hung=$(prop mppd.service MainPID)
+restarts=$(prop mppd.service NRestarts)
+restarted() { [ "$(prop mppd.service NRestarts)" -gt "$restarts" ] && state_is mppd.service active; }
+in_c kill -STOP "$hung"
+wait_for 30 "mppd restarted after the watchdog timeout (now $(prop mppd.service ActiveState), result $(prop mppd.service Result), NRestarts $(prop mppd.service NRestarts))" restarted
+[ "$(prop mppd.service MainPID)" != "$hung" ] || fail "the same mppd still runs"
+in_c journalctl --no-pager -o cat -u mppd.service -n 50 | grep -q 'Watchdog timeout' || fail "no watchdog timeout in the journal"
+in_c rm -r /run/systemd/system/mppd.service.d
+in_c systemctl daemon-reload
+in_c systemctl restart mppd.service
+out=$(post alice alice-Pw-1 "after watchdog") || fail "post after the watchdog restart failed: $out"
+say "watchdog timeout, then restarted (NRestarts $(prop mppd.service NRestarts))"
+
 step stop-during-data "systemctl stop while a message is being received: 250, delivered"
 mpp_login stop 218 alice alice-Pw-1
 mpp_send stop DATA
@@ -391,7 +410,11 @@ sed -i '1i hostnme = "boottest.example.org"' "$root/etc/mppd/mppd.toml"
 out=$(in_c mppd --check-config 2>&1) && fail "mppd --check-config accepted an unknown key: $out"
 grep -q 'hostnme' <<<"$out" || fail "--check-config does not name the bad key: $out"
 say "--check-config: $out"
+mark_journal
 in_c systemctl restart mppd.service >/dev/null 2>&1 && fail "systemctl restart mppd with a typo succeeded"
+[ "$(prop mppd.service ExecMainStatus)" = 78 ] || fail "mppd exited $(prop mppd.service ExecMainStatus), not 78 (EX_CONFIG)"
+journal_has mppd.service 3 'hostnme: unknown key' || fail "journalctl -p err does not show why mppd did not start: $(in_c journalctl --no-pager -o cat -u mppd.service --since "@$mark" | tail -n 5)"
+say "exit status 78; the reason is in the journal at priority err"
 # Each connection starts mppd again; it fails each time, until systemd
 # stops the socket too.
 for _ in 1 2 3 4 5 6 7 8; do
