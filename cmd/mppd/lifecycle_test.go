@@ -133,6 +133,14 @@ func TestNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.wait(t, "STOPPING=1")
+	// The last message clears STATUS=, so that the stopped unit does not
+	// show a stale session count.
+	n.mu.Lock()
+	last := n.msgs[len(n.msgs)-1]
+	n.mu.Unlock()
+	if last != "STATUS=" {
+		t.Errorf("last notification %q, want an empty STATUS=", last)
+	}
 }
 
 // TestExitOnIdle: with exitOnIdle, run returns nil by itself once no

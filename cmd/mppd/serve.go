@@ -143,6 +143,9 @@ func (d *daemon) run(ctx context.Context, stopSignals func(), listeners []net.Li
 	defer func() {
 		stopSupervise()
 		<-supervised
+		// systemd shows the last STATUS= on the stopped unit too
+		// ("shutting down: 1 session"): clear it, last.
+		d.sendNotify("STATUS=")
 	}()
 
 	<-acceptCtx.Done()
