@@ -26,6 +26,35 @@ func (s *session) interrupt() {
 	}
 }
 
+// shutdownQuitWait is how long a session that finished a command while
+// the server began shutting down (a message received, delivered and
+// acknowledged during the drain) waits for the client's next command.
+const shutdownQuitWait = 2 * time.Second
+
+// lastWordAtShutdown is the reply that ends such a session. A client that
+// got its 250 usually says QUIT next, and gets 221 for it, as it would
+// any other time; anything else, or nothing within shutdownQuitWait, gets
+// 451.
+func (s *session) lastWordAtShutdown() reply {
+	s.mu.Lock()
+	s.readLimit = s.limit(time.Now().Add(shutdownQuitWait))
+	s.mu.Unlock()
+	if line, err := s.r.ReadSlice('\n'); err == nil {
+		line = line[:len(line)-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if cmd := parseCommand(line); cmd.verb == "QUIT" {
+			if r := s.cmdQuit(cmd); r.code == replyBye.code {
+				s.log.Info("closing for shutdown after QUIT", logkey.Event, logkey.EventShutdown, "state", s.state.String())
+				return r
+			}
+		}
+	}
+	s.log.Info("closing for shutdown", logkey.Event, logkey.EventShutdown, "state", s.state.String())
+	return replyLocal.with("Service shutting down, try again later.").closing()
+}
+
 // readFailed decides what to do when reading from the client failed.
 func (s *session) readFailed(err error, what string) (reply, bool) {
 	var ne net.Error
@@ -35,7 +64,11 @@ func (s *session) readFailed(err error, what string) (reply, bool) {
 		s.mu.Unlock()
 		switch {
 		case stopping:
-			s.log.Info("closing for shutdown", logkey.Event, logkey.EventShutdown, "state", s.state.String())
+			state := s.state.String()
+			if what == "text" {
+				state = "data" // cut in the middle of a message
+			}
+			s.log.Info("closing for shutdown", logkey.Event, logkey.EventShutdown, "state", state, "reading", what)
 			return replyLocal.with("Service shutting down, try again later.").closing(), true
 		case !time.Now().Before(s.deadline):
 			s.log.Info("session time limit reached", logkey.Event, logkey.EventTimeout, logkey.Reason, "session", "state", s.state.String(), "reading", what)

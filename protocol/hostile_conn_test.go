@@ -157,7 +157,27 @@ func TestShutdownIdle(t *testing.T) {
 }
 
 // Case 67: at shutdown a message being received is finished, delivered and
-// acknowledged, then the session closes with 451.
+// acknowledged; the client's QUIT then gets 221, as any other time.
+func TestShutdownDuringTextThenQuit(t *testing.T) {
+	ts := newTestServer(t, nil)
+	c := ts.dial()
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
+	c.Send(simpleMessage)
+	time.Sleep(50 * time.Millisecond)
+	ts.cancel()
+	time.Sleep(50 * time.Millisecond)
+	c.Send("more text\r\n.\r\n")
+	c.Expect(250)
+	c.Cmd("QUIT", 221)
+	c.ExpectClosed()
+	if len(ts.del.Messages()) != 1 {
+		t.Fatal("message lost at shutdown")
+	}
+}
+
+// Case 67, without the QUIT: after the 250 a client that says nothing (or
+// anything else) within a moment is told 451 and the session closes.
 func TestShutdownDuringText(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.login()

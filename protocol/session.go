@@ -150,8 +150,7 @@ func (s *session) run(ctx context.Context) {
 	}
 	for {
 		if ctx.Err() != nil {
-			s.log.Info("closing for shutdown", logkey.Event, logkey.EventShutdown, "state", s.state.String())
-			s.send(replyLocal.with("Service shutting down, try again later.").closing())
+			s.send(s.lastWordAtShutdown())
 			return
 		}
 		r, ok := s.next(ctx)
