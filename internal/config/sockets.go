@@ -40,6 +40,14 @@ type Systemd struct {
 	ExitOnIdle Duration `toml:"exit_on_idle"`
 }
 
+// MinExitOnIdle is the shortest systemd.exit_on_idle other than 0 (off).
+// systemd refuses a sixth start of a unit within ten seconds
+// (StartLimitBurst=5, StartLimitIntervalSec=10s) and then stops its
+// sockets too: an mppd exiting sooner than every 2.5 s under steady
+// traffic would lose port 218. At 5 s, idle exits take at most two of
+// those starts, leaving room for restarts.
+const MinExitOnIdle = 5 * time.Second
+
 // Metrics is the optional Prometheus endpoint.
 type Metrics struct {
 	// Listen is "IP:port" to serve /metrics on over HTTP; "" for none.
@@ -95,7 +103,9 @@ func (c *Config) validateSockets(v *validator, seen map[string]bool) {
 			names[n] = role.key
 		}
 	}
-	v.durRange("systemd.exit_on_idle", s.ExitOnIdle, 0, 24*time.Hour)
+	if s.ExitOnIdle != 0 {
+		v.durRange("systemd.exit_on_idle", s.ExitOnIdle, MinExitOnIdle, 24*time.Hour)
+	}
 
 	if a := c.Metrics.Listen; a != "" {
 		if err := checkListen(a); err != nil {

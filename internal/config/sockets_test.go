@@ -90,6 +90,7 @@ func TestSocketKeyErrors(t *testing.T) {
 		{"empty name", "[systemd]\nmpps_sockets = [\"\"]\n", ":2: systemd.mpps_sockets:"},
 		{"name in two roles", "[systemd]\nmpps_sockets = [\"mpp\"]\n", ":2: systemd.mpps_sockets: \"mpp\" is also in systemd.mpp_sockets"},
 		{"idle too long", "[systemd]\nexit_on_idle = \"48h\"\n", ":2: systemd.exit_on_idle:"},
+		{"idle too short", "[systemd]\nexit_on_idle = \"2s\"\n", ":2: systemd.exit_on_idle: 2s is out of range 5s..24h0m0s"},
 		{"metrics without host", "[metrics]\nlisten = \":9218\"\n", ":2: metrics.listen:"},
 		{"metrics on the MPP address", "listen = [\"127.0.0.1:218\"]\n[metrics]\nlisten = \"127.0.0.1:218\"\n", "metrics.listen: \"127.0.0.1:218\" is also an MPP address"},
 	} {

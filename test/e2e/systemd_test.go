@@ -237,7 +237,7 @@ func TestSocketActivationRefusals(t *testing.T) {
 func TestExitOnIdle(t *testing.T) {
 	act := needActivator(t)
 	extra, root := devBackends(t, alice)
-	cfg := testharness.WriteConfig(t, "[systemd]\nexit_on_idle = \"1s\"\n"+extra)
+	cfg := testharness.WriteConfig(t, "[systemd]\nexit_on_idle = \"5s\"\n"+extra) // the least allowed
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

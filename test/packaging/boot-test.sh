@@ -398,7 +398,11 @@ journal_has mppd.service 6 'event=shutdown' || fail "no event=shutdown line"
 say "250, then 221 to QUIT; delivered; unit inactive with no stale STATUS"
 
 step exit-on-idle "exit_on_idle: mppd exits when idle, the next connection starts it again"
-sed -i 's/^#exit_on_idle = .*/exit_on_idle = "5s"/' "$root/etc/mppd/mppd.toml"
+# Below 5 s steady traffic would trip systemd's start limit.
+sed -i 's/^#exit_on_idle = .*/exit_on_idle = "2s"/' "$root/etc/mppd/mppd.toml"
+out=$(in_c mppd --check-config 2>&1) && fail "--check-config accepted exit_on_idle = \"2s\": $out"
+grep -q 'exit_on_idle: 2s is out of range 5s' <<<"$out" || fail "--check-config on exit_on_idle = \"2s\": $out"
+sed -i 's/^exit_on_idle = .*/exit_on_idle = "5s"/' "$root/etc/mppd/mppd.toml"
 procedure "Changing the configuration" 1
 mark_journal
 out=$(post alice alice-Pw-1 "before idle") || fail "post failed: $out"
