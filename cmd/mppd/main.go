@@ -124,6 +124,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	if *check {
+		if err := checkTLSSockets(cfg.TLS.CertFile != "", cfg.Systemd.MPPSSockets); err != nil {
+			startupError(stderr, err)
+			return exitConfig
+		}
 		fmt.Fprintln(stdout, "config OK")
 		return exitOK
 	}
@@ -174,9 +178,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 	}
-	if set.hasTLS() {
-		if certs == nil {
-			log.Error("an mpps socket needs tls.cert_file and tls.key_file")
+	if set.hasTLS() && certs == nil {
+		// Only systemd can pass an mpps socket without [tls] (listen_tls
+		// requires it). Serve the other sockets: a TLS mistake must not
+		// take plain MPP down with it.
+		for _, l := range set.dropTLS() {
+			log.Error("not serving an mpps socket: it needs tls.cert_file and tls.key_file; set them, or disable the socket unit (systemctl disable --now mppd-tls.socket), then restart mppd",
+				"addr", l.Addr().String())
+		}
+		if len(set.mpp) == 0 {
+			log.Error("no socket left to serve")
 			set.close()
 			return exitConfig
 		}

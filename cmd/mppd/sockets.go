@@ -96,6 +96,20 @@ func (s *socketSet) hasTLS() bool {
 	return slices.ContainsFunc(s.mpp, func(l net.Listener) bool { return roleOf(l) == roleMPPS })
 }
 
+// dropTLS closes and removes the mpps listeners and returns them.
+func (s *socketSet) dropTLS() []net.Listener {
+	var dropped []net.Listener
+	s.mpp = slices.DeleteFunc(s.mpp, func(l net.Listener) bool {
+		if roleOf(l) != roleMPPS {
+			return false
+		}
+		l.Close()
+		dropped = append(dropped, l)
+		return true
+	})
+	return dropped
+}
+
 // fromActivation maps the passed sockets to roles by their names
 // (FileDescriptorName= in the socket unit) through the [systemd] section.
 // Every socket must have a known name and be a listening stream socket;

@@ -186,6 +186,29 @@ func TestSocketActivationTwoListeners(t *testing.T) {
 	}
 }
 
+// TestSocketActivationMPPSWithoutTLS: systemd passes an mpps socket but the
+// config has no [tls] (mppd-tls.socket enabled by mistake). mppd logs an
+// error for that socket and serves the plain one: a TLS mistake must not
+// take port 218 down with it.
+func TestSocketActivationMPPSWithoutTLS(t *testing.T) {
+	act := needActivator(t)
+	extra, root := devBackends(t, alice)
+	cfg := testharness.WriteConfig(t, extra)
+	files, addrs := activatorSockets(t, 2)
+	m := spawnActivated(t, act, files, "--fdname=mpp:mpps", testharness.Binary(), "--config", cfg)
+	m.UseAddr(addrs[0])
+	m.WaitLog("Listening on " + addrs[1])
+
+	c := login(t, m, alice) // the first connection starts mppd
+	c.Post("To: bob@example.test\nSubject: plain\n\nserved\n", 250)
+	c.Cmd("QUIT", 221)
+	waitDelivered(t, root, "bob@example.test", 1)
+	m.WaitLog("level=ERROR msg=\"not serving an mpps socket")
+	if code := m.Stop(); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+}
+
 // TestSocketActivationRefusals: a passed socket whose name the config does
 // not know, and a connection passed where a listener belongs (Accept=yes
 // without --inetd), stop mppd with status 78 and a message naming the

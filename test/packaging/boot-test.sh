@@ -525,6 +525,21 @@ listening 218 || fail "218 does not listen again"
 out=$(post alice alice-Pw-1 "plain again") || fail "plain post after TLS only failed: $out"
 wait_delivered "plain again"
 
+step mpps-without-tls "mppd-tls.socket enabled, [tls] removed: --check-config says so; port 218 stays served"
+sed -i -e 's|^cert_file = |#cert_file = |' -e 's|^key_file = |#key_file = |' "$root/etc/mppd/mppd.toml"
+out=$(in_c mppd --check-config 2>&1) && fail "--check-config accepted an enabled mppd-tls.socket without [tls]: $out"
+grep -q 'mppd-tls.socket is enabled' <<<"$out" || fail "--check-config does not name mppd-tls.socket: $out"
+say "--check-config: $out"
+mark_journal
+in_c systemctl restart mppd.service || fail "mppd does not start with an mpps socket and no [tls]"
+out=$(post alice alice-Pw-1 "plain without tls") || fail "plain MPP not served with an unusable mpps socket: $out"
+journal_has mppd.service 3 'not serving an mpps socket' || fail "no error about the mpps socket at priority err"
+wait_delivered "plain without tls"
+say "218 served; the journal says at err why 1218 is not"
+sed -i -e 's|^#cert_file = |cert_file = |' -e 's|^#key_file = |key_file = |' "$root/etc/mppd/mppd.toml"
+procedure "Changing the configuration" 1
+out=$(post alice alice-Pw-1 "tls again" --tls --ca-file /var/tmp/cert3.pem) || fail "post over TLS after restoring [tls] failed: $out"
+
 step reboot "after a reboot: both sockets listen, mppd.service waits for a connection"
 poweroff
 boot
