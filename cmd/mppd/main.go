@@ -123,6 +123,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		startupError(stderr, err)
 		return exitConfig
 	}
+	if d := cfg.MailDomainHasNoDot(); d != "" {
+		log.Warn("mail_domain has no dot: users post as user@"+d+", an address other hosts cannot reply to; set mail_domain in the config, or the mail name in /etc/mailname",
+			"mail_domain", d)
+	}
 	if *check {
 		if err := checkTLSSockets(cfg.TLS.CertFile != "", cfg.Systemd.MPPSSockets); err != nil {
 			startupError(stderr, err)

@@ -214,12 +214,14 @@ func TestDefaultsAreValid(t *testing.T) {
 }
 
 // TestHostnameDefault checks that an empty hostname becomes the system's
-// host name, which is also the default mail domain.
+// host name, which is also the default mail domain when there is no
+// /etc/mailname and no fully qualified name (TestDefaultMailDomain).
 func TestHostnameDefault(t *testing.T) {
 	h, err := os.Hostname()
 	if err != nil {
 		t.Skip("no host name:", err)
 	}
+	withMailDomainSources(t, "", nil)
 	doc := "[authn.passwdfile]\npath = \"p\"\n[delivery.maildir]\nroot = \"m\"\n"
 	c, err := parse(filepath.Join(t.TempDir(), "c.toml"), []byte(doc))
 	if err != nil {

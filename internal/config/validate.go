@@ -205,11 +205,14 @@ func (c *Config) resolvePaths() {
 	l := &c.Authn.LDAP
 	l.CAFile, l.ClientCert, l.ClientKey = c.resolve(l.CAFile), c.resolve(l.ClientCert), c.resolve(l.ClientKey)
 	l.ServicePasswordFile = c.resolve(l.ServicePasswordFile)
-	if c.Authn.Passwdfile.MailDomain == "" {
-		c.Authn.Passwdfile.MailDomain = c.Hostname
-	}
-	if c.Authn.PAM.MailDomain == "" {
-		c.Authn.PAM.MailDomain = c.Hostname
+	if c.Authn.Passwdfile.MailDomain == "" || c.Authn.PAM.MailDomain == "" {
+		d := defaultMailDomain(c.Hostname)
+		if c.Authn.Passwdfile.MailDomain == "" {
+			c.Authn.Passwdfile.MailDomain = d
+		}
+		if c.Authn.PAM.MailDomain == "" {
+			c.Authn.PAM.MailDomain = d
+		}
 	}
 	c.Delivery.Maildir.Root = c.resolve(c.Delivery.Maildir.Root)
 }

@@ -315,7 +315,16 @@ wait_delivered "first post"
 msg=$(in_c sh -c 'cat "$(grep -lx "Subject: first post" /home/alice/Maildir/new/*)"')
 grep -q 'from userid 1001)' <<<"$msg" || fail "Postfix did not get the message from uid 1001:
 $msg"
-say "delivered; $(grep -m1 'from userid' <<<"$msg" | sed 's/^[[:space:]]*//')"
+grep -q '^Return-Path: <alice@boottest.example.org>' <<<"$msg" || fail "the sender is not alice@ the mail name of /etc/mailname:
+$msg"
+say "delivered; $(grep -m1 'from userid' <<<"$msg" | sed 's/^[[:space:]]*//'); sender alice@boottest.example.org"
+# Without /etc/mailname and a fully qualified name, the mail domain is the
+# short host name: --check-config warns.
+out=$(in_c sh -c 'mv /etc/mailname /etc/mailname.away && cp /etc/hosts /etc/hosts.away &&
+  printf "127.0.0.1 localhost\n" >/etc/hosts; mppd --check-config; s=$?;
+  mv /etc/mailname.away /etc/mailname; mv /etc/hosts.away /etc/hosts; exit $s' 2>&1) || fail "--check-config failed: $out"
+grep -q 'mail_domain has no dot' <<<"$out" || fail "no warning about a mail_domain without a dot: $out"
+say "with no mail name and no FQDN, --check-config warns: $(grep -o 'msg="[^"]*' <<<"$out" | head -n1 | cut -c6-80)..."
 
 step refused "root and a uid below 1000 cannot post"
 for who in "root root-Pw-1" "svcacct svc-Pw-1"; do
