@@ -193,6 +193,27 @@ func TestShutdownDuringText(t *testing.T) {
 	ts.wantDelivered(1) // not lost at shutdown
 }
 
+// A session cut during its text while the server shuts down (here by the
+// idle timeout; in mppd by the drain timeout) logs state=data, not the
+// state of the login before DATA.
+func TestShutdownCutDuringTextLogsData(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Limits.IdleTimeout = 300 * time.Millisecond })
+	c := ts.dial()
+	c.Login("alice", "alice-pw")
+	c.Cmd("DATA", 354)
+	c.Send(simpleMessage)
+	ts.cancel()
+	c.Expect(451)
+	c.ExpectClosed()
+	waitFor(t, func() bool { return strings.Contains(ts.logBuf.String(), "session ended") })
+	if log := ts.logBuf.String(); !strings.Contains(log, `event=shutdown state=data reading=text`) {
+		t.Errorf("no shutdown line with state=data:\n%s", log)
+	}
+	if len(ts.del.Messages()) != 0 {
+		t.Error("a cut message was delivered")
+	}
+}
+
 // Serve works on any net.Conn, here a net.Pipe with no IP address.
 func TestServeOnPipe(t *testing.T) {
 	ts := newTestServer(t, nil)
