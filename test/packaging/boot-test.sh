@@ -192,7 +192,11 @@ wait_delivered() { wait_for 30 "message \"$1\" in /home/alice/Maildir/new" deliv
 # journal_has UNIT PRIORITY REGEX: a line of UNIT's journal since the
 # test's mark at exactly PRIORITY matches REGEX.
 journal_has() {
-  in_c journalctl --no-pager -o cat -u "$1" -p "$2..$2" --since "@$mark" | grep -qE -- "$3"
+  # Not "| grep -q": under pipefail, journalctl killed by SIGPIPE when
+  # grep stops early would fail the check.
+  local lines
+  lines=$(in_c journalctl --no-pager -o cat -u "$1" -p "$2..$2" --since "@$mark")
+  grep -qE -- "$3" <<<"$lines"
 }
 mark_journal() { mark=$(in_c date +%s); sleep 1; }
 
@@ -375,7 +379,8 @@ mark_journal
 in_c kill -STOP "$hung"
 wait_for 30 "mppd restarted after the watchdog timeout (now $(prop mppd.service ActiveState), result $(prop mppd.service Result), NRestarts $(prop mppd.service NRestarts))" restarted
 [ "$(prop mppd.service MainPID)" != "$hung" ] || fail "the same mppd still runs"
-in_c journalctl --no-pager -o cat -u mppd.service --since "@$mark" | grep -q "Failed with result 'watchdog'" || fail "no watchdog failure in the journal"
+journal=$(in_c journalctl --no-pager -o cat -u mppd.service --since "@$mark")
+grep -q "Failed with result 'watchdog'" <<<"$journal" || fail "no watchdog failure in the journal"
 in_c rm -r /run/systemd/system/mppd.service.d
 in_c systemctl daemon-reload
 in_c systemctl restart mppd.service
@@ -469,7 +474,8 @@ grep -q 'event=login' <<<"$journal" || fail "journalctl -u mppd -u 'mppd@*' show
 # The fail2ban example's journalmatch, as fail2ban gives it to the journal.
 match=$(sed -n 's/^journalmatch *= *//p' "$root/usr/share/doc/mppd/examples/fail2ban/filter.d/mppd.conf")
 [ -n "$match" ] || fail "no journalmatch in the fail2ban filter"
-in_c sh -c "journalctl --no-pager -o cat --since @$mark $match" | grep -q 'event=auth-failed' ||
+journal=$(in_c sh -c "journalctl --no-pager -o cat --since @$mark $match")
+grep -q 'event=auth-failed' <<<"$journal" ||
   fail "the fail2ban journalmatch ($match) misses an mppd@ instance's auth-failed line"
 say "served by mppd@ instances; journalmatch \"$match\" finds their failed logins"
 procedure "One process per connection" 2
