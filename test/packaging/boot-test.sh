@@ -381,11 +381,12 @@ wait_for 30 "mppd restarted after the watchdog timeout (now $(prop mppd.service 
 [ "$(prop mppd.service MainPID)" != "$hung" ] || fail "the same mppd still runs"
 journal=$(in_c journalctl --no-pager -o cat -u mppd.service --since "@$mark")
 grep -q "Failed with result 'watchdog'" <<<"$journal" || fail "no watchdog failure in the journal"
+restarts=$(prop mppd.service NRestarts)
 in_c rm -r /run/systemd/system/mppd.service.d
 in_c systemctl daemon-reload
 in_c systemctl restart mppd.service
 out=$(post alice alice-Pw-1 "after watchdog") || fail "post after the watchdog restart failed: $out"
-say "watchdog timeout, then restarted (NRestarts $(prop mppd.service NRestarts))"
+say "result 'watchdog', then restarted by systemd (NRestarts $restarts)"
 
 step stop-during-data "systemctl stop while a message is being received: 250, delivered"
 mpp_login stop 218 alice alice-Pw-1
