@@ -114,14 +114,11 @@ func (c *cli) bench(args []string) int {
 	fs.IntVar(&o.serverPID, "server-pid", 0, "`pid` of the server on this machine, to report its RSS and CPU from /proc")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprint(c.stderr, "usage: mpp bench [options]\n\nDrives an MPP server with concurrent sessions and reports rates, latencies\nand errors; see mpp(1). Use it only on servers you run.\n\n")
+		fmt.Fprint(fs.Output(), "usage: mpp bench [options]\n\nDrives an MPP server with concurrent sessions and reports rates, latencies\nand errors; see mpp(1). Use it only on servers you run.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exOK
-		}
-		return exUsage
+	if st, done := c.parseFlags(fs, args); done {
+		return st
 	}
 	if fs.NArg() > 0 {
 		return c.errorf(exUsage, "bench takes no arguments, got %q", fs.Args())

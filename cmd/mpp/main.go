@@ -12,10 +12,13 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"runtime"
+	"strings"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -31,6 +34,7 @@ const (
 	exNoUser      = 67 // EX_NOUSER: the server refused the user name (501)
 	exUnavailable = 69 // EX_UNAVAILABLE: no connection to the server
 	exSoftware    = 70 // EX_SOFTWARE: a bug in mpp
+	exCantCreat   = 73 // EX_CANTCREAT: the message cannot be queued
 	exIOErr       = 74 // EX_IOERR: the message could not be read
 	exTempFail    = 75 // EX_TEMPFAIL: the server said try again later (4yz)
 	exProtocol    = 76 // EX_PROTOCOL: the server's reply made no sense here
@@ -47,6 +51,18 @@ type cli struct {
 	// readPassword asks the user for a password without echo. It returns
 	// errNoTerminal when there is no terminal to ask on.
 	readPassword func(prompt string) (string, error)
+	// goos is the operating system the default paths are chosen for
+	// ("" means runtime.GOOS); root is true when mpp runs as root.
+	goos string
+	root bool
+}
+
+func (c *cli) platform() platform {
+	goos := c.goos
+	if goos == "" {
+		goos = runtime.GOOS
+	}
+	return platform{goos: goos, getenv: c.getenv, root: c.root}
 }
 
 func main() {
@@ -56,15 +72,17 @@ func main() {
 		stderr:       os.Stderr,
 		getenv:       os.Getenv,
 		readPassword: promptPassword,
+		// Geteuid is -1 on Windows: never root.
+		root: os.Geteuid() == 0,
 	}
 	os.Exit(c.main(os.Args))
 }
 
 // main runs mpp with argv as the kernel gave it, program name first.
-// Installed or linked as "sendmail", mpp is sendmail: programs that call
-// /usr/sbin/sendmail post through MPP.
+// Installed or linked as "sendmail" (sendmail.exe on Windows), mpp is
+// sendmail: programs that call /usr/sbin/sendmail post through MPP.
 func (c *cli) main(argv []string) int {
-	if len(argv) > 0 && filepath.Base(argv[0]) == "sendmail" {
+	if len(argv) > 0 && isSendmailName(argv[0]) {
 		return c.sendmail(argv[1:])
 	}
 	if len(argv) == 0 {
@@ -75,13 +93,19 @@ func (c *cli) main(argv []string) int {
 
 const usage = `usage: mpp send [options] [FILE]
        mpp sendmail [-t] [-i] [-f addr] [-F name] [-v] [--] [recipient ...]
+       mpp sendmail -bp | -q
+       mpp flush [options]
+       mpp queue [options]
        mpp bench [options]
        mpp version
 
 Commands:
   send      post one RFC 822 message, read from FILE or standard input
   sendmail  post a message as /usr/sbin/sendmail would (also when mpp is
-            run under the name "sendmail")
+            run under the name "sendmail"); what the server cannot take
+            now is queued
+  flush     post the queued messages (sendmail -q)
+  queue     list the queued messages (sendmail -bp)
   bench     load-test an MPP server
   version   print the version
 
@@ -98,9 +122,17 @@ func (c *cli) run(args []string) int {
 		return c.send(args[1:])
 	case "sendmail":
 		return c.sendmail(args[1:])
+	case "flush":
+		return c.flush(args[1:])
+	case "queue":
+		return c.queue(args[1:])
 	case "bench":
 		return c.bench(args[1:])
 	case "version", "-version", "--version":
+		if len(args) > 1 && isHelp(args[1]) {
+			fmt.Fprint(c.stdout, "usage: mpp version\n\nPrints the version of mpp.\n")
+			return exOK
+		}
 		fmt.Fprintf(c.stdout, "mpp %s\n", version)
 		return exOK
 	case "help", "-h", "-help", "--help":
@@ -109,6 +141,29 @@ func (c *cli) run(args []string) int {
 	}
 	fmt.Fprintf(c.stderr, "mpp: unknown command %q\n%s", args[0], usage)
 	return exUsage
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help"
+}
+
+// parseFlags parses args into fs. Asked for help (-h, --help), it prints
+// the usage on standard output and returns exOK, done; a bad flag gives
+// the error and usage on standard error and exUsage, done.
+func (c *cli) parseFlags(fs *flag.FlagSet, args []string) (status int, done bool) {
+	var out strings.Builder
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(c.stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(c.stdout, out.String())
+		return exOK, true
+	case err != nil:
+		fmt.Fprint(c.stderr, out.String())
+		return exUsage, true
+	}
+	return exOK, false
 }
 
 // errorf prints one error line and returns the exit status.

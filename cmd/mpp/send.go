@@ -34,14 +34,11 @@ func (c *cli) send(args []string) int {
 	var cf connFlags
 	cf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprint(c.stderr, sendUsage)
+		fmt.Fprint(fs.Output(), sendUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exOK
-		}
-		return exUsage
+	if st, done := c.parseFlags(fs, args); done {
+		return st
 	}
 	if fs.NArg() > 1 {
 		return c.errorf(exUsage, "send takes at most one FILE, got %d arguments", fs.NArg())

@@ -237,8 +237,30 @@ func TestVersionAndHelp(t *testing.T) {
 	if st := c.run([]string{"version"}); st != exOK || c.stdout.String() != "mpp "+version+"\n" {
 		t.Errorf("version: %d %q", st, c.stdout.String())
 	}
+	// -h and --help on mpp and every command: the usage on standard
+	// output, status 0, nothing on standard error.
+	for _, args := range [][]string{
+		{"-h"}, {"--help"}, {"help"},
+		{"send", "-h"}, {"send", "--help"}, {"sendmail", "-h"}, {"sendmail", "--help"},
+		{"flush", "-h"}, {"flush", "--help"}, {"queue", "-h"}, {"queue", "--help"},
+		{"bench", "-h"}, {"bench", "--help"}, {"version", "-h"}, {"version", "--help"},
+	} {
+		c := newTestCLI("", nil)
+		if st := c.run(args); st != exOK || !strings.HasPrefix(c.stdout.String(), "usage: mpp") || c.stderr.Len() != 0 {
+			t.Errorf("%q: status %d, stdout %q, stderr %q", args, st, c.stdout.String(), c.stderr.String())
+		}
+	}
 	c = newTestCLI("", nil)
-	if st := c.run([]string{"send", "-h"}); st != exOK || !strings.Contains(c.stderr.String(), "MPP_PASSWORD") {
-		t.Errorf("send -h: %d %q", st, c.stderr.String())
+	if st := c.main([]string{"/usr/sbin/sendmail", "-h"}); st != exOK || !strings.Contains(c.stdout.String(), "-bp") {
+		t.Errorf("sendmail -h: %d %q", st, c.stdout.String())
+	}
+	c = newTestCLI("", nil)
+	if st := c.run([]string{"send", "-h"}); !strings.Contains(c.stdout.String(), "MPP_PASSWORD") || !strings.Contains(c.stdout.String(), "-password-command") {
+		t.Errorf("send -h: %d %q", st, c.stdout.String())
+	}
+	// A bad flag: the error and usage on standard error, EX_USAGE.
+	c = newTestCLI("", nil)
+	if st := c.run([]string{"flush", "--bogus"}); st != exUsage || !strings.Contains(c.stderr.String(), "bogus") || c.stdout.Len() != 0 {
+		t.Errorf("flush --bogus: %d %q %q", st, c.stdout.String(), c.stderr.String())
 	}
 }

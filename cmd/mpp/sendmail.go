@@ -17,6 +17,7 @@ import (
 	"github.com/mppd/mppd/internal/address"
 	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/internal/mppclient"
+	"github.com/mppd/mppd/internal/mppqueue"
 )
 
 // maxSendmailHeader bounds the header block mpp sendmail reads into memory
@@ -33,13 +34,17 @@ type sendmailArgs struct {
 	fullName   string
 	haveFrom   bool
 	recipients []string
-	notes      []string // options accepted but without effect, for stderr
+	notes      []string // options accepted but without effect, shown with -v
+	mode       string   // "" (post a message), "bp" (list the queue), "q" (flush), "help"
+	noQueue    bool     // --no-queue
 }
 
-// parseSendmailArgs reads the flags sendmail(8) programs use. Flags that
-// only tune a real MTA's queueing are accepted with a note (MPP posts at
-// once and reports errors by exit status); anything else, in particular
-// modes other than -bm (-bs, -bp, -bi, -q) and options that name files
+// parseSendmailArgs reads the flags sendmail(8) programs use. mpp(1) has
+// the table. Flags that tune a real MTA's delivery, error reporting or
+// DSN, none of which MPP carries, are accepted and ignored (with a note
+// under -v): scripts pass them by habit. -bp lists the queue and -q
+// flushes it. Anything else, in particular the other modes (-bs, -bi,
+// -bd, ...), queue-run variants (-q1h, -qR...) and options that name files
 // (-C, -X), is refused, so a program never believes mpp did something it
 // did not.
 func parseSendmailArgs(args []string) (*sendmailArgs, error) {
@@ -57,6 +62,9 @@ func parseSendmailArgs(args []string) (*sendmailArgs, error) {
 		*i++
 		return args[*i], nil
 	}
+	ignore := func(w, why string) {
+		a.notes = append(a.notes, fmt.Sprintf("ignoring %s: %s", w, why))
+	}
 	for i := 0; i < len(args); i++ {
 		w := args[i]
 		if w == "--" {
@@ -68,6 +76,10 @@ func parseSendmailArgs(args []string) (*sendmailArgs, error) {
 			continue
 		}
 		switch {
+		case w == "-h", w == "--help", w == "-help":
+			a.mode = "help"
+		case w == "--no-queue":
+			a.noQueue = true
 		case w == "-t":
 			a.extract = true
 		case w == "-i" || w == "-oi":
@@ -78,8 +90,14 @@ func parseSendmailArgs(args []string) (*sendmailArgs, error) {
 			// -bm: deliver mail, the default mode. -odi: deliver
 			// interactively, which is what MPP does anyway. -U:
 			// "initial submission", which every MPP post is.
+		case w == "-bp":
+			a.mode = "bp"
+		case w == "-q":
+			a.mode = "q"
+		case strings.HasPrefix(w, "-q"):
+			return nil, fmt.Errorf("%s is not supported: mpp has no queue daemon; -q alone flushes the queue once (mpp flush)", w)
 		case strings.HasPrefix(w, "-b"):
-			return nil, fmt.Errorf("%s is not supported: mpp only posts messages (-bm)", w)
+			return nil, fmt.Errorf("%s is not supported: mpp only posts messages (-bm), lists its queue (-bp) and flushes it (-q)", w)
 		case strings.HasPrefix(w, "-f"), strings.HasPrefix(w, "-r"):
 			v, err := value(&i, w[:2])
 			if err != nil {
@@ -94,35 +112,71 @@ func parseSendmailArgs(args []string) (*sendmailArgs, error) {
 			a.fullName = v
 		case w == "-odb", w == "-odq", w == "-odd",
 			w == "-oem", w == "-oep", w == "-oeq", w == "-oew", w == "-oee",
-			w == "-om", w == "-oo", w == "-os", w == "-m":
-			a.notes = append(a.notes, fmt.Sprintf("ignoring %s: MPP posts at once and reports errors by exit status", w))
+			w == "-em", w == "-ep", w == "-eq", w == "-ew", w == "-ee",
+			w == "-om", w == "-oo", w == "-os", w == "-m", w == "-n", w == "-G",
+			w == "-Ac", w == "-Am":
+			ignore(w, "MPP posts at once and reports errors by exit status")
 		case strings.HasPrefix(w, "-B"), strings.HasPrefix(w, "-N"),
-			strings.HasPrefix(w, "-R"), strings.HasPrefix(w, "-V"):
-			// Body type and DSN requests: nothing in MPP carries them.
+			strings.HasPrefix(w, "-R"), strings.HasPrefix(w, "-V"),
+			strings.HasPrefix(w, "-L"):
+			// Body type, DSN requests, the syslog tag: nothing in MPP
+			// carries them.
 			v, err := value(&i, w[:2])
 			if err != nil {
 				return nil, err
 			}
-			a.notes = append(a.notes, fmt.Sprintf("ignoring %s %s: MPP has no such setting", w[:2], v))
+			ignore(w[:2]+" "+v, "MPP has no such setting")
 		default:
-			return nil, fmt.Errorf("unknown option %s", w)
+			return nil, fmt.Errorf("unknown option %s (mpp(1) lists the sendmail options mpp takes)", w)
 		}
 	}
 	return a, nil
 }
+
+const sendmailUsage = `usage: mpp sendmail [-t] [-i] [-f addr] [-F name] [-v] [--no-queue] [--] [recipient ...]
+       mpp sendmail -bp      list the queue (mpp queue)
+       mpp sendmail -q       post the queued messages (mpp flush)
+
+Posts the message on standard input as /usr/sbin/sendmail would, to the
+recipients named, or with -t to those in To:, Cc: and Bcc:. Without -i or
+-oi a line holding only "." ends the message. Settings come from the
+environment (MPP_SERVER, MPP_USER, MPP_PASSWORD, ...) and the config file.
+A message the server cannot take now is queued and mpp exits 0; switch
+the queue off with --no-queue, MPP_QUEUE=off or "queue off" in the config
+file. Other sendmail flags that change nothing here (-oem, -odi, -U,
+-N never, ...) are accepted; mpp(1) has the table.
+`
 
 func (c *cli) sendmail(args []string) int {
 	a, err := parseSendmailArgs(args)
 	if err != nil {
 		return c.errorf(exUsage, "%v", err)
 	}
-	for _, n := range a.notes {
-		fmt.Fprintf(c.stderr, "mpp: %s\n", n)
+	if a.mode == "help" {
+		fmt.Fprint(c.stdout, sendmailUsage)
+		return exOK
+	}
+	if a.verbose {
+		for _, n := range a.notes {
+			fmt.Fprintf(c.stderr, "mpp: %s\n", n)
+		}
 	}
 	cf := connFlags{verbose: a.verbose}
+	if a.mode != "" && (len(a.recipients) > 0 || a.extract) {
+		return c.errorf(exUsage, "-%s takes no recipients and no -t", a.mode)
+	}
+	switch a.mode {
+	case "bp":
+		return c.listQueue(&cf, "")
+	case "q":
+		return c.flushQueue(&cf, flushOptions{})
+	}
 	s, err := c.resolve(&cf)
 	if err != nil {
 		return c.errorf(exitStatusOf(err), "%v", err)
+	}
+	if a.noQueue {
+		s.queue = false
 	}
 	if s.user == "" {
 		return c.errorf(exUsage, "no user name: set %s or user in the config file", envUser)
@@ -233,11 +287,30 @@ func (c *cli) sendmail(args []string) int {
 	case !a.ignoreDots:
 		body = &dotEndReader{r: in, lineStart: true}
 	}
-	msg := io.MultiReader(bytes.NewReader(hdr.bytes()), body)
-	if err := post(s, password, msg, opt); err != nil {
-		return c.errorf(exitStatus(err), "%v", err)
+	if !s.queue {
+		msg := io.MultiReader(bytes.NewReader(hdr.bytes()), body)
+		if err := post(s, password, msg, opt); err != nil {
+			return c.errorf(exitStatus(err), "%v", err)
+		}
+		return exOK
 	}
-	return exOK
+	// A queued message may be posted twice (when the server's 250 is
+	// lost with the connection); its own Message-ID lets the copies be
+	// told apart, so it gets one now rather than one from the server
+	// for each copy.
+	if !hdr.has("message-id") {
+		hdr.add("Message-ID: " + newMessageID())
+	}
+	meta := mppqueue.Meta{
+		User:       s.user,
+		Recipients: append(append([]string{}, headerRcpts...), missing...),
+		FullName:   a.fullName,
+	}
+	if a.haveFrom {
+		meta.From = a.from
+	}
+	msg := io.MultiReader(bytes.NewReader(hdr.bytes()), body)
+	return c.queueAndPost(s, password, opt, meta, msg)
 }
 
 // parseRecipientArgs turns sendmail's recipient arguments into addresses.
@@ -287,14 +360,18 @@ func (e *headerError) Error() string { return e.msg }
 type sendmailHeader struct {
 	lines  []string // each with its line end, except perhaps the last
 	sep    string   // the empty line that ended the header, "" if none
+	body   string   // the first line of the body, when no empty line came first
 	ended  bool     // the input ended inside the header (no body)
 	resent bool     // a Resent-* field is present
 }
 
 // readSendmailHeader reads up to and including the empty line that ends
 // the header. An mbox "From " line at the very start is dropped, as
-// Postfix's sendmail does. Without -i a line holding only "." ends the
-// whole input.
+// Postfix's sendmail does. A line that is not a header field (nor the
+// continuation of one) ends the header too and is the first line of the
+// body: `echo hi | sendmail bob@example.org` sends "hi" with a header mpp
+// and the server add. Without -i a line holding only "." ends the whole
+// input.
 func readSendmailHeader(r *bufio.Reader, ignoreDots bool) (*sendmailHeader, error) {
 	h := &sendmailHeader{}
 	size := 0
@@ -317,6 +394,11 @@ func readSendmailHeader(r *bufio.Reader, ignoreDots bool) (*sendmailHeader, erro
 		}
 		if first && strings.HasPrefix(line, "From ") {
 			line = ""
+		}
+		if line != "" && !isHeaderLine(line, len(h.lines) > 0) {
+			h.body = line
+			h.ended = err == io.EOF
+			return h, nil
 		}
 		if line != "" {
 			lower := strings.ToLower(line)
@@ -356,11 +438,35 @@ func (h *sendmailHeader) bytes() []byte {
 		b.WriteString(l)
 	}
 	sep := h.sep
-	if sep == "" && !h.ended {
+	switch {
+	case strings.HasSuffix(h.body, "\r\n"):
+		sep = "\r\n"
+	case h.body != "", sep == "" && !h.ended:
 		sep = "\n"
 	}
 	b.WriteString(sep)
+	b.WriteString(h.body)
 	return b.Bytes()
+}
+
+// isHeaderLine reports whether line is a header field (a name of
+// printable ASCII other than ":", perhaps followed by blanks, then ":"),
+// or, after the first field, a continuation line (starting with a blank).
+func isHeaderLine(line string, afterField bool) bool {
+	if afterField && (line[0] == ' ' || line[0] == '\t') {
+		return true
+	}
+	name, _, ok := strings.Cut(line, ":")
+	name = strings.TrimRight(name, " \t")
+	if !ok || name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] < 33 || name[i] > 126 {
+			return false
+		}
+	}
+	return true
 }
 
 // recipients returns the addresses the server will deliver to, found by

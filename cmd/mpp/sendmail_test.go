@@ -27,9 +27,25 @@ func TestParseSendmailArgs(t *testing.T) {
 			"ignoring -oem: MPP posts at once and reports errors by exit status"}}, ""},
 		{[]string{"-B", "8BITMIME", "-NFAILURE"}, sendmailArgs{notes: []string{
 			"ignoring -B 8BITMIME: MPP has no such setting", "ignoring -N FAILURE: MPP has no such setting"}}, ""},
-		{[]string{"-bs"}, sendmailArgs{}, "-bs is not supported: mpp only posts messages (-bm)"},
-		{[]string{"-bp"}, sendmailArgs{}, "-bp is not supported"},
-		{[]string{"-q"}, sendmailArgs{}, "unknown option -q"},
+		// What cron, mailx, git send-email and mutt pass.
+		{[]string{"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root@x.test"}, sendmailArgs{fullName: "CronDaemon", ignoreDots: true,
+			recipients: []string{"root@x.test"}, notes: []string{"ignoring -B 8BITMIME: MPP has no such setting",
+				"ignoring -oem: MPP posts at once and reports errors by exit status"}}, ""},
+		{[]string{"-N", "never", "-L", "tag", "-Am", "-n", "-G", "a@x.test"}, sendmailArgs{recipients: []string{"a@x.test"}, notes: []string{
+			"ignoring -N never: MPP has no such setting", "ignoring -L tag: MPP has no such setting",
+			"ignoring -Am: MPP posts at once and reports errors by exit status", "ignoring -n: MPP posts at once and reports errors by exit status",
+			"ignoring -G: MPP posts at once and reports errors by exit status"}}, ""},
+		{[]string{"-bp"}, sendmailArgs{mode: "bp"}, ""},
+		{[]string{"-q"}, sendmailArgs{mode: "q"}, ""},
+		{[]string{"-v", "-q"}, sendmailArgs{mode: "q", verbose: true}, ""},
+		{[]string{"-h"}, sendmailArgs{mode: "help"}, ""},
+		{[]string{"--help"}, sendmailArgs{mode: "help"}, ""},
+		{[]string{"--no-queue", "a@x.test"}, sendmailArgs{noQueue: true, recipients: []string{"a@x.test"}}, ""},
+		{[]string{"-bs"}, sendmailArgs{}, "-bs is not supported: mpp only posts messages (-bm), lists its queue (-bp) and flushes it (-q)"},
+		{[]string{"-bi"}, sendmailArgs{}, "-bi is not supported"},
+		{[]string{"-bd"}, sendmailArgs{}, "-bd is not supported"},
+		{[]string{"-q1h"}, sendmailArgs{}, "-q1h is not supported: mpp has no queue daemon"},
+		{[]string{"-qRexample.org"}, sendmailArgs{}, "-qRexample.org is not supported"},
 		{[]string{"-C", "/etc/x.cf"}, sendmailArgs{}, "unknown option -C"},
 		{[]string{"-X", "/tmp/log"}, sendmailArgs{}, "unknown option -X"},
 		{[]string{"-ox"}, sendmailArgs{}, "unknown option -ox"},
@@ -56,7 +72,8 @@ func TestParseSendmailArgs(t *testing.T) {
 // sendmailCLI runs mpp as "sendmail" (argv[0]) against addr.
 func sendmailCLI(t *testing.T, addr, stdin string, env map[string]string, args ...string) (*testCLI, int) {
 	t.Helper()
-	e := map[string]string{"MPP_SERVER": addr, "MPP_USER": realUser, "MPP_PASSWORD": realPassword}
+	e := map[string]string{"MPP_SERVER": addr, "MPP_USER": realUser, "MPP_PASSWORD": realPassword,
+		"MPP_QUEUE_DIR": filepath.Join(t.TempDir(), "queue")}
 	for k, v := range env {
 		e[k] = v
 	}
@@ -118,8 +135,16 @@ func TestSendmailThroughMppd(t *testing.T) {
 		{"-F without a known address", []string{"-F", "Alice", "a12" + d}, nil,
 			"To: a12" + d + "\n\nx\n", want{exOK, []string{"a12" + d}, "x\n", []string{"From: " + realUser + d},
 				"mpp: ignoring -F: set from in the config file (or MPP_FROM) so mpp can write a From: with the name\n"}},
-		{"-bm -odi and a noted -odb", []string{"-bm", "-odi", "-odb", "a13" + d}, nil, "To: a13" + d + "\n\nx\n",
-			want{exOK, []string{"a13" + d}, "x\n", nil, "mpp: ignoring -odb: MPP posts at once and reports errors by exit status\n"}},
+		{"-bm -odi and an ignored -odb", []string{"-bm", "-odi", "-odb", "-oem", "-Nnever", "-U", "a13" + d}, nil, "To: a13" + d + "\n\nx\n",
+			want{exOK, []string{"a13" + d}, "x\n", nil, ""}},
+		{"first line not a header starts the body", []string{"a18" + d}, nil, "hi there\nsecond: line\n",
+			want{exOK, []string{"a18" + d}, "hi there\nsecond: line\n", []string{"From: " + realUser + d}, ""}},
+		{"body after some header fields", []string{"-oi", "a19" + d}, nil, "Subject: s19\n  folded\nno header here\n\nx\n",
+			want{exOK, []string{"a19" + d}, "no header here\n\nx\n", []string{"Subject: s19\n  folded"}, ""}},
+		{"first line not a header, CRLF, no final newline", []string{"a20" + d}, nil, "hi there: you\r\nbody",
+			want{exOK, []string{"a20" + d}, "hi there: you\nbody\n", nil, ""}},
+		{"first line not a header, without -i a dot ends it", []string{"a21" + d}, nil, "hello\n.\nnot sent\n",
+			want{exOK, []string{"a21" + d}, "hello\n", nil, ""}},
 		{"mbox From_ line dropped", []string{"a14" + d}, nil, "From alice Thu Jan  1 00:00:00 2026\nTo: a14" + d + "\n\nx\n",
 			want{exOK, []string{"a14" + d}, "x\n", nil, ""}},
 		{"Resent- message gets Resent-Bcc", []string{"a15" + d, "r15" + d}, nil,
@@ -185,8 +210,10 @@ func TestSendmailRefusals(t *testing.T) {
 			"mpp: the server would refuse the message: To: "},
 		{"two From fields", "From: a" + d + "\nFrom: b" + d + "\nTo: a" + d + "\n\nx\n", []string{"-t"}, exDataErr,
 			"mpp: server refused the message: 550 the message has 2 From: fields"},
-		{"unknown option", "", []string{"-q1h"}, exUsage, "mpp: unknown option -q1h\n"},
-		{"SMTP mode", "", []string{"-bs"}, exUsage, "mpp: -bs is not supported: mpp only posts messages (-bm)\n"},
+		{"unknown option", "", []string{"-C", "/etc/mail/sendmail.cf"}, exUsage, "mpp: unknown option -C (mpp(1) lists the sendmail options mpp takes)\n"},
+		{"queue daemon", "", []string{"-q1h"}, exUsage, "mpp: -q1h is not supported: mpp has no queue daemon; -q alone flushes the queue once (mpp flush)\n"},
+		{"SMTP mode", "", []string{"-bs"}, exUsage, "mpp: -bs is not supported: mpp only posts messages (-bm), lists its queue (-bp) and flushes it (-q)\n"},
+		{"-bp with recipients", "", []string{"-bp", "a" + d}, exUsage, "mpp: -bp takes no recipients and no -t\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,7 +252,7 @@ func TestSendmailServerFailures(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := fakeServer(t, tc.replies)
-			c, st := sendmailCLI(t, srv.Addr(), "To: bob@x.test\n\nhi\n", nil, "-t")
+			c, st := sendmailCLI(t, srv.Addr(), "To: bob@x.test\n\nhi\n", map[string]string{"MPP_QUEUE": "off"}, "-t")
 			if st != tc.status || c.stderr.String() != tc.line {
 				t.Errorf("status %d stderr %q, want %d %q", st, c.stderr.String(), tc.status, tc.line)
 			}
@@ -233,7 +260,7 @@ func TestSendmailServerFailures(t *testing.T) {
 	}
 	// No server at all.
 	addr := closedPort(t)
-	c, st := sendmailCLI(t, addr, "To: bob@x.test\n\nhi\n", nil, "-t")
+	c, st := sendmailCLI(t, addr, "To: bob@x.test\n\nhi\n", nil, "--no-queue", "-t")
 	if st != exUnavailable || !strings.HasPrefix(c.stderr.String(), "mpp: cannot connect to "+addr) {
 		t.Errorf("no server: %d %q", st, c.stderr.String())
 	}
@@ -245,7 +272,7 @@ func TestSendmailServerFailures(t *testing.T) {
 func TestSendmailVerboseAndWire(t *testing.T) {
 	srv := fakeServer(t, nil)
 	c := newTestCLI("To: a@x.test\n\nhi\n", map[string]string{
-		"MPP_SERVER": srv.Addr(), "MPP_USER": "alice", "MPP_PASSWORD": "hunter2"})
+		"MPP_SERVER": srv.Addr(), "MPP_USER": "alice", "MPP_PASSWORD": "hunter2", "MPP_QUEUE": "off"})
 	if st := c.run([]string{"sendmail", "-v", "-i", "a@x.test", "b@x.test"}); st != exOK {
 		t.Fatalf("status %d: %q", st, c.stderr.String())
 	}
@@ -265,7 +292,7 @@ func TestSendmailConfigFile(t *testing.T) {
 	addr, root := realServer(t, nil)
 	host, port, _ := strings.Cut(addr, ":")
 	cfg := "server " + host + "\nport " + port + "\nuser " + realUser + "\npassword " + realPassword + "\nfrom " + realUser + "@" + realDomain + "\n"
-	path, env := writeConfigFile(t, cfg, 0o600)
+	path, env := writeConfigFile(t, cfg+"queue_dir "+filepath.Join(t.TempDir(), "q")+"\n", 0o600)
 	c := newTestCLI("To: cf@"+realDomain+"\n\nx\n", env)
 	if st := c.main([]string{"sendmail", "-F", "Alice", "-t"}); st != exOK {
 		t.Fatalf("status %d: %q", st, c.stderr.String())

@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,6 +30,8 @@ const (
 	envServerName = "MPP_SERVER_NAME"
 	envFrom       = "MPP_FROM"
 	envConfig     = "MPP_CONFIG"
+	envQueue      = "MPP_QUEUE"
+	envQueueDir   = "MPP_QUEUE_DIR"
 	// The default server is this machine, on MPP's port (RFC 1204 §3.2)
 	// or, with TLS, on mppd's TLS port.
 	defaultServer = "127.0.0.1"
@@ -52,6 +53,11 @@ type settings struct {
 	user       string
 	from       string // the user's own address, when known (config "from")
 	timeout    time.Duration
+
+	// The local queue (sendmail mode): on unless switched off, in
+	// queueDir ("" when no directory could be chosen).
+	queue    bool
+	queueDir string
 
 	// Password sources, at most one used: the first set of password,
 	// passwordCommand, passwordFile, else the terminal prompt.
@@ -76,7 +82,7 @@ func (f *connFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noTLS, "no-tls", false, "plain TCP even if the config or environment asks for TLS")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM `file` of CA certificates to trust for TLS (default $"+envCAFile+", config \"tls_ca_file\", else the system's)")
 	fs.StringVar(&f.serverName, "server-name", "", "`name` the server's certificate must carry (default $"+envServerName+", config \"tls_server_name\", else the server's host)")
-	fs.StringVar(&f.config, "config", "", "config `file` (default $"+envConfig+", else $XDG_CONFIG_HOME/mpp/config or ~/.config/mpp/config)")
+	fs.StringVar(&f.config, "config", "", "config `file` (default $"+envConfig+", else $XDG_CONFIG_HOME/mpp/config or ~/.config/mpp/config; on Windows %APPDATA%\\mpp\\config)")
 	fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of `file`")
 	fs.StringVar(&f.passwordCommand, "password-command", "", "run `command` with /bin/sh -c and take the first line it prints as the password")
 	fs.DurationVar(&f.timeout, "timeout", 0, "bound on each read and write (default "+mppclient.DefaultTimeout.String()+")")
@@ -103,7 +109,7 @@ func (c *cli) resolve(f *connFlags) (*settings, error) {
 		}
 	}
 	if path == "" {
-		path = defaultConfigPath(c.getenv)
+		path = defaultConfigPath(c.platform())
 	}
 	var file map[string]string
 	if path != "" {
@@ -163,6 +169,16 @@ func (c *cli) resolve(f *connFlags) (*settings, error) {
 		s.timeout = d
 	}
 
+	s.queue = true
+	if v := firstOf(c.getenv(envQueue), file["queue"]); v != "" {
+		on, err := parseBool(v)
+		if err != nil {
+			return nil, configErrorf("queue: %v", err)
+		}
+		s.queue = on
+	}
+	s.queueDir = firstOf(c.getenv(envQueueDir), file["queue_dir"], defaultQueueDir(c.platform()))
+
 	switch {
 	case f.passwordFile != "":
 		s.passwordFile = f.passwordFile
@@ -204,18 +220,6 @@ func parseBool(s string) (bool, error) {
 	return false, fmt.Errorf("%q is not on or off", s)
 }
 
-// defaultConfigPath is $XDG_CONFIG_HOME/mpp/config, else
-// $HOME/.config/mpp/config (XDG Base Directory Specification).
-func defaultConfigPath(getenv func(string) string) string {
-	if dir := getenv("XDG_CONFIG_HOME"); filepath.IsAbs(dir) {
-		return filepath.Join(dir, "mpp", "config")
-	}
-	if home := getenv("HOME"); home != "" {
-		return filepath.Join(home, ".config", "mpp", "config")
-	}
-	return ""
-}
-
 // configKeys are the keys of the config file. "passwordeval" is msmtp's
 // name for password_command, accepted so a msmtp user can copy the line.
 var configKeys = map[string]string{
@@ -223,7 +227,7 @@ var configKeys = map[string]string{
 	"tls": "tls", "tls_ca_file": "tls_ca_file", "tls_server_name": "tls_server_name",
 	"password": "password", "password_command": "password_command",
 	"passwordeval": "password_command", "password_file": "password_file",
-	"timeout": "timeout",
+	"timeout": "timeout", "queue": "queue", "queue_dir": "queue_dir",
 }
 
 // readConfig reads a config file: one "key value" per line, as msmtp's;
