@@ -10,6 +10,8 @@
 #   make bench         benchmarks (Go, and mpp bench against a local mppd)
 #   make install       into $(DESTDIR)$(PREFIX)
 #   make packages      dist/*.deb and dist/*.rpm (nfpm, from tools/go.mod)
+#   make cross         mpp built and vetted for every desktop (CGO off)
+#   make release       dist/release: mpp for every desktop, the packages, SHA256SUMS
 #   make lint-packages lintian, rpmlint, systemd-analyze on the packages
 #   sudo make install-test  the .deb installed into a minimal Debian chroot
 #   sudo make boot-test     the .deb under systemd as PID 1 in a booted Debian
@@ -47,7 +49,7 @@ FUZZTIME ?= 30s
 INTEGRATION_TAGS = pam integration
 
 .PHONY: all build run check lint-man unit race setup integration test fuzz bench cover install clean \
-	packages lint-packages install-test boot-test
+	packages lint-packages install-test boot-test cross release
 
 all: build
 
@@ -123,6 +125,7 @@ test:
 	$(MAKE) --no-print-directory lint-man
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory race
+	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory packages
 	$(MAKE) --no-print-directory lint-packages
@@ -227,6 +230,42 @@ install-test:
 boot-test:
 	$(require_root)
 	test/packaging/boot-test.sh $(PKG_SUITE) dist/*.deb
+
+# --- Every desktop -------------------------------------------------------
+# The client, mpp, is pure Go: built with CGO off for each operating system
+# and architecture a workstation runs, and go vet run on the client's
+# packages for each GOOS (the build tags and GOOS switches of each side get
+# looked at). mppd itself is Linux only.
+CROSS_TARGETS = linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+CROSS_VET     = ./cmd/mpp ./internal/mppclient/... ./internal/mppqueue
+
+cross:
+	@set -e; for t in $(CROSS_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		echo "cross: mpp for $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -o /dev/null ./cmd/mpp; \
+	done
+	@set -e; for os in $(sort $(foreach t,$(CROSS_TARGETS),$(firstword $(subst /, ,$(t))))); do \
+		echo "cross: go vet for $$os"; \
+		CGO_ENABLED=0 GOOS=$$os $(GO) vet $(CROSS_VET); \
+	done
+
+# What a release ships, in dist/release: mpp for every CROSS_TARGETS entry
+# (stripped, -trimpath, the package version), the .deb and .rpm of
+# `make packages`, and SHA256SUMS over all of them.
+release: packages
+	rm -rf dist/release
+	mkdir -p dist/release
+	@set -e; for t in $(CROSS_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		out=dist/release/mpp-$(PKG_VERSION)-$$os-$$arch$$ext; \
+		echo "release: $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath \
+			-ldflags '-s -w -X main.version=$(PKG_VERSION)' -o $$out ./cmd/mpp; \
+	done
+	cp dist/*.deb dist/*.rpm dist/release/
+	cd dist/release && sha256sum -- * >SHA256SUMS
+	cat dist/release/SHA256SUMS
 
 clean:
 	rm -rf bin dist coverage.out coverage.html

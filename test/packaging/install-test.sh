@@ -31,6 +31,10 @@ common_files="/etc/mppd
 /usr/lib/systemd/system/mppd.service
 /usr/lib/systemd/system/mppd.socket
 /usr/lib/systemd/system/mppd@.service
+/usr/lib/systemd/system/mpp-flush.service
+/usr/lib/systemd/system/mpp-flush.timer
+/usr/lib/systemd/user/mpp-flush.service
+/usr/lib/systemd/user/mpp-flush.timer
 /usr/sbin/mppd
 /usr/share/doc/mppd/examples/fail2ban/filter.d/mppd.conf
 /usr/share/doc/mppd/examples/fail2ban/jail.d/mppd.local
@@ -76,7 +80,7 @@ got=$(dpkg-deb -c "$deb" | awk '{ print $6 }' | sed -e 's|^\./|/|' -e 's|/$||' |
 got_files=$(comm -12 <(echo "$got") <(echo "$deb_files" | sort))
 [ "$got_files" = "$(echo "$deb_files" | sort)" ] || fail "the .deb lacks:
 $(comm -13 <(echo "$got") <(echo "$deb_files" | sort))"
-extra=$(comm -23 <(echo "$got") <(echo "$deb_files" | sort) | grep -v -x -e / -e /etc -e /etc/pam.d -e /usr -e /usr/bin -e /usr/sbin -e '/usr/lib\(/systemd\(/system\)\?\)\?' -e '/usr/share\(/man\(/man[158]\)\?\|/doc\(/mppd\(/examples\(/fail2ban\(/filter.d\|/jail.d\)\?\)\?\)\?\)\?\|/lintian\(/overrides\)\?\)\?' || true)
+extra=$(comm -23 <(echo "$got") <(echo "$deb_files" | sort) | grep -v -x -e / -e /etc -e /etc/pam.d -e /usr -e /usr/bin -e /usr/sbin -e '/usr/lib\(/systemd\(/system\|/user\)\?\)\?' -e '/usr/share\(/man\(/man[158]\)\?\|/doc\(/mppd\(/examples\(/fail2ban\(/filter.d\|/jail.d\)\?\)\?\)\?\)\?\|/lintian\(/overrides\)\?\)\?' || true)
 [ -z "$extra" ] || fail "the .deb holds files nobody expects:
 $extra"
 # The file list minus what only one format has must be the same for both.

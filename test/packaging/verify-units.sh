@@ -4,19 +4,24 @@
 # exposure must be at most MAX (a number such as 3.0).
 #
 # verify checks that every ExecStart= program exists, so it is run on
-# copies of the units whose /usr/sbin/mppd is MPPD (the binary just built);
-# nothing else is changed. Any message from verify fails the check.
+# copies of the units whose /usr/sbin/mppd is MPPD (the binary just built)
+# and /usr/bin/mpp the mpp next to it; nothing else is changed. The user
+# units (systemd/user/) are verified with --user. Any message from verify
+# fails the check.
 set -euo pipefail
 mppd=$(realpath "$1")
+mpp=$(dirname "$mppd")/mpp
 max=$2
 units=packaging/systemd
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for u in "$units"/*.socket "$units"/*.service; do
-  sed "s|/usr/sbin/mppd|$mppd|g" "$u" >"$tmp/${u##*/}"
+mkdir "$tmp/user"
+for u in "$units"/*.socket "$units"/*.service "$units"/*.timer "$units"/user/*; do
+  sed -e "s|/usr/sbin/mppd|$mppd|g" -e "s|/usr/bin/mpp|$mpp|g" "$u" >"$tmp/${u#"$units"/}"
 done
-out=$(cd "$tmp" && systemd-analyze verify --man=no ./*.socket ./*.service 2>&1) || {
+out=$(cd "$tmp" && systemd-analyze verify --man=no ./*.socket ./*.service ./*.timer 2>&1 &&
+  cd user && XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$tmp} systemd-analyze verify --user --man=no ./*.service ./*.timer 2>&1) || {
   echo "$out"
   echo "verify-units: systemd-analyze verify failed" >&2
   exit 1
@@ -26,7 +31,7 @@ if [ -n "$out" ]; then
   echo "verify-units: systemd-analyze verify complained" >&2
   exit 1
 fi
-echo "verify-units: systemd-analyze verify: $(cd "$units" && echo *.socket *.service) OK"
+echo "verify-units: systemd-analyze verify: $(cd "$units" && echo *.socket *.service *.timer user/*) OK"
 
 for s in mppd.service mppd@.service; do
   line=$(cd "$tmp" && systemd-analyze security --offline=true --no-pager "./$s" 2>&1 | grep 'Overall exposure level') || {
