@@ -152,12 +152,13 @@ func exitStatus(err error) int {
 // promptPassword asks on the controlling terminal (not stdin, which may
 // hold the message) with echo off.
 func promptPassword(prompt string) (string, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	in, tty, err := openTerminal()
 	if err != nil {
 		return "", errNoTerminal
 	}
+	defer in.Close()
 	defer tty.Close()
-	fd := int(tty.Fd())
+	fd := int(in.Fd())
 	state, err := term.GetState(fd)
 	if err != nil {
 		return "", errNoTerminal

@@ -325,7 +325,7 @@ func (c *cli) getPassword(s *settings) (string, error) {
 }
 
 // runPasswordCommand runs command as msmtp's passwordeval does: with
-// /bin/sh -c, because it is the user's own line from their own config or
+// /bin/sh -c (cmd.exe /C on Windows), because it is the user's own line from their own config or
 // command line (a pipeline such as "gpg -d ~/.mpp.gpg" or "pass show
 // mail"), not text from anyone else. Its standard input is /dev/null, so
 // it cannot eat the message on mpp's standard input; its standard error
@@ -335,7 +335,7 @@ func (c *cli) getPassword(s *settings) (string, error) {
 func runPasswordCommand(command string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), passwordCommandTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd := shellCommand(ctx, command)
 	cmd.Stderr = os.Stderr
 	var out bytes.Buffer
 	cmd.Stdout = &limitedWriter{w: &out, n: 64 * 1024}
