@@ -112,7 +112,7 @@ func parseSendmailArgs(args []string) (*sendmailArgs, error) {
 			a.fullName = v
 		case w == "-odb", w == "-odq", w == "-odd",
 			w == "-oem", w == "-oep", w == "-oeq", w == "-oew", w == "-oee",
-			w == "-em", w == "-ep", w == "-eq", w == "-ew", w == "-ee",
+			w == "-ep", w == "-eq", w == "-ew", w == "-ee",
 			w == "-om", w == "-oo", w == "-os", w == "-m", w == "-n", w == "-G",
 			w == "-Ac", w == "-Am":
 			ignore(w, "MPP posts at once and reports errors by exit status")
