@@ -2,6 +2,8 @@
 # The mail programs the client's integration tests drive through
 # `mpp sendmail` (cmd/mpp, build tag integration):
 #   git-email   git send-email --sendmail-cmd
+#   libmailtools-perl  Mail::Address, which git send-email needs (only
+#               recommended by git-email, and recommends are not installed)
 #   s-nail      mailx with mta= pointing at mpp
 #   mutt        sendmail= pointing at mpp
 #   cron        a job's output mailed to MAILTO through the sendmail shim
@@ -13,11 +15,13 @@
 set -euo pipefail
 . "$(dirname "$0")/../setup-lib.sh"
 
-apt_install git git-email s-nail mutt cron util-linux
+apt_install git git-email libmailtools-perl s-nail mutt cron util-linux
 
 for tool in git s-nail mutt cron unshare; do
   command -v "$tool" >/dev/null || { echo "70-mailprograms.sh: $tool missing" >&2; exit 1; }
 done
-git send-email --help >/dev/null 2>&1 || git send-email -h 2>&1 | grep -q sendmail-cmd ||
-  { echo "70-mailprograms.sh: git send-email missing" >&2; exit 1; }
+# git send-email -h exits 129 after printing its usage.
+usage=$(git send-email -h 2>&1 || true)
+grep -q sendmail-cmd <<<"$usage" ||
+  { echo "70-mailprograms.sh: git send-email does not work: $(head -n3 <<<"$usage")" >&2; exit 1; }
 echo "70-mailprograms.sh: $(git --version), $(mutt -v | head -n1), s-nail $(s-nail -V 2>&1 | head -n1)"

@@ -1,0 +1,198 @@
+//go:build integration
+
+package main
+
+// Real mail programs posting through mpp sendmail, each configured the
+// way its documentation says to use another sendmail: git send-email
+// (--sendmail-cmd), s-nail (mta=), mutt (sendmail=) and cron (MAILTO,
+// with the mpp binary bind-mounted on /usr/sbin/sendmail in a private
+// mount namespace, so the host's sendmail is untouched). Each message must
+// reach exactly the recipients the program named, Bcc included and not
+// shown, from the user who logged in. Then the same with no server: the
+// program succeeds, the message is queued, and mpp flush delivers it once
+// a server is there. test/setup.d/70-mailprograms.sh installs them.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mppd/mppd/internal/testenv"
+)
+
+// buildMpp builds cmd/mpp into dir and links it as dir/sendmail.
+func buildMpp(t *testing.T, dir string) (mpp, sendmail string) {
+	t.Helper()
+	mpp = filepath.Join(dir, "mpp")
+	build := exec.Command("go", "build", "-o", mpp, "github.com/mppd/mppd/cmd/mpp")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	sendmail = filepath.Join(dir, "sendmail")
+	if err := os.Symlink(mpp, sendmail); err != nil {
+		t.Fatal(err)
+	}
+	return mpp, sendmail
+}
+
+// programEnv is the environment of a mail program run by a test: its own
+// HOME, mpp's settings, no terminal.
+type programEnv struct {
+	home, queue string
+	vars        map[string]string
+}
+
+func newProgramEnv(t *testing.T, server string) *programEnv {
+	home := t.TempDir()
+	e := &programEnv{home: home, queue: filepath.Join(home, "queue")}
+	e.vars = map[string]string{
+		"HOME": home, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C",
+		"MPP_SERVER": server, "MPP_USER": realUser, "MPP_PASSWORD": realPassword,
+		"MPP_FROM": realUser + "@" + realDomain, "MPP_QUEUE_DIR": e.queue,
+		"GIT_AUTHOR_NAME": "Alice", "GIT_AUTHOR_EMAIL": realUser + "@" + realDomain,
+		"GIT_COMMITTER_NAME": "Alice", "GIT_COMMITTER_EMAIL": realUser + "@" + realDomain,
+	}
+	return e
+}
+
+func (e *programEnv) run(t *testing.T, stdin string, dir string, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	for k, v := range e.vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+// checkDelivered checks that each of rcpts got one message with the
+// subject, from the authenticated user, with no Bcc field, and that no
+// one else got anything.
+func checkDelivered(t *testing.T, root, subject string, rcpts ...string) {
+	t.Helper()
+	for _, r := range rcpts {
+		header, body := delivered(t, root, r)
+		if !strings.Contains(headerField(header, "Subject"), subject) {
+			t.Errorf("%s: subject %q missing:\n%s", r, subject, header)
+		}
+		from := headerField(header, "From")
+		if !strings.Contains(from, realUser+"@"+realDomain) {
+			t.Errorf("%s: From: %q, want the user who logged in", r, from)
+		}
+		if strings.Contains(strings.ToLower(header), "\nbcc:") {
+			t.Errorf("%s: a Bcc field was delivered:\n%s", r, header)
+		}
+		if body == "" {
+			t.Errorf("%s: empty body", r)
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(root, "*"))
+	if len(dirs) != len(rcpts) {
+		t.Errorf("delivered to %q, want exactly %q", dirs, rcpts)
+	}
+}
+
+func headerField(header, name string) string {
+	for _, l := range strings.Split(header, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// queuedCount is the number of messages in a queue directory.
+func queuedCount(t *testing.T, dir string) int {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.mppq"))
+	return len(files)
+}
+
+// flushTo runs the built mpp flush against addr.
+func (e *programEnv) flushTo(t *testing.T, mpp, addr string) {
+	t.Helper()
+	e.vars["MPP_SERVER"] = addr
+	e.run(t, "", e.home, mpp, "flush", "-v")
+	if n := queuedCount(t, e.queue); n != 0 {
+		t.Errorf("%d messages still queued after mpp flush", n)
+	}
+}
+
+// program is one mail program: send posts a message with the subject to
+// to, cc and bcc.
+type program struct {
+	name, binary string
+	send         func(t *testing.T, e *programEnv, sendmail, subject, to, cc, bcc string)
+}
+
+var programs = []program{
+	{"git send-email", "git", func(t *testing.T, e *programEnv, sendmail, subject, to, cc, bcc string) {
+		repo := filepath.Join(e.home, "repo-"+strings.ReplaceAll(subject, " ", "-"))
+		e.run(t, "", e.home, "git", "init", "-q", repo)
+		if err := os.WriteFile(filepath.Join(repo, "file"), []byte(subject+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.run(t, "", repo, "git", "add", "file")
+		e.run(t, "", repo, "git", "commit", "-q", "-m", subject)
+		patch := strings.TrimSpace(e.run(t, "", repo, "git", "format-patch", "-1", "-o", filepath.Join(repo, "out")))
+		e.run(t, "", repo, "git", "send-email", "--sendmail-cmd="+sendmail, "--confirm=never", "--suppress-cc=all",
+			"--from=Alice <"+realUser+"@"+realDomain+">", "--to="+to, "--cc="+cc, "--bcc="+bcc, patch)
+	}},
+	{"s-nail", "s-nail", func(t *testing.T, e *programEnv, sendmail, subject, to, cc, bcc string) {
+		e.run(t, "body of "+subject+"\n", e.home, "s-nail", "-:/", "-Smta="+sendmail, "-r", realUser+"@"+realDomain,
+			"-s", subject, "-c", cc, "-b", bcc, to)
+	}},
+	{"mutt", "mutt", func(t *testing.T, e *programEnv, sendmail, subject, to, cc, bcc string) {
+		e.run(t, "body of "+subject+"\n", e.home, "mutt", "-n", "-F", "/dev/null",
+			"-e", `set sendmail="`+sendmail+`"; set from=`+realUser+"@"+realDomain+`; set use_from=yes; set record=""; set folder=`+e.home+`; set spoolfile=""`,
+			"-s", subject, "-c", cc, "-b", bcc, "--", to)
+	}},
+}
+
+func TestMailPrograms(t *testing.T) {
+	dir := t.TempDir()
+	mpp, sendmail := buildMpp(t, dir)
+	for _, p := range programs {
+		t.Run(p.name, func(t *testing.T) {
+			testenv.NeedCommand(t, p.binary)
+			if p.binary == "git" {
+				if out, err := exec.Command("git", "send-email", "-h").CombinedOutput(); !strings.Contains(string(out), "sendmail-cmd") {
+					testenv.Missing(t, "git send-email", fmt.Sprintf("install git-email (sudo test/setup.sh): %v %s", err, out))
+				}
+			}
+			slug := strings.ReplaceAll(p.name, " ", "")
+			rcpt := func(role string) string { return slug + "-" + role + "@" + realDomain }
+
+			// Server up: delivered at once, nothing queued.
+			addr, root := realServer(t, nil)
+			e := newProgramEnv(t, addr)
+			p.send(t, e, sendmail, "up "+p.name, rcpt("to"), rcpt("cc"), rcpt("bcc"))
+			checkDelivered(t, root, "up "+p.name, rcpt("to"), rcpt("cc"), rcpt("bcc"))
+			if n := queuedCount(t, e.queue); n != 0 {
+				t.Errorf("server up: %d messages left queued", n)
+			}
+
+			// Server down: the program succeeds, the message waits in
+			// the queue, and mpp flush delivers it.
+			e = newProgramEnv(t, closedPort(t))
+			p.send(t, e, sendmail, "down "+p.name, rcpt("to"), rcpt("cc"), rcpt("bcc"))
+			if n := queuedCount(t, e.queue); n != 1 {
+				t.Fatalf("server down: %d messages queued, want 1", n)
+			}
+			addr, root = realServer(t, nil)
+			e.flushTo(t, mpp, addr)
+			checkDelivered(t, root, "down "+p.name, rcpt("to"), rcpt("cc"), rcpt("bcc"))
+		})
+	}
+}
