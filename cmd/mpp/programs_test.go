@@ -78,8 +78,8 @@ func (e *programEnv) run(t *testing.T, stdin string, dir string, name string, ar
 }
 
 // checkDelivered checks that each of rcpts got one message with the
-// subject, from the authenticated user, with no Bcc field, and that no
-// one else got anything.
+// subject, from the authenticated user (From:, and Return-Path:), with no
+// Bcc field, and that no one else got anything.
 func checkDelivered(t *testing.T, root, subject string, rcpts ...string) {
 	t.Helper()
 	for _, r := range rcpts {
@@ -88,8 +88,8 @@ func checkDelivered(t *testing.T, root, subject string, rcpts ...string) {
 			t.Errorf("%s: subject %q missing:\n%s", r, subject, header)
 		}
 		from := headerField(header, "From")
-		if !strings.Contains(from, realUser+"@"+realDomain) {
-			t.Errorf("%s: From: %q, want the user who logged in", r, from)
+		if !strings.Contains(from, realUser+"@"+realDomain) || headerField(header, "Return-Path") != "<"+realUser+"@"+realDomain+">" {
+			t.Errorf("%s: From: %q, Return-Path: %q, want the user who logged in", r, from, headerField(header, "Return-Path"))
 		}
 		if strings.Contains(strings.ToLower(header), "\nbcc:") {
 			t.Errorf("%s: a Bcc field was delivered:\n%s", r, header)
@@ -194,5 +194,122 @@ func TestMailPrograms(t *testing.T) {
 			e.flushTo(t, mpp, addr)
 			checkDelivered(t, root, "down "+p.name, rcpt("to"), rcpt("cc"), rcpt("bcc"))
 		})
+	}
+}
+
+// cron mails a job's output to MAILTO through /usr/sbin/sendmail, which
+// it cannot be told to replace. So cron runs in a private mount namespace
+// where mpp is bind-mounted on /usr/sbin/sendmail, with its own crontab,
+// an empty /etc/cron.d and /var/spool, and a /root holding mpp's config:
+// the host's sendmail, crontabs and spool are not touched. cron runs the
+// job as root, so mpp uses the system queue, /var/spool/mpp/queue, bound
+// to a directory of the test. Cron starts jobs on the minute: the test
+// takes up to three minutes.
+func TestCronMail(t *testing.T) {
+	testenv.NeedRoot(t)
+	cron := testenv.NeedCommand(t, "cron")
+	unshare := testenv.NeedCommand(t, "unshare")
+	testenv.NeedFile(t, "/usr/sbin/sendmail") // the mount point
+	if testing.Short() {
+		t.Skip("waits for cron's minutes")
+	}
+	dir := t.TempDir()
+	mpp, _ := buildMpp(t, dir)
+	root := filepath.Join(dir, "root")
+	spool := filepath.Join(dir, "spool-mpp")
+	for _, d := range []string{filepath.Join(root, ".config", "mpp"), spool} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config := filepath.Join(root, ".config", "mpp", "config")
+	writeConfig := func(addr string) {
+		host, port, _ := strings.Cut(addr, ":")
+		text := "server " + host + "\nport " + port + "\nuser " + realUser + "\npassword " + realPassword + "\n"
+		if err := os.WriteFile(config+".new", []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(config+".new", config); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rcpt := "cron-mailto@" + realDomain
+	crontab := filepath.Join(dir, "crontab")
+	if err := os.WriteFile(crontab, []byte("SHELL=/bin/sh\nPATH=/usr/bin:/bin\nMAILTO="+rcpt+"\n* * * * * root echo cron-job-output\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join([]string{
+		"set -e",
+		"mount --bind " + mpp + " /usr/sbin/sendmail",
+		"mount --bind " + crontab + " /etc/crontab",
+		"mount -t tmpfs none /etc/cron.d",
+		"mount -t tmpfs none /var/spool",
+		"mkdir -p /var/spool/cron/crontabs /var/spool/mpp",
+		"mount --bind " + spool + " /var/spool/mpp",
+		"mount --bind " + root + " /root",
+		"mount -t tmpfs none /run",
+		"exec " + cron + " -f -L 15",
+	}, "\n")
+
+	addr, maildir := realServer(t, nil)
+	writeConfig(addr)
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "--fork", "--kill-child", "sh", "-c", script)
+	var out testenv.LogBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	waitFor := func(what string, done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(75 * time.Second); !done(); time.Sleep(500 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s after 75 s; cron said:\n%s", what, out.String())
+			}
+		}
+	}
+	mailOf := func(root string) []string {
+		files, _ := filepath.Glob(filepath.Join(root, rcpt, "new", "*"))
+		return files
+	}
+	waitFor("mail from cron", func() bool { return len(mailOf(maildir)) > 0 })
+	data, err := os.ReadFile(mailOf(maildir)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, body, _ := strings.Cut(string(data), "\n\n")
+	// cron writes "From: root (Cron Daemon)"; the server keeps it and
+	// names the user who logged in in Sender: and Return-Path:.
+	me := realUser + "@" + realDomain
+	if body != "cron-job-output\n" || headerField(header, "Sender") != me || headerField(header, "Return-Path") != "<"+me+">" {
+		t.Errorf("cron's mail:\n%s", data)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(maildir, "*"))
+	if len(dirs) != 1 {
+		t.Errorf("delivered to %q, want only %s", dirs, rcpt)
+	}
+
+	// The server goes away: the next job's mail is queued in root's
+	// queue.
+	queue := filepath.Join(spool, "queue")
+	writeConfig(closedPort(t))
+	waitFor("queued mail", func() bool { return queuedCount(t, queue) > 0 })
+	cmd.Process.Kill()
+	cmd.Wait()
+	n := queuedCount(t, queue)
+
+	// A server again: mpp flush (as root, with root's config) delivers.
+	addr, maildir = realServer(t, nil)
+	writeConfig(addr)
+	flush := exec.Command(mpp, "flush", "-v")
+	flush.Env = []string{"MPP_CONFIG=" + config, "MPP_QUEUE_DIR=" + queue, "PATH=/usr/bin:/bin"}
+	if b, err := flush.CombinedOutput(); err != nil {
+		t.Fatalf("mpp flush: %v\n%s", err, b)
+	}
+	if got := len(mailOf(maildir)); got != n || queuedCount(t, queue) != 0 {
+		t.Errorf("flush delivered %d of %d queued; %d left", got, n, queuedCount(t, queue))
 	}
 }
