@@ -330,9 +330,7 @@ func (c *cli) flushQueue(cf *connFlags, o flushOptions) int {
 				for _, r := range due[i:] {
 					q.MoveAside(r.ID, now, err.Error())
 				}
-				c.errorf(exitStatus(err), "%v; %d message(s) moved to %s: fix the login, then mpp queue --requeue all", err, len(due)-i, failedDirOf(q))
-				cl = nil
-				return exitStatus(err)
+				return c.errorf(exitStatus(err), "%v; %d message(s) moved to %s: fix the login, then mpp queue --requeue all", err, len(due)-i, failedDirOf(q))
 			}
 			q.MoveAside(e.ID, now, err.Error())
 			fmt.Fprintf(c.stderr, "mpp: %s to %s refused for good, moved to %s: %v\n", e.ID, to, failedDirOf(q), err)
