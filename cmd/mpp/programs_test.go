@@ -23,15 +23,15 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // buildMpp builds cmd/mpp into dir and links it as dir/sendmail.
 func buildMpp(t *testing.T, dir string) (mpp, sendmail string) {
 	t.Helper()
 	mpp = filepath.Join(dir, "mpp")
-	build := exec.Command("go", "build", "-o", mpp, "github.com/mppd/mppd/cmd/mpp")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := testharness.GoBuild(mpp, "github.com/mppd/mppd/cmd/mpp", testharness.Build{}); err != nil {
+		t.Fatalf("go build: %v", err)
 	}
 	sendmail = filepath.Join(dir, "sendmail")
 	if err := os.Symlink(mpp, sendmail); err != nil {
