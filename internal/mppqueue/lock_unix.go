@@ -4,6 +4,7 @@ package mppqueue
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -24,4 +25,20 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// makePrivate refuses a queue directory owned by another user and takes
+// group and other permissions off one of ours.
+func makePrivate(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to this user", dir, st.Uid)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return os.Chmod(dir, 0o700)
+	}
+	return nil
 }

@@ -22,3 +22,7 @@ func tryLock(f *os.File) error {
 // syncDir does nothing on Windows: a directory cannot be opened to be
 // synced there, and NTFS journals renames itself.
 func syncDir(string) error { return nil }
+
+// makePrivate does nothing on Windows: %LOCALAPPDATA% is the user's own,
+// guarded by its ACL.
+func makePrivate(string) error { return nil }

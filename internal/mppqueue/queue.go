@@ -89,12 +89,17 @@ type Queue struct {
 }
 
 // Open returns the queue in dir, creating it (mode 0700) if need be. An
-// error means messages cannot be queued there.
+// error means messages cannot be queued there. A directory someone else
+// owns is refused (they could read or swap the messages); one of ours that
+// others may enter is made private.
 func Open(dir string) (*Queue, error) {
 	if dir == "" {
 		return nil, errors.New("no queue directory")
 	}
 	if err := os.MkdirAll(filepath.Join(dir, failedDir), 0o700); err != nil {
+		return nil, err
+	}
+	if err := makePrivate(dir); err != nil {
 		return nil, err
 	}
 	return &Queue{Dir: dir}, nil

@@ -187,6 +187,33 @@ func TestLock(t *testing.T) {
 	}
 }
 
+// A queue directory others may enter is made private; one that belongs
+// to someone else is refused.
+func TestOpenPrivate(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows guards the directory with its ACL")
+	}
+	dir := filepath.Join(t.TempDir(), "queue")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Errorf("mode %v after Open, want 0700", st.Mode().Perm())
+	}
+	if os.Geteuid() != 0 {
+		return // only root can give a directory away
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Errorf("someone else's directory: %v", err)
+	}
+}
+
 func TestOpenRefusesUnwritable(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
