@@ -27,12 +27,12 @@ common_files="/etc/mppd
 /etc/mppd/mppd.toml
 /etc/pam.d/mppd
 /usr/bin/mpp
+/usr/lib/systemd/system/mpp-flush.service
+/usr/lib/systemd/system/mpp-flush.timer
 /usr/lib/systemd/system/mppd-tls.socket
 /usr/lib/systemd/system/mppd.service
 /usr/lib/systemd/system/mppd.socket
 /usr/lib/systemd/system/mppd@.service
-/usr/lib/systemd/system/mpp-flush.service
-/usr/lib/systemd/system/mpp-flush.timer
 /usr/lib/systemd/user/mpp-flush.service
 /usr/lib/systemd/user/mpp-flush.timer
 /usr/sbin/mppd
