@@ -200,7 +200,10 @@ func TestSystemConcurrentLogins(t *testing.T) {
 	const n, workers = 50, 16
 	b, _ := newSystem(t, "mppd-test", func(c *config.PAM) {
 		c.Workers = workers
-		c.QueueTimeout = config.Duration(30 * time.Second)
+		// Generous bounds: this test is about the pool's bookkeeping, not
+		// speed, and yescrypt on a loaded 2-core machine is slow.
+		c.Timeout = config.Duration(60 * time.Second)
+		c.QueueTimeout = config.Duration(120 * time.Second)
 	})
 	if _, err := login(b, okUser, okPass, "127.0.0.1"); err != nil { // warm up
 		t.Fatal(err)
