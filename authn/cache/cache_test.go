@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -19,13 +20,23 @@ type backend struct {
 	calls  int
 	down   bool
 	refuse string // a client address the policy refuses, as pam_access would
+	locked bool   // alice's account is locked
+	gate   chan struct{}
 }
 
 func (b *backend) Authenticate(ctx context.Context, req authn.Request) (authn.Identity, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.calls++
+	gate := b.gate
+	b.mu.Unlock()
+	if gate != nil {
+		<-gate // held until the test lets every request in flight go
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch {
+	case req.User == "alice" && b.locked:
+		return authn.Identity{}, authn.Rejected("locked", nil)
 	case b.down:
 		return authn.Identity{}, authn.Unavailable("connect", nil)
 	case req.Client == b.refuse:
@@ -195,3 +206,112 @@ func TestNoPasswordHeld(t *testing.T) {
 		t.Fatal("client/user boundary not in the key")
 	}
 }
+
+// Parallel repeats of one wrong password share one backend call: a burst
+// from a mail client with several connections cannot lock the account.
+func TestParallelRepeatsCoalesced(t *testing.T) {
+	c, b, _ := newCache(t, 100)
+	b.gate = make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := login(c, "alice", "wrong")
+			errs <- err
+		}()
+	}
+	// Wait until the first request reached the backend and the others
+	// had the time to queue behind it, then let it answer.
+	for b.count() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(b.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if authn.Reason(err) != "bad-password" {
+			t.Errorf("a coalesced request got %v", err)
+		}
+	}
+	if b.count() != 1 {
+		t.Fatalf("backend asked %d times for 10 parallel repeats, want 1", b.count())
+	}
+}
+
+// A bad password is kept for failure_ttl from its last use, not for ttl:
+// a client retrying every minute or so (longer than ttl) reaches the
+// backend once; so does a client that changes address.
+func TestFailureTTLRenewed(t *testing.T) {
+	c, b, clk := newCache(t, 100)
+	for i := 0; i < 40; i++ {
+		if _, err := login(c, "alice", "wrong"); authn.Reason(err) != "bad-password" {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		clk.t = clk.t.Add(62 * time.Second) // 40 minutes in all, past failure_ttl
+	}
+	if b.count() != 1 {
+		t.Fatalf("backend asked %d times for repeats 62 s apart", b.count())
+	}
+	_, err := c.Authenticate(context.Background(), authn.Request{User: "alice", Password: "wrong", Client: "198.51.100.9"})
+	if authn.Reason(err) != "bad-password" || b.count() != 1 {
+		t.Fatalf("from another address: %v, backend asked %d times", err, b.count())
+	}
+	// Left alone for failure_ttl, it is asked again.
+	clk.t = clk.t.Add(30 * time.Minute)
+	login(c, "alice", "wrong")
+	if b.count() != 2 {
+		t.Fatalf("backend asked %d times after failure_ttl, want 2", b.count())
+	}
+}
+
+// An account-state refusal is kept a few seconds at most: the helpdesk's
+// unlock takes effect at once.
+func TestStateRefusalShort(t *testing.T) {
+	c, b, clk := newCache(t, 100)
+	b.locked = true
+	if _, err := login(c, "alice", "right"); authn.Reason(err) != "locked" {
+		t.Fatal(err)
+	}
+	if _, err := login(c, "alice", "right"); authn.Reason(err) != "locked" || b.count() != 1 {
+		t.Fatalf("within %s: %v, %d calls", StateTTL, err, b.count())
+	}
+	b.mu.Lock()
+	b.locked = false
+	b.mu.Unlock()
+	clk.t = clk.t.Add(StateTTL)
+	if _, err := login(c, "alice", "right"); err != nil {
+		t.Fatalf("after the unlock and %s: %v", StateTTL, err)
+	}
+}
+
+// A cache hit is logged at info, with cached=true, and without the
+// password.
+func TestHitLogged(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	cfg := config.DefaultCache()
+	cfg.Enabled = true
+	c := New(&backend{}, cfg, slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil)))
+	login(c, "alice", "Wr0ng-secret")
+	login(c, "alice", "Wr0ng-secret")
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, "level=INFO") || !strings.Contains(out, "cached=true") || !strings.Contains(out, "reason=bad-password") || !strings.Contains(out, "user=alice") {
+		t.Fatalf("hit log: %q", out)
+	}
+	if strings.Contains(out, "Wr0ng-secret") {
+		t.Fatalf("the password is in the log: %q", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -328,12 +328,12 @@ func TestDurationKeys(t *testing.T) {
 		"authn.pam.timeout", "authn.pam.queue_timeout",
 		"authn.ldap.dial_timeout", "authn.ldap.request_timeout", "authn.ldap.pool_idle_timeout",
 		"delivery.sendmail.timeout", "systemd.exit_on_idle",
-		"authn.queue_timeout", "authn.cache.ttl", "delivery.queue_timeout", "throttle.window"} {
+		"authn.queue_timeout", "authn.cache.ttl", "authn.cache.failure_ttl", "delivery.queue_timeout", "throttle.window"} {
 		if !durationKeys[k] {
 			t.Errorf("durationKeys lacks %s (has %v)", k, durationKeys)
 		}
 	}
-	if len(durationKeys) != 15 {
+	if len(durationKeys) != 16 {
 		t.Errorf("durationKeys = %v", fmt.Sprint(durationKeys))
 	}
 }

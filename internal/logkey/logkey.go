@@ -52,7 +52,7 @@ const (
 
 // Daemon and backend events, outside any one outcome.
 const (
-	EventAuthnCacheHit  = "authn-cache-hit" // a login answered from the cache (debug)
+	EventAuthnCacheHit  = "authn-cache-hit" // a login answered from the cache (info, cached=true)
 	EventAuthnBusy      = "authn-busy"      // too many logins at once
 	EventDeliveryBusy   = "delivery-busy"   // too many deliveries at once
 	EventThrottleBlock  = "throttle-block"  // an address or network blocked
