@@ -123,7 +123,7 @@ func TestIntegrationSearchThenBind(t *testing.T) {
 	// A wrong service password is the configuration's fault: 451, never 530.
 	cfg = searchConfig(t, s)
 	os.WriteFile(cfg.ServicePasswordFile, []byte("not-it\n"), 0o600)
-	mustFail(t, newBackend(t, cfg), "alice", "alice-pw", false, "service-bind")
+	mustFail(t, newBackend(t, cfg), "alice", "alice-pw", false, "service-credentials")
 }
 
 func TestIntegrationDirectBind(t *testing.T) {

@@ -26,17 +26,18 @@ import (
 
 // Backend is the LDAP authenticator. It is safe for concurrent use.
 type Backend struct {
-	cfg             config.LDAP
-	log             *slog.Logger
-	servicePassword string
-	roots           *x509.CertPool
-	clientCerts     []tls.Certificate
-	minTLS          uint16
-	scope           int
+	cfg         config.LDAP
+	log         *slog.Logger
+	roots       *x509.CertPool
+	clientCerts []tls.Certificate
+	minTLS      uint16
+	scope       int
 
-	search *pool // service-account (or anonymous) searches
-	binds  *pool // user binds
-	closed atomic.Bool
+	search   *pool // service-account (or anonymous) searches
+	binds    *pool // user binds
+	closed   atomic.Bool
+	noWhoAmI atomic.Bool // the server refused who-am-I once
+	svc      serviceBind
 }
 
 var _ authn.Authenticator = (*Backend)(nil)
@@ -57,11 +58,9 @@ func New(cfg config.LDAP, log *slog.Logger) (*Backend, error) {
 		return nil, err
 	}
 	if cfg.ServicePasswordFile != "" {
-		pw, err := readSecret(cfg.ServicePasswordFile)
-		if err != nil {
+		if err := b.svc.load(cfg.ServicePasswordFile); err != nil {
 			return nil, fmt.Errorf("ldap: service_password_file: %w", err)
 		}
-		b.servicePassword = pw
 	}
 	b.search = newPool(b, "search", true, cfg.PoolSize)
 	b.binds = newPool(b, "bind", false, cfg.PoolSize)
@@ -161,25 +160,33 @@ func (b *Backend) Authenticate(ctx context.Context, req authn.Request) (authn.Id
 	return b.identity(req, e)
 }
 
-// directBind binds with the DN (or UPN) made from the template, then reads
-// the entry and checks the groups: as the service account when there is
-// one, otherwise as the user on the same connection.
+// directBind binds with the DN, UPN or down-level name made from the
+// template, then reads the entry and checks the groups: as the service
+// account when there is one, otherwise as the user on the same connection.
 func (b *Backend) directBind(ctx context.Context, req authn.Request) (*entry, error) {
 	name, err := expandDN(b.cfg.UserDN, req.User)
 	if err != nil {
 		return nil, authn.Rejected("bad-username", err)
 	}
 	asService := b.cfg.ServiceDN != ""
-	var e *entry
+	var (
+		e   *entry
+		who string
+	)
 	err = b.binds.with(ctx, func(c *conn) error {
 		if err := c.lc.Bind(name, req.Password); err != nil {
+			// The server does not say whether the name or the
+			// password was wrong.
 			return bindError(err, "invalid-credentials")
+		}
+		if !config.LDAPDNStyle(b.cfg.UserDN) {
+			who = b.whoAmI(c)
 		}
 		if asService {
 			return nil
 		}
 		var err error
-		if e, err = b.readEntry(c, name); err != nil {
+		if e, err = b.readEntry(c, name, who); err != nil {
 			return err
 		}
 		return b.checkGroups(c, e, req.User)
@@ -189,12 +196,33 @@ func (b *Backend) directBind(ctx context.Context, req authn.Request) (*entry, er
 	}
 	err = b.search.with(ctx, func(c *conn) error {
 		var err error
-		if e, err = b.readEntry(c, name); err != nil {
+		if e, err = b.readEntry(c, name, who); err != nil {
 			return err
 		}
 		return b.checkGroups(c, e, req.User)
 	})
 	return e, err
+}
+
+// whoAmI asks the server who the connection is bound as (the "Who am I?"
+// operation, RFC 4532), after a bind with a UPN or down-level name. Active
+// Directory answers "u:CORP\user"; a server that does not know the
+// operation (Samba's AD DC) is not asked again, and the entry is then found
+// from the name itself.
+func (b *Backend) whoAmI(c *conn) string {
+	if b.noWhoAmI.Load() {
+		return ""
+	}
+	res, err := c.lc.WhoAmI(nil)
+	if err != nil {
+		var le *goldap.Error
+		if errors.As(err, &le) && le.ResultCode < goldap.ErrorNetwork {
+			b.noWhoAmI.Store(true)
+			b.log.Info("ldap: the server does not answer who-am-I; finding entries by userPrincipalName or sAMAccountName", "err", err)
+		}
+		return ""
+	}
+	return res.AuthzID
 }
 
 // searchBind finds the entry as the service account (or anonymously), then
@@ -263,18 +291,43 @@ func (b *Backend) findOne(c *conn, base string, scope int, filter string) (*entr
 	return toEntry(res.Entries[0]), nil
 }
 
-// readEntry reads the attributes of the entry just bound as. name is a DN,
-// or for a UPN template the UPN, looked up under search_base.
-func (b *Backend) readEntry(c *conn, name string) (*entry, error) {
+// readEntry reads the attributes of the entry just bound as. name is the
+// bind name: a DN, a UPN or a down-level name. who is the server's
+// who-am-I answer ("dn:..." or "u:DOMAIN\user"), or empty.
+//
+// Active Directory accepts for a bind the explicit userPrincipalName, the
+// implicit one (sAMAccountName@the domain's DNS name, even when the
+// account's own UPN is another one or unset) and DOMAIN\sAMAccountName. So
+// without a who-am-I answer, a UPN is looked up as a userPrincipalName
+// first and, when no entry has it, as the sAMAccountName of its local part;
+// a down-level name by the sAMAccountName after the backslash.
+func (b *Backend) readEntry(c *conn, name, who string) (*entry, error) {
 	var (
 		e   *entry
 		err error
 	)
-	if config.LDAPDNStyle(b.cfg.UserDN) {
-		e, err = b.findOne(c, name, goldap.ScopeBaseObject, "(objectClass=*)")
-	} else {
-		filter := "(userPrincipalName=" + goldap.EscapeFilter(name) + ")"
-		e, err = b.findOne(c, b.cfg.SearchBase, b.scope, filter)
+	base := func(dn string) { e, err = b.findOne(c, dn, goldap.ScopeBaseObject, "(objectClass=*)") }
+	sam := func(acct string) {
+		e, err = b.findOne(c, b.cfg.SearchBase, b.scope, "(sAMAccountName="+goldap.EscapeFilter(acct)+")")
+	}
+	switch {
+	case config.LDAPDNStyle(b.cfg.UserDN):
+		base(name)
+	case strings.HasPrefix(who, "dn:") && len(who) > 3:
+		base(who[3:])
+	case strings.HasPrefix(who, "u:") && strings.Contains(who, "\\"):
+		_, acct, _ := strings.Cut(who, "\\")
+		sam(acct)
+	case strings.Contains(name, "\\"):
+		_, acct, _ := strings.Cut(name, "\\")
+		sam(acct)
+	default:
+		e, err = b.findOne(c, b.cfg.SearchBase, b.scope, "(userPrincipalName="+goldap.EscapeFilter(name)+")")
+		if err != nil && authn.Reason(err) == "unknown-user" {
+			if local, _, ok := strings.Cut(name, "@"); ok {
+				sam(local)
+			}
+		}
 	}
 	if err != nil && authn.Reason(err) == "unknown-user" {
 		// The bind succeeded, so the account exists; not finding its
@@ -417,9 +470,10 @@ func mailAddress(v string) (string, bool) {
 }
 
 // bindError classifies the result of a user bind. reason names a plain
-// invalidCredentials: "bad-password" when a search found the entry,
-// "invalid-credentials" for a direct bind, where the server does not say
-// whether the name or the password was wrong.
+// invalidCredentials (and Active Directory's "52e", which is the same):
+// "bad-password" when a search found the entry, "invalid-credentials" for a
+// direct bind, where the server does not say whether the name or the
+// password was wrong.
 func bindError(err error, reason string) error {
 	var le *goldap.Error
 	if !errors.As(err, &le) {
@@ -448,6 +502,8 @@ func bindError(err error, reason string) error {
 // message of invalidCredentials: "... AcceptSecurityContext error, data 775, v4563".
 var adDataRE = regexp.MustCompile(`\bdata ([0-9a-fA-F]{3}),`)
 
+// adReason names Active Directory's sub-code of invalidCredentials with the
+// words the PAM backend uses for the same states.
 func adReason(le *goldap.Error) string {
 	if le.Err == nil {
 		return ""
@@ -459,19 +515,21 @@ func adReason(le *goldap.Error) string {
 	switch strings.ToLower(m[1]) {
 	case "525":
 		return "unknown-user"
-	case "52e":
-		return "bad-password"
 	case "530", "531":
-		return "not-permitted-now"
-	case "532", "701":
-		return "expired"
+		return "not-permitted-now" // outside logon hours, or from another workstation
+	case "532":
+		return "password-expired"
 	case "533":
 		return "disabled"
+	case "701":
+		return "account-expired"
 	case "773":
-		return "must-change-password"
+		return "password-change-required"
 	case "775":
 		return "locked"
 	}
+	// "52e" (bad name or password) and codes we do not know: the caller's
+	// reason for a plain invalidCredentials.
 	return ""
 }
 

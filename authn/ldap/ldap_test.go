@@ -123,8 +123,10 @@ func TestBindErrorMapping(t *testing.T) {
 		{ldapErr(goldap.LDAPResultInvalidCredentials, "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 525, v4563"), true, "unknown-user"},
 		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 775, v4563"), true, "locked"},
 		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 533, v4563"), true, "disabled"},
-		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 532, v4563"), true, "expired"},
-		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 773, v4563"), true, "must-change-password"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 532, v4563"), true, "password-expired"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 701, v4563"), true, "account-expired"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 773, v4563"), true, "password-change-required"},
+		{ldapErr(goldap.LDAPResultInvalidCredentials, "AcceptSecurityContext error, data 530, v4563"), true, "not-permitted-now"},
 		{ldapErr(goldap.LDAPResultConstraintViolation, "account locked"), true, "locked"},
 		{ldapErr(goldap.LDAPResultUnwillingToPerform, "unauthenticated bind (DN with no password) disallowed"), true, "refused"},
 		{ldapErr(goldap.ErrorEmptyPassword, "empty"), true, "empty-password"},
@@ -143,6 +145,13 @@ func TestBindErrorMapping(t *testing.T) {
 		if authn.IsBadCredentials(err) != tc.bad || authn.Reason(err) != tc.reason {
 			t.Errorf("bindError(%v) = %v (bad=%v reason=%q), want bad=%v reason=%q",
 				tc.err, err, authn.IsBadCredentials(err), authn.Reason(err), tc.bad, tc.reason)
+		}
+	}
+	// In a direct bind, AD's 52e (like a plain invalidCredentials) does
+	// not say whether the name or the password was wrong.
+	for _, msg := range []string{"", "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 52e, v4563"} {
+		if r := authn.Reason(bindError(ldapErr(goldap.LDAPResultInvalidCredentials, msg), "invalid-credentials")); r != "invalid-credentials" {
+			t.Errorf("direct bind, %q: reason %q, want invalid-credentials", msg, r)
 		}
 	}
 	if r := unavailableReason(fmt.Errorf("x: %w", os.ErrDeadlineExceeded), "search"); r != "timeout" {
@@ -335,7 +344,7 @@ func TestNewReadsFiles(t *testing.T) {
 	}
 	os.WriteFile(c.ServicePasswordFile, []byte("s3cret\r\n"), 0o600)
 	b, err := New(c, nil)
-	if err != nil || b.servicePassword != "s3cret" {
+	if err != nil || b.svc.pw != "s3cret" {
 		t.Fatalf("service password %v", err)
 	}
 	if s := b.String(); strings.Contains(s, "s3cret") || !strings.Contains(s, "mode=search-bind") || !strings.Contains(s, "tls=on") {
@@ -351,5 +360,52 @@ func TestNewReadsFiles(t *testing.T) {
 	c.InsecurePlaintext = true
 	if b, err := New(c, nil); err != nil || !strings.Contains(b.String(), "INSECURE-PLAINTEXT") {
 		t.Errorf("insecure String: %v", err)
+	}
+	// A certificate made the way Samba makes its own (negative serial
+	// number): Go refuses it, and the error says why.
+	c = valid()
+	c.CAFile = "testdata/negative-serial.pem"
+	if _, err := New(c, nil); err == nil || !strings.Contains(err.Error(), "certificate 1: x509: negative serial number") {
+		t.Errorf("negative serial: %v", err)
+	}
+}
+
+// The service password file is read again when it changes; a password the
+// directory refused waits for its retry time, a new one is tried at once.
+func TestServicePasswordBackoff(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "svc")
+	os.WriteFile(file, []byte("wrong\n"), 0o600)
+	var s serviceBind
+	if err := s.load(file); err != nil {
+		t.Fatal(err)
+	}
+	pw, err := s.current()
+	if err != nil || pw != "wrong" {
+		t.Fatalf("current: %q %v", pw, err)
+	}
+	if wait := s.refusedNow(pw); wait != serviceRetry[0] {
+		t.Fatalf("first wait %v", wait)
+	}
+	if _, err := s.current(); authn.Reason(err) != "service-credentials" {
+		t.Fatalf("during the back-off: %v", err)
+	}
+	s.retryAt = time.Now() // as if the wait had passed
+	if pw, err := s.current(); err != nil || pw != "wrong" {
+		t.Fatalf("after the wait: %q %v", pw, err)
+	}
+	if wait := s.refusedNow(pw); wait != serviceRetry[1] {
+		t.Fatalf("second wait %v", wait)
+	}
+	if wait := s.refusedNow(pw); wait != serviceRetry[len(serviceRetry)-1] {
+		t.Fatalf("third wait %v", wait)
+	}
+	os.WriteFile(file, []byte("right-and-longer\n"), 0o600)
+	if pw, err := s.current(); err != nil || pw != "right-and-longer" {
+		t.Fatalf("after the file changed: %q %v", pw, err)
+	}
+	s.accepted()
+	os.WriteFile(file, []byte("\n"), 0o600) // emptied by mistake: keep the old one
+	if pw, err := s.current(); err != nil || pw != "right-and-longer" {
+		t.Fatalf("after the file was emptied: %q %v", pw, err)
 	}
 }

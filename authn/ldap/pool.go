@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -231,17 +232,29 @@ func isTimeout(err error) bool {
 
 // dial connects to the first URI that answers, in the configured order.
 func (b *Backend) dial(ctx context.Context, service bool) (*conn, error) {
+	var pw string
+	if service && b.cfg.ServiceDN != "" {
+		var err error
+		if pw, err = b.svc.current(); err != nil {
+			return nil, err // refused before, and not changed since: logged then
+		}
+	}
 	var last error
 	for i, uri := range b.cfg.URIs {
-		c, err := b.dialOne(ctx, uri, service)
+		c, err := b.dialOne(ctx, uri, service, pw)
 		if err == nil {
 			if i > 0 {
 				b.log.Info("ldap: using a fallback server", "uri", uri)
 			}
 			return c, nil
 		}
-		b.log.Warn("ldap: cannot connect", "uri", uri, "reason", authn.Reason(err), "err", err)
 		last = err
+		if authn.Reason(err) == "service-credentials" {
+			// Another server would refuse the same password, and
+			// count it against the account too.
+			break
+		}
+		b.log.Warn("ldap: cannot connect", "uri", uri, "reason", authn.Reason(err), "err", err)
 		if ctx.Err() != nil {
 			break
 		}
@@ -249,11 +262,88 @@ func (b *Backend) dial(ctx context.Context, service bool) (*conn, error) {
 	return nil, last
 }
 
+// serviceRetry are the waits before the service account's password is
+// tried again after the directory refused it, the last one repeated: a
+// second try a moment later (a password just changed on another DC), then
+// one every 35 minutes, so that no more than two attempts ever fall in
+// Active Directory's default 30-minute lockout observation window, and a
+// wrong password in the file never locks the service account. A changed
+// password file is read and tried at once.
+var serviceRetry = []time.Duration{5 * time.Second, 35 * time.Minute}
+
+// serviceBind holds the service account's password, read again from its
+// file when the file changes, and the back-off after the directory refused
+// it.
+type serviceBind struct {
+	mu       sync.Mutex
+	file     string
+	pw       string
+	modTime  time.Time
+	size     int64
+	refused  string // the password the directory refused last ("" none)
+	failures int
+	retryAt  time.Time
+}
+
+// load reads the password file (at start).
+func (s *serviceBind) load(file string) error {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	pw, err := readSecret(file)
+	if err != nil {
+		return err
+	}
+	s.file, s.pw, s.modTime, s.size = file, pw, fi.ModTime(), fi.Size()
+	return nil
+}
+
+// current returns the password to bind with: the file's, read again when
+// it changed (an unreadable or empty file keeps the old one), or an error
+// while a password the directory refused waits for its next try.
+func (s *serviceBind) current() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fi, err := os.Stat(s.file); err == nil && (!fi.ModTime().Equal(s.modTime) || fi.Size() != s.size) {
+		if pw, err := readSecret(s.file); err == nil {
+			s.pw, s.modTime, s.size = pw, fi.ModTime(), fi.Size()
+		}
+	}
+	if s.refused != "" && s.pw == s.refused && time.Now().Before(s.retryAt) {
+		return "", authn.Unavailable("service-credentials", fmt.Errorf(
+			"ldap: the directory refused the service account's password; next try at %s, or when %s changes",
+			s.retryAt.Format(time.TimeOnly), s.file))
+	}
+	return s.pw, nil
+}
+
+// refusedNow records that the directory refused pw, and returns the wait
+// before it is tried again.
+func (s *serviceBind) refusedNow(pw string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pw != s.refused {
+		s.refused, s.failures = pw, 0
+	}
+	wait := serviceRetry[min(s.failures, len(serviceRetry)-1)]
+	s.failures++
+	s.retryAt = time.Now().Add(wait)
+	return wait
+}
+
+// accepted clears the back-off.
+func (s *serviceBind) accepted() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused, s.failures = "", 0
+}
+
 // dialOne makes one connection ready for use: TCP, TLS (ldaps:// or
 // StartTLS), and the service bind for the search pool, all within the dial
 // timeout. go-ldap's StartTLS handshake has no timeout of its own, hence
 // the deadline on the raw connection.
-func (b *Backend) dialOne(ctx context.Context, uri string, service bool) (*conn, error) {
+func (b *Backend) dialOne(ctx context.Context, uri string, service bool, servicePW string) (*conn, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, authn.Unavailable("config", err)
@@ -309,12 +399,21 @@ func (b *Backend) dialOne(ctx context.Context, uri string, service bool) (*conn,
 		}
 	}
 	if service && b.cfg.ServiceDN != "" {
-		if err := lc.Bind(b.cfg.ServiceDN, b.servicePassword); err != nil {
+		if err := lc.Bind(b.cfg.ServiceDN, servicePW); err != nil {
 			lc.Close()
 			// A refused service bind is our configuration's fault, never
-			// the user's: unavailable, not bad credentials.
+			// the user's: unavailable, not bad credentials. A wrong
+			// password is not tried again for a while: each try counts
+			// towards locking the service account.
+			if goldap.IsErrorWithCode(err, goldap.LDAPResultInvalidCredentials) {
+				wait := b.svc.refusedNow(servicePW)
+				b.log.Error("ldap: the directory refused the service account's password; fix service_password_file (read again when it changes)",
+					"reason", "service-credentials", "uri", uri, "service_dn", b.cfg.ServiceDN, "retry_in", wait.String(), "err", err)
+				return nil, authn.Unavailable("service-credentials", fmt.Errorf("ldap: binding as the service account at %s: %w", uri, err))
+			}
 			return nil, authn.Unavailable(unavailableReason(err, "service-bind"), fmt.Errorf("ldap: binding as the service account at %s: %w", uri, err))
 		}
+		b.svc.accepted()
 	}
 	raw.SetDeadline(time.Time{})
 	return &conn{lc: lc, raw: raw, uri: uri}, nil
@@ -346,9 +445,8 @@ func (b *Backend) loadTLS() error {
 		if err != nil {
 			return fmt.Errorf("ldap: ca_file: %w", err)
 		}
-		b.roots = x509.NewCertPool()
-		if !b.roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("ldap: ca_file: %s: no PEM certificate in it", b.cfg.CAFile)
+		if b.roots, err = parseCAs(b.cfg.CAFile, pem); err != nil {
+			return fmt.Errorf("ldap: ca_file: %w", err)
 		}
 	}
 	if b.cfg.ClientCert != "" {
@@ -359,4 +457,34 @@ func (b *Backend) loadTLS() error {
 		b.clientCerts = []tls.Certificate{cert}
 	}
 	return nil
+}
+
+// parseCAs reads every certificate of a PEM bundle. Unlike
+// x509.CertPool.AppendCertsFromPEM, which skips what it cannot parse, it
+// reports the first certificate Go refuses and why (Samba's self-made
+// certificate, for one, has a negative serial number), rather than the
+// misleading "no certificate in it".
+func parseCAs(path string, data []byte) (*x509.CertPool, error) {
+	roots := x509.NewCertPool()
+	n := 0
+	for rest := data; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: certificate %d: %w", path, n, err)
+		}
+		roots.AddCert(cert)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
+	}
+	return roots, nil
 }
