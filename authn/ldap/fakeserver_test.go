@@ -21,13 +21,16 @@ import (
 // request arrives (a server that closed the connection while it was idle,
 // the client learning of it only when it writes).
 type fakeDirectory struct {
-	l       net.Listener
-	accepts atomic.Int64
-	binds   atomic.Int64
+	l        net.Listener
+	accepts  atomic.Int64
+	binds    atomic.Int64
+	extended atomic.Int64
 
 	mu       sync.Mutex
 	conns    []net.Conn
 	dropNext map[net.Conn]bool
+	whoAmI   string   // the who-am-I answer; "" answers protocolError, as Samba does
+	searches []string // "base filter" of each search, in order
 }
 
 func startFakeDirectory(t *testing.T) *fakeDirectory {
@@ -88,6 +91,10 @@ func (f *fakeDirectory) serve(c net.Conn) {
 			c.Write(response(id, goldap.ApplicationBindResponse, code).Bytes())
 		case goldap.ApplicationSearchRequest:
 			base := op.Children[0].Data.String()
+			filter, _ := goldap.DecompileFilter(op.Children[6])
+			f.mu.Lock()
+			f.searches = append(f.searches, base+" "+filter)
+			f.mu.Unlock()
 			entry := envelope(id)
 			e := ber.Encode(ber.ClassApplication, ber.TypeConstructed, goldap.ApplicationSearchResultEntry, nil, "entry")
 			e.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, base, "dn"))
@@ -104,6 +111,17 @@ func (f *fakeDirectory) serve(c net.Conn) {
 			c.Write(response(id, goldap.ApplicationSearchResultDone, goldap.LDAPResultSuccess).Bytes())
 		case goldap.ApplicationUnbindRequest:
 			return
+		case goldap.ApplicationExtendedRequest:
+			f.extended.Add(1)
+			f.mu.Lock()
+			who := f.whoAmI
+			f.mu.Unlock()
+			if who == "" {
+				c.Write(response(id, goldap.ApplicationExtendedResponse, goldap.LDAPResultProtocolError).Bytes())
+				break
+			}
+			c.Write(response(id, goldap.ApplicationExtendedResponse, goldap.LDAPResultSuccess,
+				ber.NewString(ber.ClassContext, ber.TypePrimitive, ber.TagEmbeddedPDV, who, "responseValue")).Bytes())
 		default:
 			c.Write(response(id, goldap.ApplicationExtendedResponse, goldap.LDAPResultProtocolError).Bytes())
 		}
@@ -116,12 +134,17 @@ func envelope(id any) *ber.Packet {
 	return p
 }
 
-func response(id any, tag ber.Tag, code uint16) *ber.Packet {
+// response is an LDAP result; extra (an extended response's value) comes
+// after the three fields every result has.
+func response(id any, tag ber.Tag, code uint16, extra ...*ber.Packet) *ber.Packet {
 	p := envelope(id)
 	r := ber.Encode(ber.ClassApplication, ber.TypeConstructed, tag, nil, "response")
 	r.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, uint64(code), "code"))
 	r.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "matched DN"))
 	r.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "message"))
+	for _, x := range extra {
+		r.AppendChild(x)
+	}
 	p.AppendChild(r)
 	return p
 }
@@ -166,5 +189,52 @@ func TestPooledConnectionDeadOnUse(t *testing.T) {
 	_, _, reused := b.PoolStats()
 	if reused != 3 {
 		t.Errorf("%d checkouts reused a pooled connection, want 3", reused)
+	}
+}
+
+// After a bind by UPN or down-level name the entry is found by who-am-I
+// when the server answers it (Active Directory: "u:CORP\user"), else by
+// the name: userPrincipalName, then sAMAccountName; and a server that does
+// not answer who-am-I is not asked again.
+func TestDirectBindFindsEntry(t *testing.T) {
+	for _, tc := range []struct {
+		tmpl, who string
+		want      []string // the searches made, in order
+		extended  int64    // who-am-I requests expected over two logins
+	}{
+		{"{user}@corp.example.com", `u:CORP\alice`, []string{"dc=example,dc=com (sAMAccountName=alice)"}, 2},
+		{"{user}@corp.example.com", "dn:cn=Alice Liddell,dc=example,dc=com", []string{"cn=Alice Liddell,dc=example,dc=com (objectClass=*)"}, 2},
+		{"{user}@corp.example.com", "", []string{"dc=example,dc=com (userPrincipalName=alice@corp.example.com)"}, 1},
+		{`CORP\{user}`, "", []string{"dc=example,dc=com (sAMAccountName=alice)"}, 1},
+	} {
+		f := startFakeDirectory(t)
+		f.whoAmI = tc.who
+		c := config.DefaultLDAP()
+		c.URIs = []string{"ldap://" + f.l.Addr().String()}
+		c.InsecurePlaintext = true
+		c.UserDN = tc.tmpl
+		c.SearchBase = "dc=example,dc=com"
+		c.AccountAttribute = ""
+		c.PoolSize = 1
+		b, err := New(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			id, err := b.Authenticate(context.Background(), authn.Request{User: "alice", Password: "pw"})
+			if err != nil || id.Addresses[0] != "alice@example.com" {
+				t.Fatalf("%s who=%q: %+v %v", tc.tmpl, tc.who, id, err)
+			}
+		}
+		b.Close()
+		f.mu.Lock()
+		got := f.searches
+		f.mu.Unlock()
+		if len(got) != 2 || got[0] != tc.want[0] || got[1] != tc.want[0] {
+			t.Errorf("%s who=%q: searches %q, want %q twice", tc.tmpl, tc.who, got, tc.want)
+		}
+		if n := f.extended.Load(); n != tc.extended {
+			t.Errorf("%s who=%q: %d who-am-I requests, want %d", tc.tmpl, tc.who, n, tc.extended)
+		}
 	}
 }

@@ -115,6 +115,23 @@ func (b *Backend) String() string {
 	return s.String()
 }
 
+// Check connects to the directory as a login would (TCP, TLS, and the
+// service account's bind when there is one) and reads search_base (the
+// root DSE when there is none), for mppd --check-config: a wrong URI, CA
+// file, service password or search base shows before the first login.
+// A wrong service password then counts once towards its lockout.
+func (b *Backend) Check(ctx context.Context) error {
+	base := b.cfg.SearchBase
+	return b.search.with(ctx, func(c *conn) error {
+		_, err := c.lc.Search(goldap.NewSearchRequest(base, goldap.ScopeBaseObject, goldap.NeverDerefAliases,
+			1, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
+		if err != nil {
+			return authn.Unavailable(unavailableReason(err, "search"), fmt.Errorf("ldap: reading %q at %s: %w", base, c.uri, err))
+		}
+		return nil
+	})
+}
+
 // PoolStats reports how many connections each pool has opened and how many
 // checkouts an idle connection served, for tests and diagnostics.
 func (b *Backend) PoolStats() (searchDialled, bindDialled, reused int64) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,33 @@ address_attributes = ["mail", "mailAlternateAddress"]
 	c = DefaultLDAP()
 	if err := toml.Unmarshal([]byte(`dial_timeout = "soon"`), &c); err == nil {
 		t.Error("a bad duration decoded")
+	}
+}
+
+// The down-level template as the manual spells it: single quotes, a TOML
+// literal string. In double quotes "\{" is an invalid escape.
+func TestLDAPDownLevelTemplateInManual(t *testing.T) {
+	man, err := os.ReadFile("../../man/mppd.conf.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, line := range strings.Split(string(man), "\n") {
+		if !strings.HasPrefix(line, "user_dn = ") || !strings.Contains(line, `\e`) {
+			continue
+		}
+		found++
+		line = strings.ReplaceAll(line, `\e`, `\`) // roff's backslash
+		c := DefaultLDAP()
+		if err := toml.Unmarshal([]byte(line), &c); err != nil || c.UserDN != `CORP\{user}` {
+			t.Errorf("the manual's %s: %v, user_dn %q", line, err, c.UserDN)
+		}
+	}
+	if found == 0 {
+		t.Error("the manual has no down-level user_dn example")
+	}
+	c := DefaultLDAP()
+	if err := toml.Unmarshal([]byte(`user_dn = "CORP\{user}"`), &c); err == nil {
+		t.Error("a down-level name in double quotes decoded")
 	}
 }

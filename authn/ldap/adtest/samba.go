@@ -183,6 +183,7 @@ func (d *DC) Start() {
 	// that Hang reaches every child); --debug-stdout: its log for Log.
 	cmd := exec.Command("samba", "-F", "--debug-stdout", "-s", d.conf)
 	cmd.Stdout, cmd.Stderr = &d.log, &d.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		d.t.Fatalf("starting samba: %v", err)
 	}
