@@ -142,13 +142,15 @@ fuzz:
 # The Go benchmarks, then test/bench.sh: `mpp bench` against a local mppd
 # with the development backends (and, as root after setup, the floor of PAM
 # + Postfix next to mppd with them), then test/bench-balancer.sh: HAProxy
-# in front of two mppd against one mppd directly. BENCH_SECONDS sets each
-# load run.
+# in front of two mppd against one mppd directly, then test/bench-ad.sh (as
+# root after setup): mppd's LDAP logins against the test AD DC next to the
+# DC's raw bind rate. BENCH_SECONDS sets each load run.
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...
-	$(GO) build -tags '$(TAGS)' -o bin/ ./test/benchfloor
+	$(GO) build -tags '$(TAGS)' -o bin/ ./test/benchfloor ./test/benchad
 	test/bench.sh bin
 	test/bench-balancer.sh bin
+	test/bench-ad.sh bin
 
 cover:
 	$(GO) test -coverprofile=coverage.out ./...
