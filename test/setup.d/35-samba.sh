@@ -26,6 +26,34 @@ set -euo pipefail
 
 apt_install samba samba-ad-provision samba-dsdb-modules ldb-tools openssl
 
+# The Debian package may start its file-server daemons (smbd, nmbd, on all
+# addresses) and enables them at boot. The tests use none of them: stop
+# and disable them, as 30-slapd.sh does for slapd.
+for svc in smbd nmbd samba-ad-dc winbind; do
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    if systemctl is-active --quiet "$svc" 2>/dev/null; then
+      systemctl stop "$svc"
+    fi
+    if systemctl is-enabled --quiet "$svc" 2>/dev/null; then
+      systemctl disable --quiet "$svc" 2>/dev/null || true
+    fi
+  else
+    # No systemd: only the package's own pid files (in /run/samba; a
+    # test's DC keeps its own under $ROOT), never a test's DC.
+    case $svc in
+      samba-ad-dc) pidfile=/run/samba/samba.pid ;;
+      winbind) pidfile=/run/samba/winbindd.pid ;;
+      *) pidfile=/run/samba/$svc.pid ;;
+    esac
+    if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && [ -x "/etc/init.d/$svc" ]; then
+      "/etc/init.d/$svc" stop >/dev/null || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1 && ls /etc/rc2.d/S*"$svc" >/dev/null 2>&1; then
+      update-rc.d "$svc" disable >/dev/null 2>&1 || true
+    fi
+  fi
+done
+
 ROOT=/var/cache/mppd-test/samba
 # The stamp: this script's own hash. Any change to the fixture below makes
 # a new domain on the next run.
