@@ -153,6 +153,26 @@ func NeedSlapd(t testing.TB) (slapd, slapadd string) {
 	return find("slapd"), find("slapadd")
 }
 
+// NeedSambaDomain returns the path of samba, and stops t through Missing
+// unless it runs as root and the test AD domain that
+// test/setup.d/35-samba.sh provisions is there: stamp is the file that
+// script writes last.
+func NeedSambaDomain(t testing.TB, stamp string) string {
+	t.Helper()
+	NeedRoot(t)
+	samba, err := exec.LookPath("samba")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/samba"); statErr != nil {
+			Missing(t, "samba (package samba)", setupFix("35-samba.sh"))
+		}
+		samba = "/usr/sbin/samba"
+	}
+	if _, err := os.Stat(stamp); err != nil {
+		Missing(t, "the provisioned test AD domain ("+stamp+")", setupFix("35-samba.sh"))
+	}
+	return samba
+}
+
 // NeedPAMService stops t through Missing unless it runs as root (PAM's
 // pam_unix reads /etc/shadow) and every service in services has its file
 // in /etc/pam.d, as test/setup.d/20-pam.sh installs them.

@@ -89,6 +89,7 @@ func UserDN(user string) string { return "CN=" + user + "," + UsersDN }
 // DC is a running test domain controller.
 type DC struct {
 	t      testing.TB
+	samba  string
 	CAFile string // the PEM of the CA that signed the DC's certificate
 	conf   string
 	lock   *os.File
@@ -103,11 +104,10 @@ type DC struct {
 // the test ends.
 func Start(t testing.TB) *DC {
 	t.Helper()
-	testenv.NeedRoot(t)
-	testenv.NeedCommand(t, "samba")
-	testenv.NeedFile(t, filepath.Join(Root, "golden", "mppd-fixture"))
+	samba := testenv.NeedSambaDomain(t, filepath.Join(Root, "golden", "mppd-fixture"))
 	d := &DC{
 		t:      t,
+		samba:  samba,
 		CAFile: filepath.Join(Root, "tls", "ca.pem"),
 		conf:   filepath.Join(Root, "run", "etc", "smb.conf"),
 	}
@@ -181,7 +181,7 @@ func (d *DC) Start() {
 	d.t.Helper()
 	// -F: in the foreground, as the leader of a new process group (so
 	// that Hang reaches every child); --debug-stdout: its log for Log.
-	cmd := exec.Command("samba", "-F", "--debug-stdout", "-s", d.conf)
+	cmd := exec.Command(d.samba, "-F", "--debug-stdout", "-s", d.conf)
 	cmd.Stdout, cmd.Stderr = &d.log, &d.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
