@@ -2,7 +2,9 @@
 //
 //	mppd [--config FILE]        serve (default FILE: /etc/mppd/mppd.toml)
 //	mppd --inetd[=mpp|mpps]     serve one connection on stdin (Accept=yes)
-//	mppd --check-config         load the config, build the backends, say "config OK"
+//	mppd --check-config [--offline]
+//	                            load the config, build the backends, try the
+//	                            LDAP directory (unless --offline), say "config OK"
 //	mppd --version              print the version
 //	mppd passwd [flags]         add a user to the password file, or change a password
 //
@@ -71,11 +73,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", config.DefaultPath, "configuration `file`")
 	check := fs.Bool("check-config", false, "load and validate the configuration, build the backends, print \"config OK\" and exit")
+	offline := fs.Bool("offline", false, "with --check-config: do not contact the LDAP directory")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	var inetd inetdFlag
 	fs.Var(&inetd, "inetd", "serve one connection on standard input (or the one socket systemd passes) and exit; `=mpps` for MPP inside TLS")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mppd [--config FILE] [--check-config] [--version] [--inetd[=mpp|mpps]]\n"+
+		fmt.Fprintf(stderr, "usage: mppd [--config FILE] [--check-config [--offline]] [--version] [--inetd[=mpp|mpps]]\n"+
 			"       mppd passwd [--config FILE] [--file PASSWDFILE] [--address ADDR]... USER\n")
 		fs.PrintDefaults()
 	}
@@ -131,6 +134,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err := checkTLSSockets(cfg.TLS.CertFile != "", cfg.Systemd.MPPSSockets); err != nil {
 			startupError(stderr, err)
 			return exitConfig
+		}
+		if !*offline {
+			what, err := checkDirectory(cfg, log.With("component", "authn"))
+			if err != nil {
+				startupError(stderr, err)
+				return exitConfig
+			}
+			if what != "" {
+				fmt.Fprintf(stdout, "ldap: %s\n", what)
+			}
 		}
 		fmt.Fprintln(stdout, "config OK")
 		return exitOK

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -64,12 +66,35 @@ mail_domain = "example.test"
 root = "maildir"
 `), 0o644)
 
+	// An LDAP directory nobody answers for: --check-config tries it and
+	// fails; with --offline it does not try.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ldapDown := filepath.Join(dir, "ldap.toml")
+	os.WriteFile(ldapDown, []byte(fmt.Sprintf(`
+[authn]
+backend = "ldap"
+[authn.ldap]
+uris = ["ldap://127.0.0.1:%d"]
+insecure_plaintext = true
+user_dn = "uid={user},dc=example,dc=test"
+dial_timeout = "2s"
+[delivery.maildir]
+root = "maildir"
+`, deadPort)), 0o644)
+
 	for _, tc := range []struct {
 		args   []string
 		status int
 		out    string
 	}{
 		{[]string{"--version"}, exitOK, "mppd devel"},
+		{[]string{"--check-config", "--config", ldapDown}, exitConfig, "authn.ldap: the directory check failed (--offline skips it): authentication backend unavailable: connect"},
+		{[]string{"--check-config", "--offline", "--config", ldapDown}, exitOK, "config OK"},
 		{[]string{"--check-config", "--config", good}, exitOK, "config OK"},
 		{[]string{"--check-config", "--config", bad}, exitConfig, bad + ":1: max_sessions: -1 is out of range"},
 		{[]string{"--config", bad}, exitConfig, bad + ":1: max_sessions"},

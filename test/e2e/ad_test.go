@@ -246,3 +246,33 @@ func TestADOutageThroughMppd(t *testing.T) {
 		t.Errorf("DC resumed: %d, want 250", code)
 	}
 }
+
+// mppd --check-config tries the service bind and a search against the DC:
+// it passes with the right service password, fails (status 78, EX_CONFIG)
+// naming the refusal with a wrong one, and --offline skips the directory.
+func TestADCheckConfig(t *testing.T) {
+	d := adtest.Start(t)
+	path := testharness.WriteConfig(t, adConfig(t, d, "", true))
+	out, code := testharness.Run(t, "", "--check-config", "--config", path)
+	if code != 0 || !strings.Contains(out, "the service account's bind worked") || !strings.Contains(out, "config OK") {
+		t.Fatalf("--check-config against the DC: status %d\n%s", code, out)
+	}
+
+	wrong := adConfig(t, d, "", true)
+	secret := filepath.Join(t.TempDir(), "wrong.secret")
+	os.WriteFile(secret, []byte("not-the-service-pw\n"), 0o600)
+	path = testharness.WriteConfig(t, wrong, fmt.Sprintf("[authn.ldap]\nservice_password_file = %q\n", secret))
+	out, code = testharness.Run(t, "", "--check-config", "--config", path)
+	if code != 78 || !strings.Contains(out, "service-credentials") || strings.Contains(out, "not-the-service-pw") {
+		t.Fatalf("--check-config with a wrong service password: status %d\n%s", code, out)
+	}
+	if n := d.BadPwdCount("svc-mppd"); n != 1 {
+		t.Errorf("the service account's badPwdCount is %d after one check, want 1", n)
+	}
+
+	d.Stop()
+	out, code = testharness.Run(t, "", "--check-config", "--offline", "--config", path)
+	if code != 0 || !strings.Contains(out, "config OK") || strings.Contains(out, "ldap:") {
+		t.Fatalf("--check-config --offline with the DC down: status %d\n%s", code, out)
+	}
+}
