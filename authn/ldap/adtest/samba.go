@@ -115,6 +115,9 @@ func Start(t testing.TB) *DC {
 	t.Cleanup(func() {
 		d.Stop()
 		d.lock.Close() // releases the flock
+		if t.Failed() {
+			t.Logf("samba's log:\n%s", d.Log())
+		}
 	})
 	killStale(t)
 	run := filepath.Join(Root, "run")
