@@ -539,8 +539,8 @@ func faultCases() []faultCase {
 		// Exit 0 while a grandchild keeps stdout open: the MTA has the
 		// message; WaitDelay frees the session.
 		{"exit0-grandchild", "cat >/dev/null; (sleep 3600) & echo $! >grandchild.pid; exit 0", "ok"},
-		// 100 MB on stderr: only the first 4 KiB is kept.
-		{"stderr-flood", "head -c 100000000 /dev/zero | tr '\\000' x >&2; exit 75", "temp:exit 75 (EX_TEMPFAIL)"},
+		// 8 MB on stderr (2000 times the cap): only the first 4 KiB is kept.
+		{"stderr-flood", "head -c 8000000 /dev/zero | tr '\\000' x >&2; exit 75", "temp:exit 75 (EX_TEMPFAIL)"},
 	}
 	for _, c := range []int{64, 65, 68, 77} {
 		cs = append(cs, faultCase{fmt.Sprintf("exit%d", c), fmt.Sprintf("exit %d", c), "perm:" + exitReason(c)})
