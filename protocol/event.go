@@ -23,6 +23,9 @@ const (
 	// its failed logins. Result is a short reason ("penalty",
 	// "blocked"); Duration is the delay imposed, if any.
 	EventThrottled
+	// EventSendLimit: a message was refused for a sending limit.
+	// Result is the limit's name (sendlimit.MessagesPerHour, ...).
+	EventSendLimit
 )
 
 // Event is what the engine reports to Server.Events: one login, one

@@ -79,6 +79,13 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 	}
 	msg := io.MultiReader(bytesReader(prep.Header), bodyReader)
 
+	// The sending limits count the message from here; a delivery that
+	// fails gives the count back, so only delivered messages count.
+	reserved, refusal := s.srv.SendLimit.Reserve(id.Login, len(env.Recipients))
+	if refusal != nil {
+		return s.sendLimited(log, refusal, len(env.Recipients))
+	}
+
 	// A delivery that has started is never cut short by a shutdown: the
 	// client gets the real outcome, so a message is either acknowledged
 	// and queued, or neither.
@@ -87,6 +94,7 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 	took := time.Since(start).Round(time.Millisecond)
 	s.event(Event{Kind: EventDelivery, Result: deliveryResult(err), Duration: time.Since(start)})
 	if err != nil {
+		reserved.Cancel()
 		r := deliveryReply(err)
 		if r.code == 550 {
 			log.Warn("delivery refused", logkey.Event, logkey.EventDeliveryFailed, "permanent", true,

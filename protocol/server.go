@@ -11,6 +11,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/sendlimit"
 )
 
 // Server serves MPP sessions. Its fields must not change once Serve has
@@ -23,6 +24,9 @@ type Server struct {
 	// Throttle, if set, paces and shuts out clients that keep failing
 	// to log in (see the Throttle interface).
 	Throttle Throttle
+	// SendLimit, if set, caps what each login may send
+	// (internal/sendlimit); nil sets no limit.
+	SendLimit *sendlimit.Limiter
 	// Events, if set, is told of every login, delivery and message
 	// (for metrics). It is called on the session's goroutine and must
 	// not block.

@@ -13,6 +13,7 @@ import (
 	"github.com/mppd/mppd/delivery/maildir"
 	"github.com/mppd/mppd/delivery/sendmail"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/sendlimit"
 	"github.com/mppd/mppd/internal/throttle"
 	"github.com/mppd/mppd/protocol"
 )
@@ -131,6 +132,36 @@ func throttleConfig(c *config.Config) throttle.Config {
 	}
 	for _, p := range t.Penalties {
 		cfg.Penalties = append(cfg.Penalties, p.D())
+	}
+	return cfg
+}
+
+// sendLimitConfig returns the sending limits' configuration: [limits],
+// and each [limits.users.LOGIN] with the keys it leaves out taken from
+// [limits].
+func sendLimitConfig(c *config.Config) sendlimit.Config {
+	l := c.Limits
+	def := sendlimit.Limits{
+		MessagesPerHour:   l.MessagesPerHour,
+		RecipientsPerHour: l.RecipientsPerHour,
+		RecipientsPerDay:  l.RecipientsPerDay,
+	}
+	cfg := sendlimit.Config{Default: def, MaxEntries: l.MaxEntries}
+	if len(l.Users) > 0 {
+		cfg.Users = map[string]sendlimit.Limits{}
+	}
+	for login, o := range l.Users {
+		u := def
+		if o.MessagesPerHour != nil {
+			u.MessagesPerHour = *o.MessagesPerHour
+		}
+		if o.RecipientsPerHour != nil {
+			u.RecipientsPerHour = *o.RecipientsPerHour
+		}
+		if o.RecipientsPerDay != nil {
+			u.RecipientsPerDay = *o.RecipientsPerDay
+		}
+		cfg.Users[login] = u
 	}
 	return cfg
 }

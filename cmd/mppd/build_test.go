@@ -14,6 +14,7 @@ import (
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/message"
+	"github.com/mppd/mppd/internal/sendlimit"
 	"github.com/mppd/mppd/internal/throttle"
 	"github.com/mppd/mppd/protocol"
 )
@@ -238,5 +239,47 @@ func TestBuildAbuseDefaults(t *testing.T) {
 	// The cap passes answers through.
 	if _, err := a.Authenticate(context.Background(), authn.Request{User: "nobody", Password: "x"}); !authn.IsBadCredentials(err) {
 		t.Errorf("unknown user through the cap: %v", err)
+	}
+}
+
+// TestBuildSendLimits: [limits] is read, an override keeps the keys it
+// leaves out from [limits], and all zero turns the limits off.
+func TestBuildSendLimits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mppd.toml")
+	doc := `
+[limits]
+messages_per_hour = 20
+recipients_per_hour = 100
+recipients_per_day = 0
+max_entries = 300
+[limits.users.Newsletter]
+messages_per_hour = 0
+recipients_per_day = 900
+`
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := sendLimitConfig(c)
+	if sc.Default != (sendlimit.Limits{MessagesPerHour: 20, RecipientsPerHour: 100}) || sc.MaxEntries != 300 {
+		t.Errorf("default limits %+v", sc)
+	}
+	if got := sc.Users["Newsletter"]; got != (sendlimit.Limits{RecipientsPerHour: 100, RecipientsPerDay: 900}) {
+		t.Errorf("override %+v", got)
+	}
+	lim := sendlimit.New(sc, nil)
+	if got := lim.Limits("newsletter"); got.RecipientsPerDay != 900 || !lim.Enabled() {
+		t.Errorf("limiter: newsletter %+v, enabled %v", got, lim.Enabled())
+	}
+	def := sendLimitConfig(config.Default())
+	if def.Default != (sendlimit.Limits{MessagesPerHour: 200, RecipientsPerHour: 1000, RecipientsPerDay: 5000}) || len(def.Users) != 0 {
+		t.Errorf("defaults %+v", def)
+	}
+	c.Limits = config.Limits{MaxEntries: 100}
+	if sendlimit.New(sendLimitConfig(c), nil).Enabled() {
+		t.Error("all zero is enabled")
 	}
 }

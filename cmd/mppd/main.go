@@ -46,6 +46,7 @@ import (
 	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/metrics"
+	"github.com/mppd/mppd/internal/sendlimit"
 	"github.com/mppd/mppd/internal/throttle"
 	"github.com/mppd/mppd/protocol"
 )
@@ -225,6 +226,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	srv := newServer(cfg, auth, deliv, log, m)
+	if srv.SendLimit != nil {
+		go srv.SendLimit.Run(ctx.Done())
+	}
 	th := throttle.New(throttleConfig(cfg), log)
 	srv.Throttle = th
 	log.Info("throttle", "config", th.String())
@@ -306,13 +310,20 @@ func reload(certs *certStore, log *slog.Logger) {
 	_ = certs.load(true) // a failure is logged and keeps the old pair
 }
 
-// newServer is the protocol engine with its backends and, if on, metrics.
+// newServer is the protocol engine with its backends, the sending limits
+// and, if on, metrics.
 func newServer(cfg *config.Config, auth authn.Authenticator, deliv delivery.Deliverer, log *slog.Logger, m *metrics.Metrics) *protocol.Server {
 	srv := &protocol.Server{
 		Config:   protocolConfig(cfg),
 		Auth:     auth,
 		Delivery: deliv,
 		Log:      log,
+	}
+	if lim := sendlimit.New(sendLimitConfig(cfg), log); lim.Enabled() {
+		srv.SendLimit = lim
+		log.Info("sending limits", "config", lim.String())
+	} else {
+		log.Info("sending limits", "config", "none")
 	}
 	if m != nil {
 		srv.Events = m.Observe

@@ -79,6 +79,7 @@ type Config struct {
 	Authn    Authn    `toml:"authn"`
 	Delivery Delivery `toml:"delivery"`
 	Throttle Throttle `toml:"throttle"`
+	Limits   Limits   `toml:"limits"`
 	TLS      TLS      `toml:"tls"`
 	Systemd  Systemd  `toml:"systemd"`
 	Metrics  Metrics  `toml:"metrics"`
@@ -222,6 +223,7 @@ func Default() *Config {
 		Systemd: defaultSystemd(),
 
 		Throttle: defaultThrottle(),
+		Limits:   defaultLimits(),
 	}
 }
 

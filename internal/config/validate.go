@@ -175,6 +175,7 @@ func (c *Config) validate(lines map[string]int) error {
 	v.intRange("message.memory_threshold", int64(m.MemoryThreshold), 0, 1<<30, "")
 
 	c.validateAbuse(v)
+	c.validateLimits(v)
 	c.resolvePaths()
 	if sec, err := c.authnSection(); err != nil {
 		v.fail("authn.backend", "%v", err)

@@ -48,6 +48,7 @@ const (
 	EventStagingUnavailable = "staging-unavailable" // too little space to stage a message
 	EventStagingFailed      = "staging-failed"      // staging a message failed
 	EventPrepareFailed      = "prepare-failed"      // the header could not be prepared (451)
+	EventSendLimit          = "send-limit"          // a message refused for a sending limit
 )
 
 // Daemon and backend events, outside any one outcome.
@@ -63,4 +64,7 @@ const (
 	EventReload         = "reload"        // SIGHUP with nothing to reload
 	EventExitOnIdle     = "exit-on-idle"  // no session for a while, exiting
 	EventProxyRefused   = "proxy-refused" // a PROXY protocol header missing, invalid or not allowed
+
+	// A login's window of sending-limit refusals is over (a summary).
+	EventSendLimitSummary = "send-limit-summary"
 )

@@ -1,5 +1,6 @@
 // Package metrics counts what mppd does for a Prometheus endpoint: sessions,
-// logins, messages, delivery latency, throttled clients.
+// logins, messages, delivery latency, throttled clients, messages refused
+// for a sending limit.
 //
 // The engine (package protocol) knows nothing of Prometheus: it reports
 // protocol.Events, which Observe turns into counts. The daemon counts
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mppd/mppd/internal/sendlimit"
 	"github.com/mppd/mppd/protocol"
 )
 
@@ -29,6 +31,7 @@ type Metrics struct {
 	messages        *prometheus.CounterVec
 	deliveries      *prometheus.HistogramVec
 	throttled       *prometheus.CounterVec
+	sendLimited     *prometheus.CounterVec
 	tlsHandshakes   *prometheus.CounterVec
 	certReloads     *prometheus.CounterVec
 	certExpiry      prometheus.Gauge
@@ -63,6 +66,9 @@ func New(authnBackend string) *Metrics {
 		throttled: counterVec("mppd_throttled_total",
 			"Clients refused before a session started (with 451: max-sessions, max-sessions-per-client, max-sessions-per-network, throttled; closed without a greeting: proxy-header), or slowed down or refused by the engine for failed logins, by reason.",
 			"reason"),
+		sendLimited: counterVec("mppd_send_limit_refusals_total",
+			"Messages refused because their login reached a sending limit, by limit (messages_per_hour, recipients_per_hour, recipients_per_day).",
+			"limit"),
 		tlsHandshakes: counterVec("mppd_tls_handshakes_total",
 			"TLS handshakes on mpps listeners, by result (ok, failed).",
 			"result"),
@@ -78,7 +84,7 @@ func New(authnBackend string) *Metrics {
 			"role"),
 	}
 	m.reg.MustRegister(m.sessions, m.sessionsTotal, m.logins, m.messages, m.deliveries,
-		m.throttled, m.tlsHandshakes, m.certReloads, m.certExpiry, m.connectionsRole,
+		m.throttled, m.sendLimited, m.tlsHandshakes, m.certReloads, m.certExpiry, m.connectionsRole,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Results known in advance start at zero, so that a rate over them
@@ -88,6 +94,9 @@ func New(authnBackend string) *Metrics {
 	}
 	for _, r := range []string{"queued", "rejected", "failed"} {
 		m.messages.WithLabelValues(r)
+	}
+	for _, l := range sendlimit.Names() {
+		m.sendLimited.WithLabelValues(l)
 	}
 	return m
 }
@@ -174,6 +183,8 @@ func (m *Metrics) Observe(ev protocol.Event) {
 		m.deliveries.WithLabelValues(ev.Result).Observe(ev.Duration.Seconds())
 	case protocol.EventThrottled:
 		m.throttled.WithLabelValues(ev.Result).Inc()
+	case protocol.EventSendLimit:
+		m.sendLimited.WithLabelValues(ev.Result).Inc()
 	}
 }
 

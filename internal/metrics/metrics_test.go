@@ -35,6 +35,7 @@ func TestCounts(t *testing.T) {
 	m.Observe(protocol.Event{Kind: protocol.EventDelivery, Result: "ok", Duration: 30 * time.Millisecond})
 	m.Observe(protocol.Event{Kind: protocol.EventMessage, Result: "queued"})
 	m.Observe(protocol.Event{Kind: protocol.EventThrottled, Result: "penalty"})
+	m.Observe(protocol.Event{Kind: protocol.EventSendLimit, Result: "recipients_per_hour"})
 	out := scrape(t, m)
 	for _, want := range []string{
 		"mppd_sessions 1\n",
@@ -50,6 +51,9 @@ func TestCounts(t *testing.T) {
 		`mppd_messages_total{result="queued"} 1`,
 		`mppd_delivery_duration_seconds_bucket{result="ok",le="0.05"} 1`,
 		`mppd_delivery_duration_seconds_bucket{result="ok",le="0.025"} 0`,
+		`mppd_send_limit_refusals_total{limit="recipients_per_hour"} 1`,
+		`mppd_send_limit_refusals_total{limit="messages_per_hour"} 0`,
+		`mppd_send_limit_refusals_total{limit="recipients_per_day"} 0`,
 		"go_goroutines",
 	} {
 		if !strings.Contains(out, want) {
