@@ -16,6 +16,7 @@ import (
 	"github.com/mppd/mppd/delivery/deliverytest"
 	"github.com/mppd/mppd/internal/dialogue"
 	"github.com/mppd/mppd/internal/message"
+	"github.com/mppd/mppd/internal/sendlimit"
 	"github.com/mppd/mppd/internal/testenv"
 	"github.com/mppd/mppd/internal/testharness"
 )
@@ -55,14 +56,15 @@ func playInProcess(t *testing.T, s *dialogue.Script) {
 	cfg := testConfig()
 	cfg.Hostname = "mppd.test"
 	cfg.StagingDir = t.TempDir()
-	applyDialogueConfig(t, &cfg, s.Config)
+	limits := applyDialogueConfig(t, &cfg, s.Config)
 	log := &testenv.LogBuffer{}
 	del := &deliverytest.Recorder{}
 	srv := &Server{
-		Config:   cfg,
-		Auth:     authntest.New(map[string]string{"alice": "alice-adv-pw", "bob": "bob-adv-pw"}),
-		Delivery: del,
-		Log:      slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Config:    cfg,
+		Auth:      authntest.New(map[string]string{"alice": "alice-adv-pw", "bob": "bob-adv-pw"}),
+		Delivery:  del,
+		Log:       slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		SendLimit: limits,
 	}
 	server, client := net.Pipe()
 	done := make(chan struct{})
@@ -91,8 +93,9 @@ func playInProcess(t *testing.T, s *dialogue.Script) {
 
 // applyDialogueConfig sets what a dialogue's config lines (mppd.conf TOML)
 // say, for the keys the engine's dialogues use; any other key fails the
-// test, as it would need the daemon.
-func applyDialogueConfig(t *testing.T, cfg *Config, lines []string) {
+// test, as it would need the daemon. It returns the sending limits a
+// [limits] section sets (a key left out is unlimited), nil for none.
+func applyDialogueConfig(t *testing.T, cfg *Config, lines []string) *sendlimit.Limiter {
 	t.Helper()
 	var c struct {
 		Session struct {
@@ -101,6 +104,11 @@ func applyDialogueConfig(t *testing.T, cfg *Config, lines []string) {
 		}
 		Message struct {
 			SenderPolicy *message.SenderPolicy `toml:"sender_policy"`
+		}
+		Limits *struct {
+			MessagesPerHour   int `toml:"messages_per_hour"`
+			RecipientsPerHour int `toml:"recipients_per_hour"`
+			RecipientsPerDay  int `toml:"recipients_per_day"`
 		}
 	}
 	dec := toml.NewDecoder(bytes.NewReader([]byte(strings.Join(lines, "\n"))))
@@ -120,6 +128,11 @@ func applyDialogueConfig(t *testing.T, cfg *Config, lines []string) {
 	if p := c.Message.SenderPolicy; p != nil {
 		cfg.SenderPolicy = *p
 	}
+	if l := c.Limits; l != nil {
+		return sendlimit.New(sendlimit.Config{Default: sendlimit.Limits{MessagesPerHour: l.MessagesPerHour,
+			RecipientsPerHour: l.RecipientsPerHour, RecipientsPerDay: l.RecipientsPerDay}}, nil)
+	}
+	return nil
 }
 
 // loopbackConn is a net.Pipe end that says it comes from 127.0.0.1, as a

@@ -24,7 +24,8 @@ func TestMain(m *testing.M) {
 
 // TestFail2banFilter runs mppd (password file, maildir, loopback), fails
 // three logins with a wrong password, an unknown user and a user name
-// crafted to look like a log field, logs in once correctly, and runs
+// crafted to look like a log field, logs in once correctly, posts past a
+// sending limit (which must not match: it is the user's doing), and runs
 // fail2ban-regex with packaging/fail2ban/mppd.conf on mppd's log: exactly
 // the three failures match, all for 127.0.0.1, and the forged address in
 // the user name is never taken.
@@ -45,6 +46,8 @@ func TestFail2banFilter(t *testing.T) {
 level = "info"
 [session]
 user_pattern = '^[a-z"=.0-9-]{1,64}$'
+[limits]
+messages_per_hour = 1
 `, testharness.PasswdfileTOML(passwd, "mppd.test"), testharness.MaildirTOML(filepath.Join(dir, "maildir")))
 
 	const forged = "10.9.9.9"
@@ -63,6 +66,14 @@ user_pattern = '^[a-z"=.0-9-]{1,64}$'
 		c.Cmd("PASS "+l.password, l.want)
 		c.Cmd("QUIT", 221)
 	}
+	// A user past a sending limit is not the client address's fault:
+	// the refusal's warning must not match.
+	c := d.Dial(t)
+	c.Login("alice", "right-password-4711")
+	c.Post("To: rcpt@mppd.test\n\none\n", 250)
+	c.Post("To: rcpt@mppd.test\n\ntwo\n", 451)
+	c.Cmd("QUIT", 221)
+	d.WaitLog("event=send-limit ")
 	// The failures are logged before the 530 is written, so the log is
 	// complete now.
 	logFile := filepath.Join(dir, "mppd.log")
