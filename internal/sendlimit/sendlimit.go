@@ -88,7 +88,7 @@ const (
 // rings of counters, the rest of the entry, its list element and map
 // slot, the key); with MaxEntries it bounds the limiter's memory, which
 // mppd.conf(5) states. TestEntryBytes measures it.
-const EntryBytes = 1000
+const EntryBytes = 1100
 
 // Refusal says why Reserve refused a message.
 type Refusal struct {
@@ -207,11 +207,7 @@ func (l *Limiter) Reserve(login string, recipients int) (*Reservation, *Refusal)
 	if ref := e.check(lim, n); ref != nil {
 		if e.episodeEnd.IsZero() {
 			ref.First = true
-			window := time.Hour
-			if ref.Limit == RecipientsPerDay {
-				window = 24 * time.Hour
-			}
-			e.episodeStart, e.episodeEnd, e.episodeLimit = now, now.Add(window), ref.Limit
+			e.episodeEnd, e.episodeLimit = now.Add(window(ref.Limit)), ref.Limit
 		}
 		e.refusedMessages++
 		e.refusedRecipients += int(n)
@@ -302,6 +298,14 @@ func (l *Limiter) Counts(login string) (messagesHour, recipientsHour, recipients
 	return int(sum(e.hourMessages[:])), int(sum(e.hourRecipients[:])), int(sum(e.dayRecipients[:]))
 }
 
+// window is how long a refusal window lasts for a limit: the limit's own.
+func window(limit string) time.Duration {
+	if limit == RecipientsPerDay {
+		return 24 * time.Hour
+	}
+	return time.Hour
+}
+
 // endEpisode writes the summary of e's refusal window if it is over.
 func (l *Limiter) endEpisode(e *entry, now time.Time) {
 	if e.episodeEnd.IsZero() || now.Before(e.episodeEnd) {
@@ -314,10 +318,11 @@ func (l *Limiter) summarise(e *entry) {
 	if e.episodeEnd.IsZero() {
 		return
 	}
+	since := e.episodeEnd.Add(-window(e.episodeLimit))
 	l.log.Info("sending limit window over", logkey.Event, logkey.EventSendLimitSummary,
-		"login", e.key, "limit", e.episodeLimit, "since", e.episodeStart.UTC().Format(time.RFC3339),
+		"login", e.key, "limit", e.episodeLimit, "since", since.UTC().Format(time.RFC3339),
 		"refused_messages", e.refusedMessages, "refused_recipients", e.refusedRecipients)
-	e.episodeStart, e.episodeEnd, e.episodeLimit = time.Time{}, time.Time{}, ""
+	e.episodeEnd, e.episodeLimit = time.Time{}, ""
 	e.refusedMessages, e.refusedRecipients = 0, 0
 }
 
@@ -361,11 +366,12 @@ type entry struct {
 	dayRecipients  [daySlots]uint32
 
 	// The refusal window: open from the first refusal for one window
-	// of the limit it hit; the summary is written when it is over.
-	episodeStart, episodeEnd time.Time
-	episodeLimit             string
-	refusedMessages          int
-	refusedRecipients        int
+	// of the limit it hit (episodeEnd is zero when none is open); the
+	// summary is written when it is over.
+	episodeEnd        time.Time
+	episodeLimit      string
+	refusedMessages   int
+	refusedRecipients int
 
 	elem *list.Element
 }
