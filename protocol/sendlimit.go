@@ -17,8 +17,8 @@ var limitNames = map[string]string{
 }
 
 // sendLimited answers a message that a sending limit refused. It was not
-// delivered and does not count. Over a limit for now, it is 451 (mppd(8),
-// DECISIONS: the client keeps its copy and posts it later); a message
+// delivered and does not count. Over a limit for now, it is 451 (decision
+// 15: the client keeps its copy and posts it later); a message
 // that alone names more recipients than a limit allows can never pass,
 // so it is 550.
 //
