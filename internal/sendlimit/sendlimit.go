@@ -263,17 +263,29 @@ func (l *Limiter) Sweep() {
 	}
 }
 
-// Run calls Sweep every minute until done is closed.
+// Run calls Sweep every minute until done is closed, then writes the
+// summary of every refusal window still open: the counts die with the
+// process.
 func (l *Limiter) Run(done <-chan struct{}) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-done:
+			l.summariseAll()
 			return
 		case <-t.C:
 			l.Sweep()
 		}
+	}
+}
+
+// summariseAll writes the summary of every open refusal window.
+func (l *Limiter) summariseAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.m {
+		l.summarise(e)
 	}
 }
 

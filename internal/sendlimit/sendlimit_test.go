@@ -305,6 +305,22 @@ func TestRefusalWindowSummary(t *testing.T) {
 	}
 }
 
+// Run sweeps until it is told to stop, and then sums up the windows still
+// open, since the counts die with the process.
+func TestRunSummarisesAtExit(t *testing.T) {
+	l, _, logs := newTest(t, Limits{MessagesPerHour: 1}, nil)
+	send(t, l, "alice", 1)
+	refused(t, l, "alice", 1, MessagesPerHour)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() { l.Run(done); close(stopped) }()
+	close(done)
+	<-stopped
+	if !strings.Contains(logs.String(), "event=send-limit-summary login=alice limit=messages_per_hour") {
+		t.Fatalf("no summary at exit:\n%s", logs)
+	}
+}
+
 // TestEntryBytes measures the memory one login's entry takes against
 // EntryBytes, which mppd.conf(5) quotes.
 func TestEntryBytes(t *testing.T) {
