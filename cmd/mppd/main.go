@@ -226,9 +226,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	srv := newServer(cfg, auth, deliv, log, m)
-	if srv.SendLimit != nil {
-		go srv.SendLimit.Run(ctx.Done())
-	}
+	// The sending limits sweep until every session has ended, then sum
+	// up the refusal windows still open.
+	limitsStop, limitsDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(limitsDone)
+		if srv.SendLimit != nil {
+			srv.SendLimit.Run(limitsStop)
+		}
+	}()
 	th := throttle.New(throttleConfig(cfg), log)
 	srv.Throttle = th
 	log.Info("throttle", "config", th.String())
@@ -285,6 +291,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err = d.run(ctx, stop, set.mpp)
 	stop()
 	<-reloaded
+	close(limitsStop)
+	<-limitsDone
 	if metricsServer != nil {
 		metricsServer.Close()
 		<-metricsDone

@@ -13,7 +13,8 @@ import (
 // the messages over a limit get 451 (550 for one that alone names more
 // recipients than the limit) and are not in the maildir, the first refusal
 // of a login is logged once at warn, the metrics count the refusals by
-// limit, and another user is unaffected.
+// limit, another user is unaffected, and the refusals are summed up when
+// mppd stops.
 func TestSendLimitEndToEnd(t *testing.T) {
 	bob := testUser{name: "bob", password: "bob-e2e-password"}
 	carol := testUser{name: "carol", password: "carol-e2e-password"}
@@ -104,6 +105,22 @@ recipients_per_hour = 4
 	} {
 		if !strings.Contains(body, w) {
 			t.Errorf("metrics lack %q", w)
+		}
+	}
+
+	// The refusal windows still open are summed up when mppd stops.
+	if code := m.Stop(); code != 0 {
+		t.Errorf("mppd exited with %d", code)
+	}
+	log = m.Log()
+	for _, want := range []string{
+		"event=send-limit-summary login=alice limit=messages_per_hour",
+		"refused_messages=2 refused_recipients=2",
+		"event=send-limit-summary login=carol limit=recipients_per_hour",
+		"refused_messages=1 refused_recipients=2",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
 		}
 	}
 	if t.Failed() {
