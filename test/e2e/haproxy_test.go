@@ -148,7 +148,11 @@ func mppExchange(addr, from string, u testUser, password, msg string) (err error
 	if err := expect(testharness.DotStuff(msg), "250"); err != nil {
 		return err
 	}
-	return expect("QUIT\r\n", "221")
+	// The 250 above is the server's promise: the message is posted, and a
+	// client that tried again now would post it twice. How the QUIT goes
+	// (an instance stopping may close first) does not change that.
+	_ = expect("QUIT\r\n", "221")
+	return nil
 }
 
 // tokenMessage is a message to bob whose subject is tok.
