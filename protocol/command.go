@@ -1,9 +1,5 @@
 package protocol
 
-import (
-	"bytes"
-)
-
 // command is one parsed command line.
 type command struct {
 	// verb is upper-cased; commands are case-insensitive as in SMTP and
@@ -83,15 +79,35 @@ func hasControl(s string) bool {
 	return false
 }
 
-// logVerb is what the log shows of a verb the server did not recognise: at
-// most six bytes, quoted and escaped, so junk cannot fill or forge log lines.
-func logVerb(line []byte) string {
-	v := line
-	if i := bytes.IndexByte(v, ' '); i >= 0 {
-		v = v[:i]
+// logVerb is what the log shows of a verb the server did not recognise.
+// A client out of step may send its password where a command belongs
+// ("PASS:secret", "PASSsecret", or the password alone on a line), so the
+// log names a verb only when it is one of the fixed list below, letters
+// alone; anything else is logged as unlistedVerb. No byte the client chose
+// reaches the log this way, and junk cannot fill or forge log lines.
+func logVerb(cmd command) string {
+	if loggableVerbs[cmd.verb] {
+		return cmd.verb
 	}
-	if len(v) > 6 {
-		v = v[:6]
-	}
-	return string(v)
+	return unlistedVerb
+}
+
+// unlistedVerb stands in the log for a verb not in loggableVerbs.
+const unlistedVerb = "other"
+
+// loggableVerbs are the verbs of the protocols a client mistaken about the
+// port may speak (SMTP, POP3, FTP, HTTP): naming them in the log tells an
+// operator what is knocking.
+var loggableVerbs = map[string]bool{
+	// SMTP
+	"HELO": true, "EHLO": true, "MAIL": true, "RCPT": true, "RSET": true, "VRFY": true,
+	"EXPN": true, "HELP": true, "AUTH": true, "STARTTLS": true, "BDAT": true, "ETRN": true,
+	// POP3
+	"APOP": true, "STAT": true, "LIST": true, "RETR": true, "DELE": true, "TOP": true,
+	"UIDL": true, "CAPA": true, "STLS": true,
+	// FTP
+	"ACCT": true, "SYST": true, "FEAT": true, "TYPE": true, "PASV": true, "PORT": true,
+	// HTTP
+	"GET": true, "POST": true, "HEAD": true, "PUT": true, "DELETE": true,
+	"CONNECT": true, "OPTIONS": true, "PATCH": true, "TRACE": true,
 }

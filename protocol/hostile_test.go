@@ -23,18 +23,90 @@ func TestErrorLimit(t *testing.T) {
 	c.Cmd("DATA", 503)
 	c.Expect(451)
 	c.ExpectClosed()
-	ts.wantLog("verb=FOO", "event=error-limit")
+	ts.wantLog("verb=other", "event=error-limit")
 }
 
-// Case 8: an unknown verb is logged as at most six escaped bytes.
+// Case 8: an unknown verb is logged only when it is a listed word, so
+// junk cannot forge a log line.
 func TestUnknownVerbLoggedShort(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.dial()
 	c.Cmd("ABCDEFGHIJ\x01 client=6.6.6.6", 500)
+	c.Cmd("EHLO client.example.test", 500)
 	log := ts.logBuf.String()
-	if strings.Contains(log, "GHIJ") || strings.Contains(log, "client=6.6.6.6") {
+	if strings.Contains(log, "ABC") || strings.Contains(log, "client=6.6.6.6") {
 		t.Fatalf("log shows too much of the verb:\n%s", log)
 	}
+	if !strings.Contains(log, "verb=other") || !strings.Contains(log, "verb=EHLO") {
+		t.Fatalf("log does not name the verbs as it should:\n%s", log)
+	}
+}
+
+// Case 8: a client out of step may put its password where a verb belongs.
+// Whatever the shape of the line, and whether PASS is legal at that point
+// or not, no byte of the password reaches the log.
+func TestPasswordNeverLogged(t *testing.T) {
+	// Two passwords: one of bytes the log never otherwise holds, one of
+	// letters alone (which a rule "log letters only" would let through).
+	passwords := []string{"~^`|~^`|", "qjxzkwqjxzkw"}
+	shapes := []string{
+		"PASS:%s",       // a colon for the space
+		"PASS%s",        // no separator at all
+		"PASS\t%s",      // a tab
+		"PASS\x00%s",    // a NUL
+		"PASS\x7f%s",    // a DEL
+		" PASS %s",      // a leading space: the verb is empty
+		"PASS  %s",      // two spaces
+		"%s",            // the password alone on a line
+		"%s PASS",       // the password first
+		"pass:%s",       // lower case
+		"PAS %s",        // a misspelt verb
+		"PASSWORD %s",   // a longer verb
+		"PASS %s\x00",   // a NUL after the password
+		"PASS %s\rmore", // a CR inside
+		"XPASS%s",       // junk before the verb
+		"PASS=%s",       // another separator
+		"AUTH PLAIN %s", // an SMTP habit
+		"GET /?pw=%s HTTP/1.1",
+	}
+	for _, pw := range passwords {
+		for _, shape := range shapes {
+			line := strings.Replace(shape, "%s", pw, 1)
+			for _, afterUser := range []bool{false, true} {
+				ts := newTestServer(t, nil)
+				c := ts.dial()
+				if afterUser {
+					c.Cmd("USER alice", 250)
+				}
+				c.Send(line + "\r\n")
+				reply := c.Line()
+				if !strings.HasPrefix(reply, "5") {
+					t.Errorf("%q: reply %q, want a refusal", line, reply)
+				}
+				// Each line is logged before its reply is sent.
+				log := ts.logBuf.String()
+				if leaked(log, pw) {
+					t.Errorf("%q (after USER %v): the log holds bytes of the password:\n%s", line, afterUser, log)
+				}
+			}
+		}
+	}
+}
+
+// leaked reports whether log holds a byte of pw: for a password of
+// punctuation any one of its bytes, for one of letters any two of its
+// bytes in a row (single letters are everywhere in a log), in any case.
+func leaked(log, pw string) bool {
+	upper := strings.ToUpper(log)
+	if strings.Trim(pw, "abcdefghijklmnopqrstuvwxyz") == "" {
+		for i := 0; i+2 <= len(pw); i++ {
+			if strings.Contains(upper, strings.ToUpper(pw[i:i+2])) {
+				return true
+			}
+		}
+		return false
+	}
+	return strings.ContainsAny(log, pw)
 }
 
 // Case 9: HTTP verbs on the MPP port get 500 and the connection closes;

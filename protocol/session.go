@@ -209,10 +209,10 @@ func (s *session) handle(ctx context.Context, line []byte) reply {
 		r = s.cmdQuit(cmd)
 	default:
 		if httpVerbs[cmd.verb] {
-			s.log.Warn("HTTP request on the MPP port", logkey.Event, logkey.EventWrongProtocol, "verb", logVerb(line))
+			s.log.Warn("HTTP request on the MPP port", logkey.Event, logkey.EventWrongProtocol, "verb", logVerb(cmd))
 			return replyUnknown.closing()
 		}
-		s.log.Info("unknown command", logkey.Event, logkey.EventProtocolError, "verb", logVerb(line))
+		s.log.Info("unknown command", logkey.Event, logkey.EventProtocolError, "verb", logVerb(cmd))
 		r = replyUnknown
 	}
 	if r.code == 503 && cmd.verb != "NOOP" { // a NOOP past the junk limit logs junk-limit instead
