@@ -41,8 +41,10 @@ func CheckPassword(password string) error {
 // in the same directory is written, synced and renamed over it, and the
 // directory is synced. A new file gets mode 0600; an existing one keeps its
 // mode, owner and group. A symbolic link at path is followed and its target
-// replaced. Two SetPassword calls on the same file at the same moment may
-// lose one of the updates.
+// replaced. The whole read-modify-rename holds an exclusive flock(2) on a
+// lock file beside the password file (its name with ".lock" added), so two
+// SetPassword calls on one file, in one process or two, never lose an
+// update; the lock file is left in place for the next run.
 func SetPassword(path, user, password string, addresses []string) error {
 	if err := CheckUser(user); err != nil {
 		return err
@@ -75,6 +77,11 @@ func updateFile(path, user, hash string, addrs []string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	old, err := os.ReadFile(path)
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -129,6 +136,29 @@ func updateFile(path, user, hash string, addrs []string) error {
 		out.WriteString(newLine(""))
 	}
 	return writeAtomic(path, []byte(out.String()), fi)
+}
+
+// lockFile takes an exclusive flock on the file at path, creating it (mode
+// 0600) if need be, and waits for the lock as long as another run holds it.
+// The lock goes when unlock is called or the process ends. The file is
+// never removed: a run that removed it could let the next run lock a new
+// file while a third still held the old one.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock file: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // writeAtomic replaces path with data. old is the FileInfo of the file being

@@ -1,8 +1,11 @@
 package passwdfile
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -98,10 +101,14 @@ func TestSetPasswordRoundTrip(t *testing.T) {
 	}
 	checkUser(t, readTable(t, path), "carol", "carol-pw", "carol@example.org")
 
-	// No temporary files left behind.
+	// No temporary files left behind: the file and its lock file only.
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("directory holds %d entries, want only the file", len(entries))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"passwd", "passwd.lock"}) {
+		t.Errorf("directory holds %q, want only the file and its lock file", names)
 	}
 }
 
@@ -191,5 +198,58 @@ func TestSetPasswordKeepsOwner(t *testing.T) {
 	st := fi.Sys().(*syscall.Stat_t)
 	if st.Uid != 4321 || st.Gid != 4322 || fi.Mode().Perm() != 0o640 {
 		t.Errorf("owner %d:%d mode %04o, want 4321:4322 0640", st.Uid, st.Gid, fi.Mode().Perm())
+	}
+}
+
+// TestSetPasswordParallelRuns runs SetPassword in several processes at
+// once on one file, as several `mppd passwd` runs would: every update must
+// survive, none may be lost to another run's rename.
+func TestSetPasswordParallelRuns(t *testing.T) {
+	if os.Getenv("MPPD_PASSWD_HELPER_FILE") != "" {
+		t.Skip("running as a helper process")
+	}
+	path := filepath.Join(t.TempDir(), "passwd")
+	if err := SetPassword(path, "first", "pw-first", nil); err != nil {
+		t.Fatal(err)
+	}
+	const runs = 12
+	cmds := make([]*exec.Cmd, runs)
+	for i := range cmds {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSetPasswordHelper$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "MPPD_PASSWD_HELPER_FILE="+path, fmt.Sprintf("MPPD_PASSWD_HELPER_USER=user%d", i))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[i] = cmd
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("helper %d: %s", i, out.String())
+			}
+		})
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("helper %d: %v", i, err)
+		}
+	}
+	tab := readTable(t, path)
+	checkUser(t, tab, "first", "pw-first", "first@example.org")
+	for i := range runs {
+		user := fmt.Sprintf("user%d", i)
+		checkUser(t, tab, user, "pw-"+user, user+"@example.org")
+	}
+}
+
+// TestSetPasswordHelper is one run of TestSetPasswordParallelRuns, in a
+// process of its own; it does nothing when run as a test.
+func TestSetPasswordHelper(t *testing.T) {
+	path, user := os.Getenv("MPPD_PASSWD_HELPER_FILE"), os.Getenv("MPPD_PASSWD_HELPER_USER")
+	if path == "" {
+		return
+	}
+	if err := SetPassword(path, user, "pw-"+user, nil); err != nil {
+		t.Fatal(err)
 	}
 }
