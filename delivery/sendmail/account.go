@@ -70,9 +70,45 @@ func lookupNSS(name string) (account, error) {
 	return account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Groups: groups, Home: u.HomeDir}, nil
 }
 
-// policy says why acct may not submit, or "" when it may. The reasons are
-// stable log words.
-func policy(acct account, minUID uint32) string {
+// lookupGroupNSS returns the gid of the group called name, and false when
+// NSS does not know it.
+func lookupGroupNSS(name string) (uint32, bool, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		var unknown user.UnknownGroupError
+		if errors.As(err, &unknown) {
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	gid, err := strconv.ParseUint(g.Gid, 10, 32)
+	if err != nil {
+		return 0, false, fmt.Errorf("group %q: gid %q: %w", name, g.Gid, err)
+	}
+	return uint32(gid), true, nil
+}
+
+// privilegedGIDs resolves the names of delivery.sendmail.privileged_groups
+// to gids; gid 0 is always among them. A name NSS does not know is skipped
+// (Red Hat systems have no shadow group).
+func privilegedGIDs(names []string) (map[uint32]bool, error) {
+	gids := map[uint32]bool{0: true}
+	for _, name := range names {
+		gid, ok, err := lookupGroupNSS(name)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.sendmail.privileged_groups: %q: %w", name, err)
+		}
+		if ok {
+			gids[gid] = true
+		}
+	}
+	return gids, nil
+}
+
+// policy says why acct may not submit, or "" when it may. privileged are
+// the gids no submitting account may hold (gid 0 is refused even when it is
+// not among them). The reasons are stable log words.
+func policy(acct account, minUID uint32, privileged map[uint32]bool) string {
 	switch {
 	case acct.UID == 0:
 		return "uid-zero"
@@ -84,6 +120,14 @@ func policy(acct account, minUID uint32) string {
 		// A uid >= min_uid whose primary group is root's would hand
 		// sendmail root's group: no real user needs that.
 		return "gid-zero"
+	case privileged[acct.GID]:
+		return "privileged-group"
+	}
+	for _, g := range acct.Groups {
+		if g == 0 || privileged[g] {
+			// The child gets the supplementary groups too (initgroups).
+			return "privileged-group"
+		}
 	}
 	return ""
 }
@@ -116,8 +160,9 @@ func (b *Backend) resolve(name string) (account, error) {
 }
 
 func (b *Backend) checkPolicy(acct account) (account, error) {
-	if why := policy(acct, b.cfg.MinUID); why != "" {
-		return account{}, delivery.Permanent(why, fmt.Errorf("account %s has uid %d gid %d (min_uid %d)", quote(acct.Name), acct.UID, acct.GID, b.cfg.MinUID))
+	if why := policy(acct, b.cfg.MinUID, b.privileged); why != "" {
+		return account{}, delivery.Permanent(why, fmt.Errorf("account %s has uid %d gid %d groups %v (min_uid %d, privileged_groups %q)",
+			quote(acct.Name), acct.UID, acct.GID, acct.Groups, b.cfg.MinUID, b.cfg.PrivilegedGroups))
 	}
 	if !b.cfg.SwitchUser && acct.UID != uint32(os.Geteuid()) {
 		return account{}, delivery.Permanent("not-own-account", fmt.Errorf("switch_user = false and account %s (uid %d) is not mppd's own (uid %d)", quote(acct.Name), acct.UID, os.Geteuid()))

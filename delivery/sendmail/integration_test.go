@@ -165,6 +165,56 @@ func TestIntegrationRefusedAccounts(t *testing.T) {
 	}
 }
 
+// TestIntegrationPrivilegedGroups: accounts of test/setup.d/20-pam.sh that
+// are supplementary members of root and of shadow, resolved through the
+// real NSS, are refused before anything runs, as the fallback account too.
+func TestIntegrationPrivilegedGroups(t *testing.T) {
+	testenv.NeedPostfix(t)
+	testenv.NeedUsers(t, "20-pam.sh", "mppd-pam-wheel", "mppd-pam-shadow")
+	dir := testenv.OpenTempDir(t)
+	cfg := config.DefaultSendmail()
+	cfg.Path = installRecorder(t, dir)
+	b, logs := newBackend(t, cfg)
+	for _, acct := range []string{"mppd-pam-wheel", "mppd-pam-shadow"} {
+		env := userEnvelope(acct, acct+"@mppd.test", "mppd-mta1@localhost")
+		err := b.Deliver(context.Background(), env, strings.NewReader(testMessage))
+		if !delivery.IsPermanent(err) || delivery.Reason(err) != "privileged-group" {
+			t.Errorf("account %q: Deliver = %v, want permanent privileged-group", acct, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "reason=privileged-group"); n != 2 {
+		t.Errorf("%d log lines with reason=privileged-group, want 2:\n%s", n, logs)
+	}
+	if r := readRecord(t, dir); r != nil {
+		t.Fatalf("the stand-in ran as uid %d", r.UID)
+	}
+	// An ordinary account still submits.
+	env := userEnvelope("mppd-mta2", "mppd-mta2@mppd.test", "mppd-mta1@localhost")
+	if err := b.Deliver(context.Background(), env, strings.NewReader(testMessage)); err != nil {
+		t.Fatalf("mppd-mta2: Deliver: %v", err)
+	}
+	if r := readRecord(t, dir); r == nil || uint32(r.UID) != mustAccount(t, "mppd-mta2").UID {
+		t.Fatalf("mppd-mta2: the stand-in ran as %+v", r)
+	}
+	// The list is configurable: without shadow on it, its member submits.
+	os.Remove(filepath.Join(dir, "record.json")) // mppd-mta2's, not writable by the next
+	cfg.PrivilegedGroups = []string{"root"}
+	b, _ = newBackend(t, cfg)
+	env = userEnvelope("mppd-pam-shadow", "mppd-pam-shadow@mppd.test", "mppd-mta1@localhost")
+	if err := b.Deliver(context.Background(), env, strings.NewReader(testMessage)); err != nil {
+		t.Fatalf("privileged_groups = [\"root\"], mppd-pam-shadow: Deliver: %v", err)
+	}
+	if r := readRecord(t, dir); r == nil || uint32(r.UID) != mustAccount(t, "mppd-pam-shadow").UID {
+		t.Fatalf("mppd-pam-shadow: the stand-in ran as %+v", r)
+	}
+	// Such an account cannot be the fallback either.
+	cfg = config.DefaultSendmail()
+	cfg.FallbackAccount = "mppd-pam-wheel"
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "privileged-group") && !strings.Contains(err.Error(), "fallback_account") {
+		t.Errorf("New(fallback_account = mppd-pam-wheel) = %v, want an error", err)
+	}
+}
+
 // TestIntegrationBadAddressesNoProcess: with credential switching on, a
 // hostile address still never gets near a process.
 func TestIntegrationBadAddressesNoProcess(t *testing.T) {

@@ -38,6 +38,9 @@ type Backend struct {
 	log      *slog.Logger
 	lookup   lookupFunc
 	fallback *account // resolved at New; nil when not configured
+	// privileged are the gids of privileged_groups (and 0), resolved at
+	// New; an account holding one is refused.
+	privileged map[uint32]bool
 
 	// waitDelay bounds how long Wait waits for sendmail's output pipes to
 	// close after the process has exited or been killed: a grandchild that
@@ -83,7 +86,11 @@ func New(cfg config.Sendmail, log *slog.Logger) (*Backend, error) {
 	} else if os.Geteuid() == 0 {
 		return nil, errors.New("delivery.sendmail.switch_user: false is not allowed while mppd runs as root: every message would be submitted as root")
 	}
-	b := &Backend{cfg: cfg, log: log, lookup: lookupNSS, waitDelay: defaultWaitDelay, spoolDirs: spoolDirs}
+	privileged, err := privilegedGIDs(cfg.PrivilegedGroups)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{cfg: cfg, log: log, lookup: lookupNSS, privileged: privileged, waitDelay: defaultWaitDelay, spoolDirs: spoolDirs}
 	if cfg.FallbackAccount != "" {
 		acct, err := b.lookup(cfg.FallbackAccount)
 		if err != nil {

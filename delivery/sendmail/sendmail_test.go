@@ -302,6 +302,9 @@ func TestResolve(t *testing.T) {
 		"nobody": {Name: "nobody", UID: 65534, GID: 65534},
 		"rootgr": {Name: "rootgr", UID: 1005, GID: 0},
 		"submit": {Name: "submit", UID: 1500, GID: 1500},
+		"wheel0": {Name: "wheel0", UID: 1006, GID: 1006, Groups: []uint32{1006, 0}},
+		"shadow": {Name: "shadow", UID: 1007, GID: 1007, Groups: []uint32{1007, 42}},
+		"shadw1": {Name: "shadw1", UID: 1008, GID: 42},
 	}
 	nssDown := errors.New("sssd: connection refused")
 	lookup := func(name string) (account, error) {
@@ -325,6 +328,10 @@ func TestResolve(t *testing.T) {
 		{"daemon", "", "perm:uid-below-min"},
 		{"nobody", "", "perm:uid-overflow"},
 		{"rootgr", "", "perm:gid-zero"},
+		{"wheel0", "", "perm:privileged-group"}, // supplementary group 0
+		{"wheel0", "submit", "perm:privileged-group"},
+		{"shadow", "", "perm:privileged-group"}, // supplementary gid 42
+		{"shadw1", "", "perm:privileged-group"}, // primary gid 42
 		{"", "", "perm:no-account"},
 		{"", "submit", "submit"},
 		{"ghost", "", "perm:no-account"},
@@ -333,7 +340,7 @@ func TestResolve(t *testing.T) {
 		{"-root", "submit", "perm:bad-account"},
 	}
 	for _, tt := range tests {
-		b := &Backend{cfg: config.DefaultSendmail(), lookup: lookup}
+		b := &Backend{cfg: config.DefaultSendmail(), lookup: lookup, privileged: map[uint32]bool{0: true, 42: true}}
 		b.cfg.SwitchUser = true
 		if tt.fallback != "" {
 			fb := users[tt.fallback]
@@ -363,7 +370,7 @@ func TestLookupNSSSystemAccounts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("lookupNSS(%q): %v", name, err)
 		}
-		if got := policy(acct, 1000); got != want {
+		if got := policy(acct, 1000, nil); got != want {
 			t.Errorf("policy(%s uid %d) = %q, want %q", name, acct.UID, got, want)
 		}
 	}

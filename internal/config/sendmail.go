@@ -31,15 +31,21 @@ type Sendmail struct {
 	// only for the case where mppd itself runs as the one account every
 	// submission is made as; any other account is then refused.
 	SwitchUser bool `toml:"switch_user"`
+	// PrivilegedGroups are groups no submitting account may belong to,
+	// as its primary group or a supplementary one: the sendmail child
+	// would hold the group (root's files, /etc/shadow). Names this host
+	// does not know are skipped.
+	PrivilegedGroups []string `toml:"privileged_groups"`
 }
 
 // DefaultSendmail returns the defaults documented in mppd.conf(5).
 func DefaultSendmail() Sendmail {
 	return Sendmail{
-		Path:       "/usr/sbin/sendmail",
-		Timeout:    Duration(60 * time.Second),
-		MinUID:     1000,
-		SwitchUser: true,
+		Path:             "/usr/sbin/sendmail",
+		Timeout:          Duration(60 * time.Second),
+		MinUID:           1000,
+		SwitchUser:       true,
+		PrivilegedGroups: []string{"root", "shadow"},
 	}
 }
 
@@ -66,6 +72,11 @@ func (c Sendmail) Validate() error {
 	}
 	if c.FallbackAccount != "" && !ValidAccountName(c.FallbackAccount) {
 		errs = append(errs, fmt.Errorf("%sfallback_account: %q is not a valid account name", p, c.FallbackAccount))
+	}
+	for _, g := range c.PrivilegedGroups {
+		if !ValidAccountName(g) {
+			errs = append(errs, fmt.Errorf("%sprivileged_groups: %q is not a valid group name", p, g))
+		}
 	}
 	return errors.Join(errs...)
 }

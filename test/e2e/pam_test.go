@@ -109,3 +109,41 @@ func TestPAMRhostIsTCPPeer(t *testing.T) {
 		t.Fatalf("pam_exec did not see PAM_RHOST=127.0.0.1; recorded:\n%s", added)
 	}
 }
+
+// A PAM user who is a supplementary member of a privileged group (root,
+// shadow) logs in but is never submitted as: the sendmail backend refuses
+// the account (550, reason privileged-group) before sendmail runs, while an
+// ordinary PAM user's message goes through the same daemon to Postfix.
+func TestPAMPrivilegedGroupRefused(t *testing.T) {
+	needPAMSetup(t)
+	testenv.NeedPostfix(t)
+	wheel := testUser{name: "mppd-pam-wheel", password: "Pam-wheel-4711"}
+	shadow := testUser{name: "mppd-pam-shadow", password: "Pam-shadow-4711"}
+	testenv.NeedUsers(t, "20-pam.sh", wheel.name, shadow.name)
+	m := testharness.Start(t, fmt.Sprintf("[authn]\nbackend = \"pam\"\n[authn.pam]\nservice = \"mppd-test\"\nmail_domain = %q\n", testMailDomain)+`
+[delivery]
+backend = "sendmail"
+
+[delivery.sendmail]
+timeout = "20s"
+`)
+
+	refused, ok := randomToken(t), randomToken(t)
+	for _, u := range []testUser{wheel, shadow} {
+		c := login(t, m, u)
+		c.Post("To: mppd-mta1@localhost\nSubject: "+refused+"\n\nfrom a privileged group\n", 550)
+		c.Cmd("QUIT", 221)
+	}
+	m.WaitLog("reason=privileged-group")
+	if n := strings.Count(m.Log(), "reason=privileged-group"); n < 2 {
+		t.Errorf("%d log lines with reason=privileged-group, want 2:\n%s", n, m.Log())
+	}
+
+	c := login(t, m, pamOK)
+	c.Post("To: mppd-mta1@localhost\nSubject: "+ok+"\n\nfrom an ordinary user\n", 250)
+	c.Cmd("QUIT", 221)
+	testenv.WaitPostfixMessage(t, "mppd-mta1", ok)
+	if testenv.PostfixMessage(t, "mppd-mta1", refused) != "" {
+		t.Error("a message from a privileged-group account was delivered")
+	}
+}

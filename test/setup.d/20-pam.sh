@@ -18,6 +18,9 @@
 #   mppd-pam-ok       password Pam-ok-4711     an ordinary account
 #   mppd-pam-locked   password Pam-locked-4711 locked with passwd -l
 #   mppd-pam-expired  password Pam-exp-4711    account expired (chage -E 0)
+#   mppd-pam-wheel    password Pam-wheel-4711  supplementary member of root
+#   mppd-pam-shadow   password Pam-shadow-4711 supplementary member of shadow
+#                     (the sendmail backend refuses both: privileged_groups)
 # The passwords are test fixtures, known to the tests; the accounts have no
 # login shell.
 set -euo pipefail
@@ -98,11 +101,17 @@ ensure_user() {
 ensure_user mppd-pam-ok      Pam-ok-4711
 ensure_user mppd-pam-locked  Pam-locked-4711
 ensure_user mppd-pam-expired Pam-exp-4711
+ensure_user mppd-pam-wheel   Pam-wheel-4711
+ensure_user mppd-pam-shadow  Pam-shadow-4711
+usermod -a -G root mppd-pam-wheel
+usermod -a -G shadow mppd-pam-shadow
 passwd -q -l mppd-pam-locked >/dev/null
 chage -E 0 mppd-pam-expired
 
 # Check the result: the states the tests rely on.
 passwd -S mppd-pam-locked | awk '$2 != "L" { print "pam: mppd-pam-locked is not locked"; exit 1 }'
 [ "$(getent shadow mppd-pam-expired | cut -d: -f8)" = 0 ] || { echo "pam: mppd-pam-expired is not expired" >&2; exit 1; }
+id -nG mppd-pam-wheel | tr ' ' '\n' | grep -qx root || { echo "pam: mppd-pam-wheel is not in group root" >&2; exit 1; }
+id -nG mppd-pam-shadow | tr ' ' '\n' | grep -qx shadow || { echo "pam: mppd-pam-shadow is not in group shadow" >&2; exit 1; }
 [ -f /usr/include/security/pam_appl.h ] || { echo "pam: libpam headers missing" >&2; exit 1; }
-echo "pam: services mppd-test, mppd-test-rhost, mppd-test-deny; users mppd-pam-{ok,locked,expired} ready"
+echo "pam: services mppd-test, mppd-test-rhost, mppd-test-deny; users mppd-pam-{ok,locked,expired,wheel,shadow} ready"
