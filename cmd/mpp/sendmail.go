@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"slices"
 	"strings"
 
 	"github.com/mppd/mppd/internal/address"
@@ -249,11 +250,11 @@ func (c *cli) sendmail(args []string) int {
 		return c.errorf(exDataErr, "no recipients: no address in To:, Cc: or Bcc:, and none given as arguments")
 	}
 	if len(missing) > 0 {
-		name := "Bcc"
 		if hdr.resent {
-			name = "Resent-Bcc"
+			hdr.addResent("Resent-Bcc: " + strings.Join(missing, ", "))
+		} else {
+			hdr.add("Bcc: " + strings.Join(missing, ", "))
 		}
-		hdr.add(name + ": " + strings.Join(missing, ", "))
 	}
 
 	// -f: the server decides the sender (it is the user who logs in);
@@ -430,6 +431,19 @@ func (h *sendmailHeader) add(field string) {
 		h.lines[n-1] += "\n"
 	}
 	h.lines = append(h.lines, field+"\n")
+}
+
+// addResent puts a field at the top of the resent block, before the first
+// Resent- field, so that the block stays one unbroken run (the server
+// refuses Resent- fields that are not).
+func (h *sendmailHeader) addResent(field string) {
+	for i, l := range h.lines {
+		if strings.HasPrefix(strings.ToLower(l), "resent-") {
+			h.lines = slices.Insert(h.lines, i, field+"\n")
+			return
+		}
+	}
+	h.add(field)
 }
 
 func (h *sendmailHeader) bytes() []byte {

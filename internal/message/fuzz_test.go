@@ -12,6 +12,7 @@ var validReasons = map[string]bool{
 	ReasonBadHeader: true, ReasonNoRecipients: true, ReasonTooManyRecipients: true,
 	ReasonBadRecipient: true, ReasonMultipleFrom: true, ReasonFromNotYours: true,
 	ReasonSenderNotYours: true, ReasonMailLoop: true, ReasonAddressTokens: true,
+	ReasonSplitResent: true,
 }
 
 // FuzzPrepare feeds Prepare arbitrary messages and server-side values.

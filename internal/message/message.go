@@ -40,22 +40,32 @@
 //     continuation lines.
 //   - Anti-forgery: more than one From: is refused (RFC 5322 §3.6 allows
 //     one). A missing From: gets the user's primary address. A From: whose
-//     addresses are not all the user's (address.Equal, which ignores case),
-//     or which cannot be parsed, is refused under the Reject policy; under
-//     AddSender it is kept and exactly one truthful Sender: is delivered:
-//     a single client Sender: naming exactly one of the user's addresses is
-//     kept, any other client Sender: is removed, and "Sender: <primary>"
-//     is added when From: is not the user's or a Sender: was removed.
+//     mailboxes are not all the user's, or which cannot be parsed, is
+//     refused under the Reject policy; under AddSender it is kept and
+//     exactly one truthful Sender: is delivered. A mailbox is the user's
+//     when its address is (address.Equal, which ignores case) and its
+//     display name or comment holds no other address (a word with an at
+//     sign): readers show the name, so "ceo@corp.example" <alice@...> is
+//     a forgery too. A single client Sender: naming exactly one of the
+//     user's mailboxes is kept, any other client Sender: is removed, and
+//     "Sender: <primary>" is added when From: is not the user's, names
+//     more than one mailbox (RFC 5322 §3.6.2 requires a Sender: then), or
+//     a Sender: was removed.
 //     Under the Reject policy a client Sender: that is not exactly one of
 //     the user's addresses is refused too (sender-not-yours).
 //   - The same rules hold for a resent message (RFC 5322 §3.6.6), applied
-//     to the current resent block: the run of Resent- fields that starts
-//     with the first one (each reintroduction prepends its block, so the
-//     blocks below it are history and are passed through). In that block
+//     to its resent block. The Resent- fields must be one unbroken run at
+//     the top of the header, after trace fields (Return-Path:, Received:)
+//     only; anything else is refused (split-resent), so the recipients and
+//     the From:/Sender: rules always come from the same block. (Older
+//     resent blocks, below the current one, are refused with it: a
+//     submission client makes one block, and a reader cannot tell which
+//     of several is the current one.) In that block
 //     more than one Resent-From: is refused (multiple-from); a missing
 //     Resent-From: gets the user's primary address; a Resent-From: that is
 //     not the user's is refused under Reject (from-not-yours) or gets a
-//     truthful "Resent-Sender: <primary>" under AddSender, and a client
+//     truthful "Resent-Sender: <primary>" under AddSender (as does one
+//     naming several mailboxes, under either policy), and a client
 //     Resent-Sender: in the block that is not exactly one of the user's
 //     addresses is removed (or refused under Reject, sender-not-yours).
 //     Added Resent- fields go at the top of the block, so it stays one run.
@@ -159,6 +169,9 @@ const (
 	ReasonSenderNotYours = "sender-not-yours"
 	// ReasonMailLoop: more than Options.MaxReceived Received: fields.
 	ReasonMailLoop = "mail-loop"
+	// ReasonSplitResent: the Resent- fields are not one unbroken block at
+	// the top of the header (only Return-Path: and Received: before it).
+	ReasonSplitResent = "split-resent"
 	// ReasonAddressTokens: an address field (To, Cc, Bcc, their Resent-
 	// forms, From, Sender) has more than Options.MaxAddressTokens tokens.
 	ReasonAddressTokens = "address-tokens"

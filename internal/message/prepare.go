@@ -13,7 +13,8 @@ import (
 // already enforced the header-size limit.
 //
 // The rules are applied in this order, and the first that fails decides:
-// header syntax (bad-header), more than one From: (multiple-from), too many
+// header syntax (bad-header), Resent- fields that are not one block at the
+// top (split-resent), more than one From: (multiple-from), too many
 // Received: (mail-loop), the recipient fields (address-tokens,
 // bad-recipient, too-many-recipients, no-recipients), then From: and
 // Sender: (address-tokens, from-not-yours, sender-not-yours).
@@ -38,6 +39,9 @@ func Prepare(header []byte, tr Trace, opt Options) (Result, error) {
 
 	fields, err := parseFields(header)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := checkResentLayout(fields); err != nil {
 		return Result{}, err
 	}
 
@@ -73,7 +77,7 @@ func Prepare(header []byte, tr Trace, opt Options) (Result, error) {
 		return Result{}, err
 	}
 
-	// The current resent block gets the From:/Sender: rules (senderRules).
+	// The resent block gets the From:/Sender: rules (senderRules).
 	var rb resentBlock
 	if resent {
 		if rb, err = checkResentBlock(fields, mine, opt); err != nil {
@@ -81,7 +85,7 @@ func Prepare(header []byte, tr Trace, opt Options) (Result, error) {
 		}
 	}
 
-	fromMine, keepSender, err := senderRules(fields, froms, senders, mine, opt, "From", "Sender")
+	fromMine, keepSender, multiFrom, err := senderRules(fields, froms, senders, mine, opt, "From", "Sender")
 	if err != nil {
 		return Result{}, err
 	}
@@ -126,7 +130,7 @@ func Prepare(header []byte, tr Trace, opt Options) (Result, error) {
 		out = append(out, "From: "+mine[0]+"\n"...)
 		res.Added = append(res.Added, "From")
 	}
-	if !keepSender && (!fromMine || removedSender) {
+	if !keepSender && (!fromMine || multiFrom || removedSender) {
 		out = append(out, "Sender: "+mine[0]+"\n"...)
 		res.Added = append(res.Added, "Sender")
 	}

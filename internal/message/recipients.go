@@ -24,11 +24,15 @@ func Recipients(header []byte, maxRecipients int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkResentLayout(fields); err != nil {
+		return nil, err
+	}
 	return recipients(fields, hasResent(fields), opt)
 }
 
 // hasResent reports whether any field is a Resent- field: then the
-// message is being resent, and only the Resent- fields name recipients.
+// message is being resent, and only the Resent- fields name recipients
+// (checkResentLayout has made sure they are one block).
 func hasResent(fields []field) bool {
 	for _, f := range fields {
 		if strings.HasPrefix(f.name, "resent-") {
@@ -36,6 +40,40 @@ func hasResent(fields []field) bool {
 		}
 	}
 	return false
+}
+
+// checkResentLayout refuses Resent- fields that are not one block at the
+// top of the header: every Resent- field must be in one unbroken run, and
+// only trace fields (Return-Path:, Received:) may come before it. The
+// recipients and the From:/Sender: rules of a resent message then come
+// from the same block; with a split block a client could have the rules
+// judge one run while the recipients came from another.
+func checkResentLayout(fields []field) error {
+	start := -1
+	for i, f := range fields {
+		if strings.HasPrefix(f.name, "resent-") {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return nil
+	}
+	for _, f := range fields[:start] {
+		if f.name != "received" && f.name != "return-path" {
+			return reject(ReasonSplitResent, "the Resent- fields must come first in the header (after trace fields only)")
+		}
+	}
+	end := start
+	for end < len(fields) && strings.HasPrefix(fields[end].name, "resent-") {
+		end++
+	}
+	for _, f := range fields[end:] {
+		if strings.HasPrefix(f.name, "resent-") {
+			return reject(ReasonSplitResent, "the Resent- fields must form one block, with no other field among them")
+		}
+	}
+	return nil
 }
 
 // recipients collects the recipients of the message.
@@ -96,9 +134,25 @@ var addressParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
 
 // fieldAddresses returns the addr-specs in an address-list field (local
 // part unquoted, as net/mail gives it). A field of only white space has
-// none. The field is scanned first, so net/mail only ever sees a bounded,
-// balanced value without domain literals.
+// none.
 func fieldAddresses(f field, maxTokens int) ([]string, error) {
+	list, err := fieldMailboxes(f, maxTokens)
+	if err != nil {
+		return nil, err
+	}
+	addrs := make([]string, len(list))
+	for i, a := range list {
+		addrs[i] = a.Address
+	}
+	return addrs, nil
+}
+
+// fieldMailboxes returns the mailboxes in an address-list field: the
+// addr-spec and the display name (or, for "addr (comment)", the comment),
+// encoded-words decoded. A field of only white space has none. The field
+// is scanned first, so net/mail only ever sees a bounded, balanced value
+// without domain literals.
+func fieldMailboxes(f field, maxTokens int) ([]*mail.Address, error) {
 	v := f.unfolded()
 	switch scanAddressField(v, maxTokens) {
 	case scanTooMany:
@@ -115,11 +169,7 @@ func fieldAddresses(f field, maxTokens int) ([]string, error) {
 	if err != nil {
 		return nil, reject(ReasonBadRecipient, "%s: cannot parse %s", fieldName(f.name), address.Quote(strings.TrimSpace(v)))
 	}
-	addrs := make([]string, len(list))
-	for i, a := range list {
-		addrs[i] = a.Address
-	}
-	return addrs, nil
+	return list, nil
 }
 
 type scanResult int

@@ -59,10 +59,12 @@ func TestRecipients(t *testing.T) {
 // TestRecipientsEntryPoint checks that Recipients, which mpp's sendmail
 // mode uses, applies the same recipient rules as Prepare and nothing else.
 func TestRecipientsEntryPoint(t *testing.T) {
-	got, err := Recipients(hdr("To: bob@example.com", "Resent-To: carol@example.com"), 0)
+	got, err := Recipients(hdr("Resent-To: carol@example.com", "To: bob@example.com"), 0)
 	if err != nil || fmt.Sprint(got) != "[carol@example.com]" {
 		t.Errorf("resent: %q, %v", got, err)
 	}
+	_, err = Recipients(hdr("Resent-Date: Thu, 3 Dec 2026 10:00:00 +0000", "X-Spacer: 1", "Resent-To: carol@example.com"), 0)
+	wantRejection(t, err, ReasonSplitResent)
 	// From: and Sender: are Prepare's business, not this one's.
 	got, err = Recipients(hdr("From: a@x.example", "From: b@x.example", "To: bob@example.com"), 0)
 	if err != nil || fmt.Sprint(got) != "[bob@example.com]" {
@@ -132,7 +134,7 @@ func TestNoRecipients(t *testing.T) {
 		"no separator, no address":  "Subject: hi\n",
 		"only a group":              "To: undisclosed-recipients:;\n\n",
 		"empty To":                  "To:\nCc:   \n\n",
-		"Resent- without addresses": "To: bob@example.com\nResent-From: alice@example.com\n\n",
+		"Resent- without addresses": "Resent-From: alice@example.com\nTo: bob@example.com\n\n",
 	}
 	wantRejectedEach(t, tests, ReasonNoRecipients)
 }
@@ -199,13 +201,13 @@ func TestBccRemoved(t *testing.T) {
 // recipients are the Resent- set only, as sendmail -t does.
 func TestResent(t *testing.T) {
 	in := hdr(
-		"From: alice@example.com",
-		"To: bob@example.com",
-		"Bcc: carol@example.com",
 		"Resent-From: alice@example.com",
 		"Resent-To: mallory@example.net",
 		"Resent-Cc: trent@example.net",
 		"Resent-Bcc: peggy@example.net",
+		"From: alice@example.com",
+		"To: bob@example.com",
+		"Bcc: carol@example.com",
 	)
 	res := prepare(t, in)
 	wantRecipients(t, res, "mallory@example.net", "trent@example.net", "peggy@example.net")
@@ -214,11 +216,11 @@ func TestResent(t *testing.T) {
 		t.Errorf("Bcc or Resent-Bcc delivered:\n%s", res.Header)
 	}
 	// An invalid To: does not matter when the Resent- set is used...
-	if _, err := Prepare(hdr("To: -t@x", "Resent-To: bob@example.com"), testTrace(), testOptions()); err != nil {
+	if _, err := Prepare(hdr("Resent-To: bob@example.com", "To: -t@x"), testTrace(), testOptions()); err != nil {
 		t.Errorf("invalid To: with Resent-To: %v", err)
 	}
 	// ...and an invalid Resent-To: does.
-	_, err := Prepare(hdr("To: bob@example.com", "Resent-To: -t@x"), testTrace(), testOptions())
+	_, err := Prepare(hdr("Resent-To: -t@x", "To: bob@example.com"), testTrace(), testOptions())
 	wantRejection(t, err, ReasonBadRecipient)
 }
 

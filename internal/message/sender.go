@@ -3,7 +3,9 @@ package message
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"strings"
+	"unicode"
 
 	"github.com/mppd/mppd/internal/address"
 )
@@ -48,38 +50,43 @@ func (p *SenderPolicy) UnmarshalText(b []byte) error {
 }
 
 // senderRules judges the originator fields of a message (From: and
-// Sender:) or of its current resent block (Resent-From: and
-// Resent-Sender:); froms and senders index those fields, with at most one
-// in froms. fromMine: the from field is absent, or parses and names only
-// the user's addresses. keepSender: there is exactly one sender field and
-// it names exactly one of the user's addresses. Under the Reject policy a
-// from that is not the user's, or a sender field that is not kept, is
-// refused; too many address tokens are refused under any policy.
-func senderRules(fields []field, froms, senders []int, mine []string, opt Options, fromName, senderName string) (fromMine, keepSender bool, err error) {
+// Sender:) or of its resent block (Resent-From: and Resent-Sender:); froms
+// and senders index those fields, with at most one in froms.
+//
+// fromMine: the from field is absent, or parses and names only the user's
+// mailboxes (mailboxMine: the address is the user's and the display name
+// holds no other address). keepSender: there is exactly one sender field
+// and it names exactly one of the user's mailboxes. multiFrom: the from
+// field names more than one mailbox, which RFC 5322 §3.6.2 says needs a
+// sender field. Under the Reject policy a from that is not the user's, or a
+// sender field that is not kept, is refused; too many address tokens are
+// refused under any policy.
+func senderRules(fields []field, froms, senders []int, mine []string, opt Options, fromName, senderName string) (fromMine, keepSender, multiFrom bool, err error) {
 	fromMine = true
 	if len(froms) == 1 {
-		addrs, err := fieldAddresses(fields[froms[0]], opt.MaxAddressTokens)
+		list, err := fieldMailboxes(fields[froms[0]], opt.MaxAddressTokens)
 		if rj, ok := err.(*Rejection); ok && rj.Reason == ReasonAddressTokens {
-			return false, false, rj
+			return false, false, false, rj
 		}
-		fromMine = err == nil && len(addrs) > 0 && allMine(addrs, mine)
+		fromMine = err == nil && len(list) > 0 && allMine(list, mine)
+		multiFrom = len(list) > 1
 	}
 	if len(senders) == 1 {
-		addrs, err := fieldAddresses(fields[senders[0]], opt.MaxAddressTokens)
+		list, err := fieldMailboxes(fields[senders[0]], opt.MaxAddressTokens)
 		if rj, ok := err.(*Rejection); ok && rj.Reason == ReasonAddressTokens {
-			return false, false, rj
+			return false, false, false, rj
 		}
-		keepSender = err == nil && len(addrs) == 1 && allMine(addrs, mine)
+		keepSender = err == nil && len(list) == 1 && allMine(list, mine)
 	}
 	if opt.Sender == Reject {
 		if !fromMine {
-			return false, false, reject(ReasonFromNotYours, "%s: must name only your own addresses", fromName)
+			return false, false, false, reject(ReasonFromNotYours, "%s: must name only your own addresses", fromName)
 		}
 		if len(senders) > 0 && !keepSender {
-			return false, false, reject(ReasonSenderNotYours, "%s: must name exactly one of your addresses", senderName)
+			return false, false, false, reject(ReasonSenderNotYours, "%s: must name exactly one of your addresses", senderName)
 		}
 	}
-	return fromMine, keepSender, nil
+	return fromMine, keepSender, multiFrom, nil
 }
 
 // resentBlock is what Prepare must do to the current resent block.
@@ -90,8 +97,9 @@ type resentBlock struct {
 	drop      map[int]bool // client Resent-Sender: fields to remove
 }
 
-// checkResentBlock applies the From:/Sender: rules to the current resent
-// block (see the package comment). fields holds at least one Resent- field.
+// checkResentBlock applies the From:/Sender: rules to the resent block
+// (see the package comment). fields holds at least one Resent- field, and
+// checkResentLayout has made sure they are one block.
 func checkResentBlock(fields []field, mine []string, opt Options) (resentBlock, error) {
 	rb := resentBlock{drop: map[int]bool{}}
 	for rb.start = 0; !strings.HasPrefix(fields[rb.start].name, "resent-"); rb.start++ {
@@ -109,7 +117,7 @@ func checkResentBlock(fields []field, mine []string, opt Options) (resentBlock, 
 		return rb, reject(ReasonMultipleFrom, "the current resent block has %d Resent-From: fields; one is allowed", len(froms))
 	}
 	rb.hasFrom = len(froms) == 1
-	fromMine, keepSender, err := senderRules(fields, froms, senders, mine, opt, "Resent-From", "Resent-Sender")
+	fromMine, keepSender, multiFrom, err := senderRules(fields, froms, senders, mine, opt, "Resent-From", "Resent-Sender")
 	if err != nil {
 		return rb, err
 	}
@@ -118,7 +126,7 @@ func checkResentBlock(fields []field, mine []string, opt Options) (resentBlock, 
 			rb.drop[i] = true
 		}
 	}
-	rb.addSender = !keepSender && (!fromMine || len(rb.drop) > 0)
+	rb.addSender = !keepSender && (!fromMine || multiFrom || len(rb.drop) > 0)
 	return rb, nil
 }
 
@@ -141,18 +149,49 @@ func userAddresses(addrs []string) ([]string, error) {
 	return mine, nil
 }
 
-func allMine(addrs, mine []string) bool {
-	for _, a := range addrs {
-		ok := false
-		for _, m := range mine {
-			if address.Equal(a, m) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+// allMine reports whether every mailbox in list is one of the user's.
+func allMine(list []*mail.Address, mine []string) bool {
+	for _, a := range list {
+		if !mailboxMine(a, mine) {
 			return false
 		}
 	}
 	return true
+}
+
+// mailboxMine reports whether a is one of the user's mailboxes: its address
+// is one of mine, and its display name (or comment) holds no address but
+// one of mine. A reader sees the name first, so
+// "ceo@corp.example" <alice@example.com> is as much a forgery as a From:
+// naming ceo@corp.example. Any word of the name with an at sign in it (the
+// ASCII one, or the full-width or small forms a reader would take for it)
+// counts as an address.
+func mailboxMine(a *mail.Address, mine []string) bool {
+	if !isMine(a.Address, mine) {
+		return false
+	}
+	for _, word := range strings.FieldsFunc(a.Name, nameSeparator) {
+		if strings.ContainsAny(word, atSigns) && !isMine(word, mine) {
+			return false
+		}
+	}
+	return true
+}
+
+// atSigns are the characters a reader takes for an at sign.
+const atSigns = "@\uff20\ufe6b"
+
+// nameSeparator splits a display name into words: white space, and the
+// punctuation around an address in prose or in angle brackets.
+func nameSeparator(r rune) bool {
+	return unicode.IsSpace(r) || strings.ContainsRune("<>()[]\"',;:", r)
+}
+
+func isMine(addr string, mine []string) bool {
+	for _, m := range mine {
+		if address.Equal(addr, m) {
+			return true
+		}
+	}
+	return false
 }

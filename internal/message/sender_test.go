@@ -71,6 +71,32 @@ func TestFromAndSender(t *testing.T) {
 			from: []string{"From: alice@example.com\n"}, sender: []string{"Sender: alice@example.com\n"}},
 		{name: "missing From with Reject", fields: nil, policy: Reject,
 			from: []string{addFrom}},
+		// A display name (or comment) holding another address is a forgery.
+		{name: "address in display name gets Sender", fields: []string{`From: "ceo@corp.example" <alice@example.com>`},
+			from: []string{`From: "ceo@corp.example" <alice@example.com>` + "\n"}, sender: []string{addSender}},
+		{name: "address in display name rejected", fields: []string{`From: "ceo@corp.example" <alice@example.com>`}, policy: Reject,
+			reject: ReasonFromNotYours},
+		{name: "address in comment rejected", fields: []string{"From: alice@example.com (ceo@corp.example)"}, policy: Reject,
+			reject: ReasonFromNotYours},
+		{name: "address in encoded display name rejected", fields: []string{"From: =?utf-8?q?ceo=40corp.example?= <alice@example.com>"}, policy: Reject,
+			reject: ReasonFromNotYours},
+		{name: "full-width at sign in display name rejected", fields: []string{"From: =?utf-8?b?Y2Vv77ygY29ycC5leGFtcGxl?= <alice@example.com>"}, policy: Reject,
+			reject: ReasonFromNotYours},
+		{name: "address among words of the name rejected", fields: []string{`From: "The CEO (ceo@corp.example)" <alice@example.com>`}, policy: Reject,
+			reject: ReasonFromNotYours},
+		{name: "own address in display name", fields: []string{`From: "A.Smith@example.org" <alice@example.com>`}, policy: Reject,
+			from: []string{`From: "A.Smith@example.org" <alice@example.com>` + "\n"}},
+		{name: "plain display name", fields: []string{`From: "Alice Liddell" <alice@example.com>`}, policy: Reject,
+			from: []string{`From: "Alice Liddell" <alice@example.com>` + "\n"}},
+		{name: "address in Sender display name replaced", fields: []string{"From: ceo@corp.example", `Sender: "cfo@corp.example" <alice@example.com>`},
+			from: []string{"From: ceo@corp.example\n"}, sender: []string{addSender}},
+		// Several From: mailboxes need a Sender: (RFC 5322 §3.6.2).
+		{name: "two own addresses get Sender", fields: []string{"From: alice@example.com, a.smith@example.org"},
+			from: []string{"From: alice@example.com, a.smith@example.org\n"}, sender: []string{addSender}},
+		{name: "two own addresses get Sender under Reject", fields: []string{"From: alice@example.com, a.smith@example.org"}, policy: Reject,
+			from: []string{"From: alice@example.com, a.smith@example.org\n"}, sender: []string{addSender}},
+		{name: "two own addresses, forged Sender replaced", fields: []string{"From: alice@example.com, a.smith@example.org", "Sender: ceo@corp.example"},
+			from: []string{"From: alice@example.com, a.smith@example.org\n"}, sender: []string{addSender}},
 		{name: "Resent-From is checked, not From", fields: []string{"Resent-From: ceo@corp.example", "Resent-To: bob@example.com"},
 			from: []string{addFrom}},
 	}
@@ -78,7 +104,7 @@ func TestFromAndSender(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := testOptions()
 			o.Sender = tt.policy
-			in := hdr(append([]string{"To: bob@example.com"}, tt.fields...)...)
+			in := hdr(append(slices.Clone(tt.fields), "To: bob@example.com")...)
 			res, err := Prepare(in, testTrace(), o)
 			if tt.reject != "" {
 				wantRejection(t, err, tt.reject)
@@ -98,9 +124,9 @@ func TestFromAndSender(t *testing.T) {
 	}
 }
 
-// TestResentBlock: a resent message's current block (the first run of
-// Resent- fields) follows the From:/Sender: rules; older blocks are
-// history and pass through.
+// TestResentBlock: a resent message's block follows the From:/Sender:
+// rules, and Resent- fields that are not one block at the top of the header
+// (trace fields only before it) are refused.
 func TestResentBlock(t *testing.T) {
 	const (
 		addFrom   = "Resent-From: alice@example.com\n"
@@ -137,16 +163,34 @@ func TestResentBlock(t *testing.T) {
 		{name: "two Resent-From in the block",
 			fields: []string{"Resent-From: alice@example.com", "Resent-From: alice@example.com", "Resent-To: bob@example.com"},
 			reject: ReasonMultipleFrom},
-		{name: "an older block is history",
+		{name: "two own Resent-From mailboxes get Resent-Sender",
+			fields: []string{"Resent-From: alice@example.com, a.smith@example.org", "Resent-To: bob@example.com"},
+			want:   []string{addSender, "Resent-From: alice@example.com, a.smith@example.org\n"}},
+		{name: "address in Resent-From display name rejected", policy: Reject,
+			fields: []string{`Resent-From: "ceo@corp.example" <alice@example.com>`, "Resent-To: bob@example.com"},
+			reject: ReasonFromNotYours},
+		{name: "trace fields may come before the block",
+			fields: []string{"Return-Path: <x@elsewhere.example>", "Received: from x by y; Wed, 25 Nov 2026 22:00:00 +0000", "Resent-From: alice@example.com", "Resent-To: bob@example.com"},
+			want:   []string{"Resent-From: alice@example.com\n"}},
+		{name: "an older block below the current one", // a reader could not tell which is current
 			fields: []string{"Resent-From: alice@example.com", "Resent-To: bob@example.com", "Received: from x by y; Wed, 25 Nov 2026 22:00:00 +0000",
 				"Resent-From: dave@elsewhere.example", "Resent-Sender: eve@elsewhere.example", "Resent-To: alice@example.com"},
-			want: []string{"Resent-From: alice@example.com\n", "Resent-From: dave@elsewhere.example\n", "Resent-Sender: eve@elsewhere.example\n"}},
+			reject: ReasonSplitResent},
+		{name: "block split by another field", // the forged Resent-From and the recipients in the second run
+			fields: []string{"Resent-Date: Thu, 3 Dec 2026 10:00:00 +0000", "X-Spacer: 1", "Resent-From: ceo@corp.example", "Resent-To: bob@example.com"},
+			reject: ReasonSplitResent},
+		{name: "block split by another field, Reject policy", policy: Reject,
+			fields: []string{"Resent-Date: Thu, 3 Dec 2026 10:00:00 +0000", "X-Spacer: 1", "Resent-From: ceo@corp.example", "Resent-To: bob@example.com"},
+			reject: ReasonSplitResent},
+		{name: "block split by a trace field",
+			fields: []string{"Resent-Date: Thu, 3 Dec 2026 10:00:00 +0000", "Received: from x by y; Wed, 25 Nov 2026 22:00:00 +0000", "Resent-From: ceo@corp.example", "Resent-To: bob@example.com"},
+			reject: ReasonSplitResent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := testOptions()
 			o.Sender = tt.policy
-			in := hdr(append([]string{"From: someone@elsewhere.example", "To: x@example.com"}, tt.fields...)...)
+			in := hdr(append(slices.Clone(tt.fields), "From: someone@elsewhere.example", "To: x@example.com")...)
 			res, err := Prepare(in, testTrace(), o)
 			if tt.reject != "" {
 				wantRejection(t, err, tt.reject)
