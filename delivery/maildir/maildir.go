@@ -11,6 +11,14 @@
 // sees a partial file. The directories are created (mode 0700) as needed;
 // files get mode 0600.
 //
+// Every path operation goes through an os.Root opened on the root, so no
+// path, however made, reaches outside it; and each directory on a copy's
+// way (the recipient's Maildir and its tmp, new and cur) is checked not to
+// be a symbolic link before it is used. A link there, pointing inside the
+// root or out, fails the whole message temporarily (reason "symlink") and
+// is logged: someone with write access to the root has put it there, and
+// an operator has to look.
+//
 // A recipient whose directory name would be unsafe (empty, "." or "..",
 // starting with '.' or '-', containing '/', NUL or another control
 // character, longer than 255 octets), or that is not an address of the
@@ -139,14 +147,15 @@ func CheckName(name string) error {
 
 // copyFile is one recipient's copy on its way into the Maildir.
 type copyFile struct {
-	dir  string // the recipient's Maildir
-	name string // unique file name, the same in tmp/ and new/
+	name string   // the recipient's directory name under the root
+	dir  *os.Root // the recipient's Maildir, once made
+	file string   // unique file name, the same in tmp/ and new/
 	// state: written to tmp/, then moved to new/
 	written, moved bool
 }
 
-func (c *copyFile) tmpPath() string { return filepath.Join(c.dir, "tmp", c.name) }
-func (c *copyFile) newPath() string { return filepath.Join(c.dir, "new", c.name) }
+func (c *copyFile) tmpPath() string { return "tmp/" + c.file }
+func (c *copyFile) newPath() string { return "new/" + c.file }
 
 // Deliver stores one copy of msg per recipient. See the package comment.
 func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) (err error) {
@@ -175,15 +184,36 @@ func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 			continue // Alice@x and alice@x share a Maildir
 		}
 		seen[name] = true
-		copies = append(copies, &copyFile{dir: filepath.Join(d.root, name), name: d.uniqueName()})
+		copies = append(copies, &copyFile{name: name, file: d.uniqueName()})
 	}
 	if err := ctx.Err(); err != nil {
 		return delivery.Temporary("canceled", err)
 	}
 
+	// Every path below is opened through root, so nothing is reached
+	// outside it, and each directory is checked not to be a symbolic link
+	// before it is used (see the package comment).
+	root, err := os.OpenRoot(d.root)
+	if err != nil {
+		if fi, serr := os.Stat(d.root); serr == nil && !fi.IsDir() {
+			// os.OpenRoot's error for a file does not say ENOTDIR.
+			err = &fs.PathError{Op: "open", Path: d.root, Err: syscall.ENOTDIR}
+		}
+		return diskError("opening the root", err)
+	}
+	defer root.Close()
 	defer func() {
 		if err != nil {
 			d.undo(copies)
+			var sl *symlinkError
+			if errors.As(err, &sl) {
+				d.log.Warn("a maildir path is a symbolic link; nothing delivered", "session", env.Session, "path", sl.path)
+			}
+		}
+		for _, c := range copies {
+			if c.dir != nil {
+				c.dir.Close()
+			}
 		}
 	}()
 	header := "Return-Path: <" + env.Sender + ">\n"
@@ -192,20 +222,20 @@ func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 		if err := ctx.Err(); err != nil {
 			return delivery.Temporary("canceled", err)
 		}
-		if err := d.makeMaildir(c.dir); err != nil {
+		if c.dir, err = makeMaildir(root, c.name); err != nil {
 			return err
 		}
 		var n int64
 		if i == 0 {
-			n, err = writeTmp(c.tmpPath(), io.MultiReader(strings.NewReader(header), msg))
+			n, err = writeTmp(c.dir, c.tmpPath(), io.MultiReader(strings.NewReader(header), msg))
 		} else {
 			// The message may be a stream that can be read only once:
 			// the other copies are made from the first one.
-			f, oerr := os.Open(copies[0].tmpPath())
+			f, oerr := copies[0].dir.Open(copies[0].tmpPath())
 			if oerr != nil {
 				return diskError("reopening the first copy", oerr)
 			}
-			n, err = writeTmp(c.tmpPath(), f)
+			n, err = writeTmp(c.dir, c.tmpPath(), f)
 			f.Close()
 		}
 		if err != nil {
@@ -223,13 +253,16 @@ func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 	// Every copy is on disk; now make them visible. From here on the
 	// steps are quick renames; ctx is no longer consulted.
 	for _, c := range copies {
-		if err := os.Rename(c.tmpPath(), c.newPath()); err != nil {
+		if err := checkDir(c.dir, "new", c.name+"/new"); err != nil {
+			return err
+		}
+		if err := c.dir.Rename(c.tmpPath(), c.newPath()); err != nil {
 			return diskError("moving into new/", err)
 		}
 		c.moved = true
 	}
 	for _, c := range copies {
-		if err := syncDir(filepath.Join(c.dir, "new")); err != nil {
+		if err := syncDir(c.dir, "new"); err != nil {
 			return diskError("syncing new/", err)
 		}
 	}
@@ -250,8 +283,8 @@ func (d *Backend) undo(copies []*copyFile) {
 		default:
 			continue
 		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			d.log.Warn("cannot remove the file of a failed delivery", "file", p, "err", err)
+		if err := c.dir.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("cannot remove the file of a failed delivery", "file", filepath.Join(d.root, c.name, p), "err", err)
 		}
 	}
 }
@@ -268,47 +301,72 @@ func (d *Backend) uniqueName() string {
 		now.Unix(), now.Nanosecond()/1000, d.pid, d.seq.Add(1), hex.EncodeToString(rnd[:]), d.host)
 }
 
-// makeMaildir creates dir and its tmp, new and cur subdirectories as
+// makeMaildir creates root/name and its tmp, new and cur subdirectories as
 // needed, syncing the parent of each directory it creates so the new entry
-// survives a crash.
-func (d *Backend) makeMaildir(dir string) error {
-	if err := mkdirSynced(dir); err != nil {
-		return err
+// survives a crash, and returns the Maildir opened as a root of its own.
+// A symbolic link in place of any of them is an error (symlinkError).
+func makeMaildir(root *os.Root, name string) (*os.Root, error) {
+	if err := mkdirSynced(root, name, name); err != nil {
+		return nil, err
+	}
+	dir, err := root.OpenRoot(name)
+	if err != nil {
+		return nil, diskError("opening the maildir", err)
 	}
 	for _, sub := range []string{"tmp", "new", "cur"} {
-		if err := mkdirSynced(filepath.Join(dir, sub)); err != nil {
-			return err
+		if err := mkdirSynced(dir, sub, name+"/"+sub); err != nil {
+			dir.Close()
+			return nil, err
 		}
+	}
+	return dir, nil
+}
+
+// mkdirSynced creates the directory name in parent, or checks that the
+// one there is a directory and not a symbolic link. shown is its path
+// under the backend's root, for errors.
+func mkdirSynced(parent *os.Root, name, shown string) error {
+	err := parent.Mkdir(name, 0o700)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return checkDir(parent, name, shown)
+	case err != nil:
+		return diskError("creating the maildir", err)
+	}
+	if err := syncDir(parent, "."); err != nil {
+		return diskError("syncing the maildir's parent", err)
+	}
+	return checkDir(parent, name, shown)
+}
+
+// checkDir requires name in parent to be a directory, not a symbolic
+// link (whether or not it points inside the root).
+func checkDir(parent *os.Root, name, shown string) error {
+	fi, err := parent.Lstat(name)
+	switch {
+	case err != nil:
+		return diskError("checking the maildir", err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return diskError("checking the maildir", &symlinkError{path: shown})
+	case !fi.IsDir():
+		return diskError("checking the maildir", &fs.PathError{Op: "mkdir", Path: shown, Err: syscall.ENOTDIR})
 	}
 	return nil
 }
 
-func mkdirSynced(dir string) error {
-	err := os.Mkdir(dir, 0o700)
-	switch {
-	case errors.Is(err, fs.ErrExist):
-		fi, serr := os.Stat(dir)
-		if serr != nil {
-			return diskError("checking the maildir", serr)
-		}
-		if !fi.IsDir() {
-			return diskError("checking the maildir", &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR})
-		}
-		return nil
-	case err != nil:
-		return diskError("creating the maildir", err)
-	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return diskError("syncing the maildir's parent", err)
-	}
-	return nil
+// symlinkError is a symbolic link where a maildir directory belongs: a
+// temporary failure (451), logged, since an operator has to remove it.
+type symlinkError struct{ path string }
+
+func (e *symlinkError) Error() string {
+	return "maildir: " + e.path + " is a symbolic link"
 }
 
 // writeTmp writes src to a new file at path and syncs it. It returns the
 // number of octets written. An error is a delivery error, and then no file
 // is left at path.
-func writeTmp(path string, src io.Reader) (n int64, err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func writeTmp(dir *os.Root, path string, src io.Reader) (n int64, err error) {
+	f, err := dir.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, diskError("creating the file", err)
 	}
@@ -317,7 +375,7 @@ func writeTmp(path string, src io.Reader) (n int64, err error) {
 			f.Close()
 		}
 		if err != nil {
-			os.Remove(path)
+			dir.Remove(path)
 		}
 	}()
 	r := &errReader{r: src}
@@ -354,8 +412,9 @@ func (e *errReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+// syncDir syncs the directory name in parent.
+func syncDir(parent *os.Root, name string) error {
+	f, err := parent.Open(name)
 	if err != nil {
 		return err
 	}
@@ -368,7 +427,10 @@ func syncDir(dir string) error {
 // is fixed.
 func diskError(op string, err error) error {
 	reason := "io-error"
+	var sl *symlinkError
 	switch {
+	case errors.As(err, &sl):
+		reason = "symlink"
 	case errors.Is(err, syscall.ENOSPC):
 		reason = "disk-full"
 	case errors.Is(err, syscall.EDQUOT):

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 const testMsg = "From: alice@example.org\nTo: Bob@example.com, carol@example.net\nSubject: hi\n\n.leading dot kept\nbody\n\n"
@@ -221,9 +223,7 @@ func TestFailureMidway(t *testing.T) {
 			t.Skip("skipping: running as root, which ignores directory permissions; run the tests as an ordinary user to check this case")
 		}
 		d, root := newTestBackend(t)
-		if err := d.makeMaildir(filepath.Join(root, "bob@example.com")); err != nil {
-			t.Fatal(err)
-		}
+		makeMaildirAt(t, root, "bob@example.com")
 		ro := filepath.Join(root, "bob@example.com", "tmp")
 		os.Chmod(ro, 0o500)
 		defer os.Chmod(ro, 0o700)
@@ -236,9 +236,7 @@ func TestFailureMidway(t *testing.T) {
 			t.Skip("skipping: running as root, which ignores directory permissions; run the tests as an ordinary user to check this case")
 		}
 		d, root := newTestBackend(t)
-		if err := d.makeMaildir(filepath.Join(root, "bob@example.com")); err != nil {
-			t.Fatal(err)
-		}
+		makeMaildirAt(t, root, "bob@example.com")
 		ro := filepath.Join(root, "bob@example.com", "new")
 		os.Chmod(ro, 0o500)
 		defer os.Chmod(ro, 0o700)
@@ -261,6 +259,21 @@ func TestFailureMidway(t *testing.T) {
 		os.Remove(carolNew)
 		checkClean(t, root)
 	})
+}
+
+// makeMaildirAt makes the Maildir of name under root, as a delivery would.
+func makeMaildirAt(t *testing.T, root, name string) {
+	t.Helper()
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dir, err := makeMaildir(r, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir.Close()
 }
 
 func TestCanceled(t *testing.T) {
@@ -340,5 +353,90 @@ func TestCheckNameAllowsPlainAddresses(t *testing.T) {
 		if err := CheckName(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
+	}
+}
+
+// TestSymlinks: a symbolic link anywhere on a copy's path (the recipient's
+// directory, tmp/, new/ or cur/, pointing outside the root, inside it, or
+// nowhere) fails the whole message with 451 and a log line, and nothing is
+// written outside the root nor delivered to anyone.
+func TestSymlinks(t *testing.T) {
+	const eve = "eve@example.test"
+	cases := []struct {
+		name string
+		// link makes the link; outside is a directory outside the root.
+		link func(t *testing.T, root, outside string)
+	}{
+		{"maildir to outside", func(t *testing.T, root, outside string) {
+			mustSymlink(t, outside, filepath.Join(root, eve))
+		}},
+		{"new to outside", func(t *testing.T, root, outside string) {
+			makeMaildirAt(t, root, eve)
+			os.Remove(filepath.Join(root, eve, "new"))
+			mustSymlink(t, outside, filepath.Join(root, eve, "new"))
+		}},
+		{"tmp to outside", func(t *testing.T, root, outside string) {
+			makeMaildirAt(t, root, eve)
+			os.Remove(filepath.Join(root, eve, "tmp"))
+			mustSymlink(t, outside, filepath.Join(root, eve, "tmp"))
+		}},
+		{"cur to outside", func(t *testing.T, root, outside string) {
+			makeMaildirAt(t, root, eve)
+			os.Remove(filepath.Join(root, eve, "cur"))
+			mustSymlink(t, outside, filepath.Join(root, eve, "cur"))
+		}},
+		{"maildir to another maildir inside the root", func(t *testing.T, root, outside string) {
+			makeMaildirAt(t, root, "alice@example.com")
+			mustSymlink(t, "alice@example.com", filepath.Join(root, eve))
+		}},
+		{"maildir dangling", func(t *testing.T, root, outside string) {
+			mustSymlink(t, filepath.Join(outside, "nowhere"), filepath.Join(root, eve))
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "mail")
+			outside := t.TempDir()
+			logs := &testenv.LogBuffer{}
+			d, err := New(config.Maildir{Root: root}, slog.New(slog.NewTextHandler(logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.link(t, root, outside)
+			err = d.Deliver(context.Background(), env("bob@example.com", eve), strings.NewReader(testMsg))
+			wantTemporary(t, err, "symlink")
+			if !strings.Contains(logs.String(), "symbolic link") || !strings.Contains(logs.String(), eve) {
+				t.Errorf("no log line naming the link:\n%s", logs)
+			}
+			if got := allFiles(t, outside); len(got) != 0 {
+				t.Errorf("written outside the root: %q", got)
+			}
+			checkClean(t, root)
+		})
+	}
+	t.Run("new replaced by a link after the copies are written", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "mail")
+		outside := t.TempDir()
+		d, err := New(config.Maildir{Root: root}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.beforeRename = func() {
+			os.Remove(filepath.Join(root, eve, "new"))
+			mustSymlink(t, outside, filepath.Join(root, eve, "new"))
+		}
+		err = d.Deliver(context.Background(), env("bob@example.com", eve), strings.NewReader(testMsg))
+		wantTemporary(t, err, "symlink")
+		if got := allFiles(t, outside); len(got) != 0 {
+			t.Errorf("written outside the root: %q", got)
+		}
+		checkClean(t, root)
+	})
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
 	}
 }
