@@ -9,39 +9,82 @@ import (
 )
 
 // maxFailurePadding bounds how far the slowest recent failure can raise the
-// time every failed login takes (see failureClock).
-const maxFailurePadding = 5 * time.Second
+// time every failed login takes (see failureClock). It is well above the
+// fail delay of any PAM stack in common use (pam_unix: 2 s; login.defs
+// FAIL_DELAY: 3 s), since a backend that delays its refusals for longer
+// than this reopens the timing difference, and low enough that one
+// pathologically slow refusal cannot hold every failed session for long.
+const maxFailurePadding = 30 * time.Second
 
-// failureClock remembers how long the last few rejected logins took before
-// any padding, so that every failed login can be padded to the slowest of
-// them. A backend that is slow on some rejections and quick on others
-// would otherwise tell the reasons apart: pam_unix sleeps about two seconds
-// after a wrong password but not after the right password for an expired
-// or locked account, so without this the quick 530 would say "right
-// password". Only rejections are recorded: a backend that is down or slow
-// to answer (451) says nothing about a password and must not slow every
-// login down. It is safe for concurrent use; the zero value is ready.
+// failureWindow is how long the failure clock remembers a rejection, in
+// failureSlices slices of time.
+const (
+	failureWindow = time.Hour
+	failureSlices = 12
+	failureSlice  = failureWindow / failureSlices
+)
+
+// failureClock remembers how long rejected logins took before any padding,
+// over the last failureWindow, so that every failed login can be padded to
+// the slowest of them. A backend that is slow on some rejections and quick
+// on others would otherwise tell the reasons apart: pam_unix sleeps about
+// two seconds after a wrong password but not after the right password for
+// an expired or locked account, so without this the quick 530 would say
+// "right password".
+//
+// It is a maximum over time, not over the last so many rejections: quick
+// rejections, however many (the auth cache answers a repeated wrong
+// password in microseconds), cannot push a slow one out. The window is
+// kept as failureSlices slices, each holding the slowest rejection that
+// fell into it, so the memory is fixed; a rejection is forgotten between
+// 55 and 60 minutes after it happened.
+//
+// Only rejections are recorded: a backend that is down or slow to answer
+// (451) says nothing about a password and must not slow every login down.
+// It is safe for concurrent use; the zero value is ready.
 type failureClock struct {
-	mu   sync.Mutex
-	last [16]time.Duration
-	next int
+	mu     sync.Mutex
+	slices [failureSlices]failureSliceMax
+	now    func() time.Time // nil: time.Now; tests set it
+}
+
+// failureSliceMax is the slowest rejection of the slice that starts at
+// start.
+type failureSliceMax struct {
+	start   time.Time
+	slowest time.Duration
+}
+
+func (c *failureClock) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
 }
 
 // record notes a rejection that took d.
 func (c *failureClock) record(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.last[c.next] = d
-	c.next = (c.next + 1) % len(c.last)
+	start := c.clock().Truncate(failureSlice)
+	sl := &c.slices[start.UnixNano()/int64(failureSlice)%failureSlices]
+	if !sl.start.Equal(start) {
+		*sl = failureSliceMax{start: start} // a slice a window ago: reuse it
+	}
+	sl.slowest = max(sl.slowest, d)
 }
 
-// slowest is the longest recent rejection, at most maxFailurePadding.
+// slowest is the longest rejection of the window, at most
+// maxFailurePadding.
 func (c *failureClock) slowest() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	oldest := c.clock().Truncate(failureSlice).Add(-failureWindow)
 	var m time.Duration
-	for _, d := range c.last {
-		m = max(m, d)
+	for _, sl := range c.slices {
+		if sl.start.After(oldest) {
+			m = max(m, sl.slowest)
+		}
 	}
 	return min(m, maxFailurePadding)
 }

@@ -105,10 +105,12 @@ func TestAuthFailureFloorEveryReason(t *testing.T) {
 	}
 }
 
-// failureClock keeps the slowest of the last rejections, capped, and
-// forgets a slow one once enough quicker ones have followed.
+// failureClock keeps the slowest rejection of the last hour, capped: no
+// number of quicker rejections pushes it out, and it is forgotten once
+// the window has passed.
 func TestFailureClock(t *testing.T) {
-	var c failureClock
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	c := failureClock{now: func() time.Time { return now }}
 	if got := c.slowest(); got != 0 {
 		t.Fatalf("zero clock: %v", got)
 	}
@@ -117,14 +119,29 @@ func TestFailureClock(t *testing.T) {
 	if got := c.slowest(); got != 300*time.Millisecond {
 		t.Errorf("slowest = %v, want 300ms", got)
 	}
+	// Cache hits: ten thousand quick rejections right after.
+	for range 10_000 {
+		c.record(10 * time.Microsecond)
+	}
+	if got := c.slowest(); got != 300*time.Millisecond {
+		t.Errorf("after quick rejections slowest = %v, want 300ms", got)
+	}
+	// Still remembered late in the window, with quick ones in between.
+	for range 50 {
+		now = now.Add(time.Minute)
+		c.record(time.Millisecond)
+	}
+	if got := c.slowest(); got != 300*time.Millisecond {
+		t.Errorf("50 minutes on slowest = %v, want 300ms", got)
+	}
+	// Forgotten once the window has passed.
+	now = now.Add(failureWindow)
+	c.record(20 * time.Millisecond)
+	if got := c.slowest(); got != 20*time.Millisecond {
+		t.Errorf("a window later slowest = %v, want 20ms", got)
+	}
 	c.record(time.Hour)
 	if got := c.slowest(); got != maxFailurePadding {
 		t.Errorf("slowest = %v, want the cap %v", got, maxFailurePadding)
-	}
-	for range len(c.last) {
-		c.record(10 * time.Millisecond)
-	}
-	if got := c.slowest(); got != 10*time.Millisecond {
-		t.Errorf("after %d quick rejections slowest = %v, want 10ms", len(c.last), got)
 	}
 }

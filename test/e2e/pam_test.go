@@ -3,11 +3,16 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mppd/mppd/internal/testenv"
 	"github.com/mppd/mppd/internal/testharness"
@@ -146,4 +151,98 @@ timeout = "20s"
 	if testenv.PostfixMessage(t, "mppd-mta1", refused) != "" {
 		t.Error("a message from a privileged-group account was delivered")
 	}
+}
+
+// The failure padding cannot be emptied by the auth cache. pam_unix sleeps
+// about 2 s (1.5 to 2.5 s) after a wrong password but not after the right
+// password of an expired account, and mppd pads every failure to the
+// slowest recent rejection so the quick one does not say "right password".
+// Cache hits are answered in microseconds: many of them after one slow
+// rejection must not make the padding forget it. With the real PAM stack
+// and the cache on: one wrong password (slow), then many parallel repeats
+// of it (cache hits), then the expired account's right password, which
+// must still take at least pam_unix's shortest delay.
+func TestPAMFailurePaddingSurvivesCacheHits(t *testing.T) {
+	needPAMSetup(t)
+	extra, _ := pamBackends(t, "mppd-test")
+	m := testharness.Start(t, extra+`
+[session]
+auth_failure_delay = "1s"
+
+[authn.cache]
+enabled = true
+`)
+	const wrong = "Not-the-password-1"
+	fail := func(user, password string) time.Duration {
+		c := m.Dial(t)
+		c.Cmd("USER "+user, 250)
+		start := time.Now()
+		c.Cmd("PASS "+password, 530)
+		took := time.Since(start)
+		c.Cmd("QUIT", 221)
+		return took
+	}
+	slow := fail(pamOK.name, wrong)
+	t.Logf("wrong password, from PAM: %v", slow)
+
+	// The repeats: each a session of its own, all at once.
+	const repeats = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, repeats)
+	for range repeats {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- failRaw(m.Addr(), pamOK.name, wrong)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(m.Log(), "event=authn-cache-hit"); n < repeats/2 {
+		t.Fatalf("only %d cache hits among %d repeats: the test does not test the cache", n, repeats)
+	}
+
+	const pamShortestDelay = 1500 * time.Millisecond
+	for i := range 3 {
+		took := fail(pamExpired.name, pamExpired.password)
+		t.Logf("expired account, right password, after the repeats (%d): %v", i+1, took)
+		if took < pamShortestDelay-50*time.Millisecond {
+			t.Errorf("the expired account's right password was refused in %v, a wrong one in %v: "+
+				"the timing tells them apart", took, slow)
+		}
+	}
+}
+
+// failRaw logs in as user with a wrong password on a connection of its
+// own and expects 530; safe to call from any goroutine.
+func failRaw(addr, user, password string) error {
+	conn, err := net.DialTimeout("tcp", addr, testharness.IOTimeout)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	r := bufio.NewReader(conn)
+	for _, step := range []struct{ send, want string }{
+		{"", "220"}, {"USER " + user + "\r\n", "250"}, {"PASS " + password + "\r\n", "530"}, {"QUIT\r\n", "221"},
+	} {
+		if step.send != "" {
+			if _, err := io.WriteString(conn, step.send); err != nil {
+				return err
+			}
+		}
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("after %q: %v", step.send, err)
+		}
+		if !strings.HasPrefix(l, step.want) {
+			return fmt.Errorf("after %q: %q, want %s", step.send, l, step.want)
+		}
+	}
+	return nil
 }
