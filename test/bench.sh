@@ -169,11 +169,14 @@ if want 1 || want 2; then
 fi
 
 if want 3; then
-  echo "== 3. idle sessions (a fresh mppd each)"
+  echo "== 3. idle sessions (a fresh mppd each): greeting read, then nothing,"
+  echo "   or each holding 1000 or 65000 octets of an unfinished command line"
   for n in 1000 10000; do
-    start
-    bench --idle "$n" --hold 3s
-    stop
+    for line in 0 1000 65000; do
+      start
+      bench --idle "$n" --idle-line "$line" --hold 3s
+      stop
+    done
   done
 fi
 

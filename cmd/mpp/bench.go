@@ -32,6 +32,7 @@ const (
 	benchMaxDuration    = time.Hour
 	benchMaxConcurrency = 10_000
 	benchMaxIdle        = 100_000
+	benchMaxIdleLine    = 64 << 10
 	benchMaxSize        = 1 << 30
 	benchDialParallel   = 64 // idle sessions opened at once
 )
@@ -66,6 +67,7 @@ type benchReport struct {
 	// Idle mode.
 	Idle       int `json:"idle,omitempty"`
 	IdleOpened int `json:"idle_opened,omitempty"`
+	IdleLine   int `json:"idle_line_octets,omitempty"`
 
 	// With --server-pid.
 	ServerPID         int     `json:"server_pid,omitempty"`
@@ -92,6 +94,7 @@ type benchOptions struct {
 	size        int
 	to          string
 	idle        int
+	idleLine    int
 	hold        time.Duration
 	serverPID   int
 	json        bool
@@ -110,6 +113,7 @@ func (c *cli) bench(args []string) int {
 	fs.IntVar(&o.size, "size", 1024, "size of each message in octets, header included")
 	fs.StringVar(&o.to, "to", "", "recipient `address` of the messages (required with -m > 0)")
 	fs.IntVar(&o.idle, "idle", 0, "instead of a load run, hold this many idle sessions (greeting read, nothing sent) and report the server's memory per session")
+	fs.IntVar(&o.idleLine, "idle-line", 0, "with --idle, each session also sends this many `octets` of a command line and no line end (at most "+strconv.Itoa(benchMaxIdleLine)+")")
 	fs.DurationVar(&o.hold, "hold", 2*time.Second, "with --idle, how long to hold the sessions open before measuring")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "`pid` of the server on this machine, to report its RSS and CPU from /proc")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
@@ -132,6 +136,8 @@ func (c *cli) bench(args []string) int {
 		return c.errorf(exUsage, "-d must be at most %v", benchMaxDuration)
 	case o.idle < 0 || o.idle > benchMaxIdle:
 		return c.errorf(exUsage, "--idle must be 0 to %d", benchMaxIdle)
+	case o.idleLine < 0 || o.idleLine > benchMaxIdleLine || (o.idleLine > 0 && o.idle == 0):
+		return c.errorf(exUsage, "--idle-line must be 0 to %d, and only with --idle", benchMaxIdleLine)
 	case o.idle == 0 && o.messages > 0 && o.to == "":
 		return c.errorf(exUsage, "--to is required to send messages (or -m 0)")
 	case o.hold <= 0 || o.hold > benchMaxDuration:
@@ -345,7 +351,13 @@ func percentiles(v []float64) latencies {
 // benchIdle opens o.idle sessions, reads each greeting, holds them for
 // o.hold, measures the server and closes them.
 func benchIdle(s *settings, opt mppclient.Options, o benchOptions) (*benchReport, error) {
-	rep := &benchReport{Server: s.addr, TLS: s.tls, Idle: o.idle, Errors: map[string]int{}}
+	rep := &benchReport{Server: s.addr, TLS: s.tls, Idle: o.idle, IdleLine: o.idleLine, Errors: map[string]int{}}
+	// With --idle-line, the start of a NOOP line the server must hold
+	// until its end comes: NOOP and spaces, finished after the hold.
+	partial := ""
+	if o.idleLine > 0 {
+		partial = ("NOOP" + strings.Repeat(" ", o.idleLine))[:o.idleLine]
+	}
 	before := readProc(o.serverPID)
 	start := time.Now()
 	clients := make([]*mppclient.Client, o.idle)
@@ -365,6 +377,12 @@ func benchIdle(s *settings, opt mppclient.Options, o benchOptions) (*benchReport
 				t := time.Now()
 				clients[i], errs[i] = mppclient.Dial(context.Background(), s.addr, opt)
 				took[i] = time.Since(t)
+				if errs[i] == nil && o.idleLine > 0 {
+					if errs[i] = clients[i].SendRaw(partial); errs[i] != nil {
+						clients[i].Close()
+						clients[i] = nil
+					}
+				}
 			}
 		}()
 	}
@@ -397,7 +415,7 @@ func benchIdle(s *settings, opt mppclient.Options, o benchOptions) (*benchReport
 			continue
 		}
 		if i%max(1, o.idle/100) == 0 {
-			if err := cl.Noop(); err != nil {
+			if err := checkIdle(cl, partial); err != nil {
 				rep.Errors["idle session lost: "+errorKey(err)]++
 				rep.SessionsFailed++
 				rep.SessionsOK--
@@ -410,6 +428,20 @@ func benchIdle(s *settings, opt mppclient.Options, o benchOptions) (*benchReport
 		rep.RSSPerSessionKiB = float64(after.rssKiB-before.rssKiB) / float64(rep.IdleOpened)
 	}
 	return rep, nil
+}
+
+// checkIdle checks that an idle session is still there: NOOP gets a
+// reply, or, after a partial line, its line end does (any code: a long
+// line of spaces may be refused).
+func checkIdle(cl *mppclient.Client, partial string) error {
+	if partial == "" {
+		return cl.Noop()
+	}
+	if err := cl.SendRaw("\r\n"); err != nil {
+		return err
+	}
+	_, err := cl.Reply()
+	return err
 }
 
 // procSample is what /proc says about the server at one moment.
@@ -483,7 +515,11 @@ func (r *benchReport) write(w io.Writer) {
 		mode = "TLS"
 	}
 	if r.Idle > 0 {
-		fmt.Fprintf(w, "mpp bench: %s (%s), %d idle sessions\n", r.Server, mode, r.Idle)
+		fmt.Fprintf(w, "mpp bench: %s (%s), %d idle sessions", r.Server, mode, r.Idle)
+		if r.IdleLine > 0 {
+			fmt.Fprintf(w, ", each holding %d octets of an unfinished line", r.IdleLine)
+		}
+		fmt.Fprintln(w)
 		fmt.Fprintf(w, "opened:   %d of %d in %.2f s (%d failed): %.0f sessions/s\n",
 			r.IdleOpened, r.Idle, r.Elapsed, r.SessionsFailed, r.SessionsPerSec)
 		fmt.Fprintf(w, "greeting: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (connect to 220)\n",

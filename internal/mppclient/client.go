@@ -326,6 +326,23 @@ func (c *Client) Quit() error {
 	return err
 }
 
+// SendRaw writes raw to the server as it is, with no line end added, and
+// reads nothing. It is for load tests that hold a session in the middle of
+// a line; Reply then reads the answer once the line is finished.
+func (c *Client) SendRaw(raw string) error {
+	if _, err := c.w.WriteString(raw); err != nil {
+		return c.writeFailed("raw", err)
+	}
+	if err := c.w.Flush(); err != nil {
+		return c.writeFailed("raw", err)
+	}
+	c.tracef("C: (%d raw octets)", len(raw))
+	return nil
+}
+
+// Reply reads one reply, whatever its code.
+func (c *Client) Reply() (Reply, error) { return c.readReply("reply") }
+
 // Close drops the connection without QUIT.
 func (c *Client) Close() error {
 	if c.closed {
