@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/mppd/mppd/internal/logkey"
@@ -107,7 +108,7 @@ func (s *session) send(r reply) bool {
 	s.w.WriteString("\r\n")
 	// Replies to pipelined commands are flushed together, when the next
 	// read would block (deadlineReader.Read) or the session ends.
-	if r.close || s.r.Buffered() == 0 {
+	if r.close || s.buffered() == 0 {
 		if err := s.w.Flush(); err != nil {
 			s.log.Info("write failed", logkey.Event, logkey.EventClientGone, logkey.Err, err)
 			return false
@@ -191,6 +192,78 @@ func (s *session) readCommand() ([]byte, error) {
 		line = line[:n-1]
 	}
 	return line, nil
+}
+
+// Memory per session. Most sessions, and every session of an attacker
+// who has no password, only ever send command lines (at most MaxLine,
+// 1000 octets), so the command reader is small: an idle session, or one
+// holding a partial line, or one that sent an endless line (which is read
+// and dropped buffer by buffer), holds at most commandBufferSize octets of
+// input. Message text, which only an authenticated client can send, is
+// read through a larger reader taken from textReaders for the length of
+// one DATA, so that a large message is read in few system calls.
+const (
+	commandBufferSize = 4 << 10
+	textBufferSize    = 64 << 10
+)
+
+// textReaders holds the text readers of finished DATA commands for the
+// next one.
+var textReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, textBufferSize) }}
+
+// sessionSource is what the session's readers read from: first the octets
+// a reader gave back (pending), then the connection (deadlineReader).
+// Switching from the command reader to the text reader and back hands the
+// octets one has read ahead (pipelined text after DATA, commands after the
+// final dot) to the other through pending, so none is lost or reordered.
+type sessionSource struct {
+	s       *session
+	pending []byte
+}
+
+func (src *sessionSource) Read(p []byte) (int, error) {
+	if len(src.pending) > 0 {
+		n := copy(p, src.pending)
+		src.pending = src.pending[n:]
+		if len(src.pending) == 0 {
+			src.pending = nil
+		}
+		return n, nil
+	}
+	return deadlineReader{src.s}.Read(p)
+}
+
+// giveBack puts what r has read ahead back in front of pending and empties
+// r, which can then read from src again.
+func (src *sessionSource) giveBack(r *bufio.Reader) {
+	if n := r.Buffered(); n > 0 {
+		ahead, _ := r.Peek(n)
+		src.pending = append(append([]byte(nil), ahead...), src.pending...)
+	}
+	r.Reset(src)
+}
+
+// textReader returns a reader for message text that starts where the
+// command reader stands; doneText gives it back.
+func (s *session) textReader() *bufio.Reader {
+	s.src.giveBack(s.r)
+	tr := textReaders.Get().(*bufio.Reader)
+	tr.Reset(s.src)
+	return tr
+}
+
+// doneText hands what tr has read past the text back to the command
+// reader, and tr back to the pool.
+func (s *session) doneText(tr *bufio.Reader) {
+	s.src.giveBack(tr)
+	tr.Reset(nil)
+	textReaders.Put(tr)
+}
+
+// buffered is how many octets the client has sent that no command or text
+// has used yet.
+func (s *session) buffered() int {
+	return s.r.Buffered() + len(s.src.pending)
 }
 
 // deadlineReader is what the session's bufio.Reader reads from. Before

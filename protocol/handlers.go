@@ -164,7 +164,9 @@ func (s *session) cmdData(ctx context.Context, cmd command) reply {
 	defer buf.Close()
 
 	s.dataStart, s.dataBytes = time.Now(), 0
-	res, err := readText(s.r, textLimits{maxMessage: lim.MaxMessage, maxHeader: lim.MaxHeader}, buf)
+	tr := s.textReader()
+	res, err := readText(tr, textLimits{maxMessage: lim.MaxMessage, maxHeader: lim.MaxHeader}, buf)
+	s.doneText(tr)
 	s.dataStart = time.Time{}
 	if err != nil {
 		r, ok := s.readFailed(err, "text")

@@ -60,7 +60,8 @@ type session struct {
 	srv  *Server
 	cfg  *Config
 	conn net.Conn
-	r    *bufio.Reader
+	src  *sessionSource // what r (and the text reader) read from
+	r    *bufio.Reader  // command lines; small, see commandBufferSize
 	w    *bufio.Writer
 	log  *slog.Logger
 	id   string
@@ -95,7 +96,8 @@ func newSession(srv *Server, conn net.Conn) *session {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s.log = logger.With(logkey.Client, s.client, logkey.Session, s.id)
-	s.r = bufio.NewReaderSize(deadlineReader{s}, 64<<10)
+	s.src = &sessionSource{s: s}
+	s.r = bufio.NewReaderSize(s.src, commandBufferSize)
 	s.w = bufio.NewWriterSize(conn, 4<<10)
 	return s
 }
