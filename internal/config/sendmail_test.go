@@ -22,6 +22,7 @@ func TestSendmailValidate(t *testing.T) {
 		{func(c *Sendmail) { c.FallbackAccount = "-root" }, "delivery.sendmail.fallback_account"},
 		{func(c *Sendmail) { c.FallbackAccount = "a b" }, "delivery.sendmail.fallback_account"},
 		{func(c *Sendmail) { c.FallbackAccount = "0" }, "delivery.sendmail.fallback_account"},
+		{func(c *Sendmail) { c.PrivilegedGroups = []string{"root", "-x"} }, "delivery.sendmail.privileged_groups"},
 	}
 	for _, tt := range tests {
 		c := DefaultSendmail()
