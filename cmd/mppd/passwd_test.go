@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mppd/mppd/authn"
@@ -89,5 +91,35 @@ func TestPasswdCommand(t *testing.T) {
 	err := passwd([]string{"alice"}, passwdEnv{Stdin: strings.NewReader("pw\n"), Stdout: &errOut, Stderr: &errOut})
 	if err == nil || !strings.Contains(err.Error(), "no password file") {
 		t.Errorf("no path: %v", err)
+	}
+}
+
+// TestPasswdParallelRuns: several `mppd passwd` runs on one file at once
+// each add their user; the lock beside the file keeps any update from
+// being lost to another run's rename.
+func TestPasswdParallelRuns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
+	const runs = 8
+	var wg sync.WaitGroup
+	status := make([]int, runs)
+	stderr := make([]bytes.Buffer, runs)
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := fmt.Sprintf("user%d", i)
+			var stdout bytes.Buffer
+			status[i] = run([]string{"passwd", "--file", path, user}, strings.NewReader("pw-"+user+"\n"), &stdout, &stderr[i])
+		}()
+	}
+	wg.Wait()
+	for i := range runs {
+		if status[i] != exitOK {
+			t.Fatalf("run %d: status %d: %s", i, status[i], stderr[i].String())
+		}
+	}
+	for i := range runs {
+		user := fmt.Sprintf("user%d", i)
+		checkPasswdUser(t, path, user, "pw-"+user, user+"@example.org")
 	}
 }
