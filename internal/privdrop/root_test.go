@@ -1,0 +1,108 @@
+//go:build integration
+
+package privdrop
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/mppd/mppd/internal/testenv"
+)
+
+// nobody is the kernel's overflow uid and gid (nobody, nogroup on Debian).
+const nobody = 65534
+
+// TestStartAsRoot: root starts a child as nobody through Start with
+// no_new_privs, the way the monitor starts the engine. Every capability
+// set of the child is empty, bounding included, and no_new_privs is set.
+func TestStartAsRoot(t *testing.T) {
+	testenv.NeedRoot(t)
+	st := runStatus(t, helperCmd(t, "start-child", "PRIVDROP_TEST_HOW=start-nnp", "PRIVDROP_TEST_UID="+strconv.Itoa(nobody)))
+	if err := CheckStatus(st, Expect{UID: nobody, GID: nobody, NoGroups: true, Bounding: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStartAsRootWithoutNoNewPrivs is the sendmail case in root mode: the
+// sets are empty, no_new_privs is not set (postdrop is set-group-ID).
+func TestStartAsRootWithoutNoNewPrivs(t *testing.T) {
+	testenv.NeedRoot(t)
+	st := runStatus(t, helperCmd(t, "start-child", "PRIVDROP_TEST_HOW=start", "PRIVDROP_TEST_UID="+strconv.Itoa(nobody)))
+	if st.CapPrm|st.CapEff|st.CapInh|st.CapAmb|st.CapBnd != 0 {
+		t.Fatalf("child holds capabilities: %+v", st)
+	}
+	if st.NoNewPrivs {
+		t.Fatal("no_new_privs set though not asked for")
+	}
+}
+
+// nonRootHelper returns a command that runs the test binary as nobody with
+// ambient CAP_SETUID and CAP_SETGID: mppd's documented non-root mode. The
+// binary is copied where nobody may run it.
+func nonRootHelper(t *testing.T, env ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "privdrop-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyExe := filepath.Join(dir, "privdrop.test")
+	if err := os.WriteFile(copyExe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := helperCmd(t, "start-child", env...)
+	cmd.Path, cmd.Args[0] = copyExe, copyExe
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential:  &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}},
+		AmbientCaps: []uintptr{6, 7}, // CAP_SETGID, CAP_SETUID
+	}
+	return cmd
+}
+
+// TestStartNonRootAmbient: a process running as nobody with ambient
+// CAP_SETUID and CAP_SETGID starts children. Started plainly (the
+// control), the child keeps the capabilities; started through Start, its
+// permitted, effective, inheritable and ambient sets are empty, both when
+// it keeps the uid and when it switches to another one (sendmail as the
+// user). The bounding set stays, since nobody lacks CAP_SETPCAP.
+func TestStartNonRootAmbient(t *testing.T) {
+	testenv.NeedRoot(t)
+	control := runStatus(t, nonRootHelper(t, "PRIVDROP_TEST_HOW=plain"))
+	if control.CapAmb&0xc0 != 0xc0 || control.CapEff&0xc0 != 0xc0 {
+		t.Fatalf("control: a plainly started child should keep ambient CAP_SETUID/CAP_SETGID, got %+v", control)
+	}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		uid  uint64
+	}{
+		{"same uid", []string{"PRIVDROP_TEST_HOW=start"}, nobody},
+		{"switched uid", []string{"PRIVDROP_TEST_HOW=start", "PRIVDROP_TEST_UID=65533"}, 65533},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := runStatus(t, nonRootHelper(t, tc.env...))
+			if st.CapPrm|st.CapEff|st.CapInh|st.CapAmb != 0 {
+				t.Fatalf("child holds capabilities: Prm %x Eff %x Inh %x Amb %x", st.CapPrm, st.CapEff, st.CapInh, st.CapAmb)
+			}
+			if st.UID[0] != tc.uid || st.UID[1] != tc.uid {
+				t.Fatalf("child uid %v, want %d", st.UID, tc.uid)
+			}
+		})
+	}
+}
