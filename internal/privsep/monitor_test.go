@@ -425,3 +425,46 @@ func TestViolationWaitsForDelivery(t *testing.T) {
 		t.Fatal("the running delivery did not finish")
 	}
 }
+
+// TestNoDescriptorLeak: descriptors that come with refused requests are
+// closed by the monitor, however many there were.
+func TestNoDescriptorLeak(t *testing.T) {
+	r := newRig(t)
+	tok := r.login(1, "alice", "secret", "s1")
+	f := stagedFile(t, msgText)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	before := openFDs(t)
+	for i := range 30 {
+		d := deliverRequest{Type: typeDeliver, ID: uint64(10 + i), Token: tok, Session: "s1",
+			Sender: "alice@example.org", Recipients: []string{"bob@example.org"}}
+		switch i % 3 {
+		case 0:
+			r.sendRaw(d, f, f, f, f, f, f) // more than fit
+		case 1:
+			r.sendRaw(d, pr)
+		case 2:
+			d.Token = strings.Repeat("ab", 32)
+			r.sendRaw(d, f)
+		}
+		if rep := r.readReply(); rep.Result != resultRefused {
+			t.Fatalf("request %d: %+v", i, rep)
+		}
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d descriptors open before, %d after", before, after)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
