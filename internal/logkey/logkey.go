@@ -68,3 +68,10 @@ const (
 	// A login's window of sending-limit refusals is over (a summary).
 	EventSendLimitSummary = "send-limit-summary"
 )
+
+// Monitor events: the privileged process about its engine.
+const (
+	EventPrivsepRefused   = "privsep-refused"   // a request of the engine refused (security event)
+	EventPrivsepViolation = "privsep-violation" // a frame broke the protocol; the monitor stops
+	EventAccountRefused   = "account-refused"   // a login's local account may not submit mail
+)

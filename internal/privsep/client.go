@@ -14,6 +14,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // ClientOptions configure the engine's side.
@@ -281,7 +282,7 @@ func (cl *Client) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 	case resultTemporary:
 		return delivery.Temporary(r.Reason, nil)
 	case resultRefused:
-		cl.log.Error("the monitor refused a delivery", "event", "privsep-refused", "session", env.Session, "reason", r.Reason)
+		cl.log.Error("the monitor refused a delivery", logkey.Event, logkey.EventPrivsepRefused, logkey.Session, env.Session, logkey.Reason, r.Reason)
 		return delivery.Temporary("refused", fmt.Errorf("privsep: the monitor refused the delivery: %s", r.Reason))
 	}
 	return delivery.Temporary("monitor", fmt.Errorf("unexpected result %q", r.Result))
@@ -326,7 +327,7 @@ func (cl *Client) End(session string) {
 		err = send(cl.c, b, nil)
 	}
 	if err != nil {
-		cl.log.Debug("cannot tell the monitor a session ended", "session", session, "err", err)
+		cl.log.Debug("cannot tell the monitor a session ended", logkey.Session, session, logkey.Err, err)
 	}
 }
 

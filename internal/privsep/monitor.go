@@ -17,6 +17,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // AccountChecker is the account policy applied at login: whether the local
@@ -188,13 +189,13 @@ func (m *Monitor) Serve(ctx context.Context, c *net.UnixConn) error {
 // violation logs a protocol violation and returns it as an error. Serve
 // reads nothing more from the engine after one.
 func (m *Monitor) violation(reason string) error {
-	m.Log.Error("the engine broke the monitor protocol; stopping", "event", "privsep-violation", "reason", reason)
+	m.Log.Error("the engine broke the monitor protocol; stopping", logkey.Event, logkey.EventPrivsepViolation, logkey.Reason, reason)
 	return &ViolationError{Reason: reason}
 }
 
 // refused logs a refused request as a security event.
 func (m *Monitor) refused(kind, reason, session string, attrs ...any) {
-	args := append([]any{"event", "privsep-refused", "request", kind, "reason", reason, "session", session}, attrs...)
+	args := append([]any{logkey.Event, logkey.EventPrivsepRefused, "request", kind, logkey.Reason, reason, logkey.Session, session}, attrs...)
 	m.Log.Warn("refused a request from the engine", args...)
 }
 
@@ -204,7 +205,7 @@ func (m *Monitor) reply(c *net.UnixConn, r reply) {
 		err = send(c, b, nil)
 	}
 	if err != nil {
-		m.Log.Debug("cannot send a reply to the engine", "id", r.ID, "err", err)
+		m.Log.Debug("cannot send a reply to the engine", "id", r.ID, logkey.Err, err)
 	}
 }
 
@@ -229,8 +230,8 @@ func (m *Monitor) authenticate(ctx context.Context, r *authRequest) reply {
 			} else {
 				err = authn.Unavailable(delivery.Reason(aerr), aerr)
 			}
-			m.Log.Info("account refused at login", "event", "account-refused", "session", r.Session,
-				"login", id.Login, "account", id.Account, "reason", delivery.Reason(aerr), "err", aerr)
+			m.Log.Info("account refused at login", logkey.Event, logkey.EventAccountRefused, logkey.Session, r.Session,
+				"login", id.Login, "account", id.Account, logkey.Reason, delivery.Reason(aerr), logkey.Err, aerr)
 		}
 	}
 	if err != nil {
@@ -299,7 +300,7 @@ func (m *Monitor) deliver(ctx context.Context, r *deliverRequest, fds []int, fds
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fds[0], &st); err != nil {
-		return refuse("fd-stat", "err", err)
+		return refuse("fd-stat", logkey.Err, err)
 	}
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
@@ -396,7 +397,7 @@ func (m *Monitor) notify(r *notifyRequest) {
 		return
 	}
 	if err := m.Notify(r.State); err != nil {
-		m.Log.Warn("cannot notify the service manager", "err", err)
+		m.Log.Warn("cannot notify the service manager", logkey.Err, err)
 	}
 }
 
