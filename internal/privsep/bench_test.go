@@ -71,7 +71,10 @@ func newBenchRig(b *testing.B) *benchRig {
 	if err := SendHello(mconn, Hello{}); err != nil {
 		b.Fatal(err)
 	}
-	cl, _, err := NewClient(econn, ClientOptions{MaxInFlight: 4, StagingDir: b.TempDir()})
+	if _, err := ReadHello(econn); err != nil {
+		b.Fatal(err)
+	}
+	cl, err := NewClient(econn, ClientOptions{MaxInFlight: 4, StagingDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -60,10 +60,31 @@ var (
 // errMonitorGone is what requests fail with once the connection is lost.
 var errMonitorGone = errors.New("privsep: the monitor is gone")
 
-// NewClient reads the monitor's hello from c and starts reading replies.
-func NewClient(c *net.UnixConn, opts ClientOptions) (*Client, Hello, error) {
+// ReadHello reads the monitor's first frame, which must be the hello.
+func ReadHello(c *net.UnixConn) (Hello, error) {
+	buf := make([]byte, MaxFrame+1)
+	p, err := receive(c, buf)
+	if err != nil {
+		return Hello{}, fmt.Errorf("privsep: read the hello: %w", err)
+	}
+	p.closeFDs()
+	if p.oversized {
+		return Hello{}, errors.New("privsep: oversized hello")
+	}
+	if typ, err := frameType(p.data); err != nil || typ != typeHello {
+		return Hello{}, fmt.Errorf("privsep: the first frame is not a hello (%q, %v)", typ, err)
+	}
+	var h Hello
+	if err := decodeStrict(p.data, &h, true); err != nil {
+		return Hello{}, fmt.Errorf("privsep: hello: %w", err)
+	}
+	return h, nil
+}
+
+// NewClient starts reading the monitor's replies on c, after ReadHello.
+func NewClient(c *net.UnixConn, opts ClientOptions) (*Client, error) {
 	if opts.MaxInFlight < 1 {
-		return nil, Hello{}, errors.New("privsep: MaxInFlight must be at least 1")
+		return nil, errors.New("privsep: MaxInFlight must be at least 1")
 	}
 	cl := &Client{
 		c:       c,
@@ -77,24 +98,8 @@ func NewClient(c *net.UnixConn, opts ClientOptions) (*Client, Hello, error) {
 	if cl.log == nil {
 		cl.log = slog.New(slog.DiscardHandler)
 	}
-	buf := make([]byte, MaxFrame+1)
-	p, err := receive(c, buf)
-	if err != nil {
-		return nil, Hello{}, fmt.Errorf("privsep: read the hello: %w", err)
-	}
-	p.closeFDs()
-	var h Hello
-	if p.oversized {
-		return nil, Hello{}, errors.New("privsep: oversized hello")
-	}
-	if typ, err := frameType(p.data); err != nil || typ != typeHello {
-		return nil, Hello{}, fmt.Errorf("privsep: the first frame is not a hello (%q, %v)", typ, err)
-	}
-	if err := decodeStrict(p.data, &h, true); err != nil {
-		return nil, Hello{}, fmt.Errorf("privsep: hello: %w", err)
-	}
-	go cl.read(buf)
-	return cl, h, nil
+	go cl.read(make([]byte, MaxFrame+1))
+	return cl, nil
 }
 
 // Done is closed when the connection to the monitor is lost; the engine

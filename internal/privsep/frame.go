@@ -115,6 +115,13 @@ type Hello struct {
 	Listeners  []Listener `json:"listeners"`
 	TLSCert    string     `json:"tls_cert,omitempty"` // PEM
 	TLSKey     string     `json:"tls_key,omitempty"`  // PEM
+	// Activated says the listeners came from systemd (exit_on_idle
+	// applies only then).
+	Activated bool `json:"activated,omitempty"`
+	// WatchdogUSec is the systemd watchdog interval the monitor was
+	// given (WATCHDOG_USEC), 0 for none; the engine's WATCHDOG=1 goes
+	// through the monitor.
+	WatchdogUSec int64 `json:"watchdog_usec,omitempty"`
 }
 
 // TLSPair is a certificate chain and its key, in PEM.

@@ -110,7 +110,11 @@ func (r *rig) client(t *testing.T, opts ...func(*ClientOptions)) (*Client, Hello
 	for _, f := range opts {
 		f(&o)
 	}
-	cl, h, err := NewClient(r.engine, o)
+	h, err := ReadHello(r.engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := NewClient(r.engine, o)
 	if err != nil {
 		t.Fatal(err)
 	}
