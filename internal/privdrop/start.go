@@ -102,3 +102,14 @@ func dropBounding() error {
 	}
 	return nil
 }
+
+// CanDropBounding reports whether Start will be able to empty the bounding
+// set: whether the calling thread holds CAP_SETPCAP in its effective set.
+func CanDropBounding() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Effective&(1<<unix.CAP_SETPCAP) != 0
+}

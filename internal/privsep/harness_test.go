@@ -124,6 +124,8 @@ type rig struct {
 	served chan error
 	clock  *clock
 	notes  chan string
+	// violated is closed by the monitor's OnViolation.
+	violated chan struct{}
 
 	releaseOnce sync.Once
 }
@@ -160,15 +162,16 @@ func newRig(t *testing.T, tweak ...func(*Monitor)) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{
-		t:      t,
-		auth:   &fakeAuth{release: make(chan struct{})},
-		rec:    &recorder{},
-		logs:   &testenv.LogBuffer{},
-		engine: econn,
-		mconn:  mconn,
-		served: make(chan error, 1),
-		clock:  &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
-		notes:  make(chan string, 10),
+		t:        t,
+		auth:     &fakeAuth{release: make(chan struct{})},
+		rec:      &recorder{},
+		logs:     &testenv.LogBuffer{},
+		engine:   econn,
+		mconn:    mconn,
+		served:   make(chan error, 1),
+		clock:    &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		notes:    make(chan string, 10),
+		violated: make(chan struct{}),
 	}
 	r.mon = &Monitor{
 		Auth:           r.auth,
@@ -181,6 +184,7 @@ func newRig(t *testing.T, tweak ...func(*Monitor)) *rig {
 		Log:            slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Notify:         func(s string) error { r.notes <- s; return nil },
 		now:            r.clock.Now,
+		OnViolation:    func() { close(r.violated) },
 	}
 	for _, f := range tweak {
 		f(r.mon)

@@ -63,6 +63,10 @@ type Monitor struct {
 	// Notify, when not nil, passes a notify request's state to the
 	// service manager.
 	Notify func(state string) error
+	// OnViolation, when not nil, is called as soon as a violation is
+	// found, before Serve waits for the requests under way (the caller
+	// stops the engine then).
+	OnViolation func()
 
 	now func() time.Time // tests move time
 
@@ -190,6 +194,9 @@ func (m *Monitor) Serve(ctx context.Context, c *net.UnixConn) error {
 // reads nothing more from the engine after one.
 func (m *Monitor) violation(reason string) error {
 	m.Log.Error("the engine broke the monitor protocol; stopping", logkey.Event, logkey.EventPrivsepViolation, logkey.Reason, reason)
+	if m.OnViolation != nil {
+		m.OnViolation()
+	}
 	return &ViolationError{Reason: reason}
 }
 

@@ -419,6 +419,11 @@ func TestViolationWaitsForDelivery(t *testing.T) {
 		Recipients: []string{"bob@example.org"}}, stagedFile(t, msgText))
 	<-r.rec.started
 	r.sendRaw("garbage")
+	select {
+	case <-r.violated:
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnViolation was not called while the delivery runs")
+	}
 	r.stillServing()
 	close(r.rec.hold)
 	var v *ViolationError
