@@ -26,6 +26,10 @@ const (
 	// EventSendLimit: a message was refused for a sending limit.
 	// Result is the limit's name (sendlimit.MessagesPerHour, ...).
 	EventSendLimit
+	// EventSessionEnd: the session is over and its connection closed;
+	// Duration is how long it lasted. What its login allowed ends with
+	// it (the daemon tells the monitor, which forgets the login).
+	EventSessionEnd
 )
 
 // Event is what the engine reports to Server.Events: one login, one

@@ -13,8 +13,8 @@ import (
 )
 
 // TestEvents: Server.Events hears of each login (ok, rejected), each
-// delivery with its result, and each message with its outcome, with the
-// session's id, client and user filled in.
+// delivery with its result, each message with its outcome, and the end of
+// each session, with the session's id, client and user filled in.
 func TestEvents(t *testing.T) {
 	var mu sync.Mutex
 	var got []Event
@@ -68,10 +68,10 @@ func TestEvents(t *testing.T) {
 		kind   EventKind
 		result string
 	}{
-		{EventLogin, "ok"}, {EventDelivery, "ok"}, {EventMessage, "queued"},
-		{EventLogin, "rejected"},
-		{EventLogin, "ok"}, {EventDelivery, "temporary"}, {EventMessage, "failed"},
-		{EventLogin, "ok"}, {EventMessage, "rejected"},
+		{EventLogin, "ok"}, {EventDelivery, "ok"}, {EventMessage, "queued"}, {EventSessionEnd, ""},
+		{EventLogin, "rejected"}, {EventSessionEnd, ""},
+		{EventLogin, "ok"}, {EventDelivery, "temporary"}, {EventMessage, "failed"}, {EventSessionEnd, ""},
+		{EventLogin, "ok"}, {EventMessage, "rejected"}, {EventSessionEnd, ""},
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -89,5 +89,8 @@ func TestEvents(t *testing.T) {
 	}
 	if got[1].Duration <= 0 {
 		t.Errorf("delivery event has no duration: %+v", got[1])
+	}
+	if got[0].Session != got[3].Session || got[3].Session == got[5].Session {
+		t.Errorf("session ends do not name their sessions: %+v", got)
 	}
 }

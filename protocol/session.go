@@ -138,6 +138,7 @@ func (s *session) run(ctx context.Context) {
 		s.conn.Close()
 		s.log.Log(ctx, level, "session ended", logkey.Event, logkey.EventDisconnect, "state", s.state.String(),
 			logkey.Duration, time.Since(start).Round(time.Millisecond))
+		s.event(Event{Kind: EventSessionEnd, Duration: time.Since(start)})
 	}()
 
 	stop := context.AfterFunc(ctx, s.interrupt)
