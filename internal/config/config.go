@@ -72,6 +72,9 @@ type Config struct {
 	// connection; from them the header is required, and its address is
 	// the client's. Empty (the default): no header is accepted.
 	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
+	// EngineUser is the account the unprivileged engine process runs as
+	// when mppd is started as root.
+	EngineUser string `toml:"engine_user"`
 
 	Log      Log      `toml:"log"`
 	Session  Session  `toml:"session"`
@@ -177,6 +180,7 @@ func Default() *Config {
 		DrainTimeout:         Duration(30 * time.Second),
 		MaxSessions:          10000,
 		MaxSessionsPerClient: 50,
+		EngineUser:           "mppd",
 		TrustedNetworks:      []string{"127.0.0.0/8", "::1/128"},
 		ProxyProtocolFrom:    []string{},
 		Log:                  Log{Level: "info", Format: "text"},
@@ -236,6 +240,10 @@ func Load(path string) (*Config, error) {
 	}
 	return parse(path, data)
 }
+
+// Parse is Load of a file's text already read (the engine gets the text
+// from the monitor). path names the file in errors and relative paths.
+func Parse(path string, data []byte) (*Config, error) { return parse(path, data) }
 
 // parse is Load without the file system read, for tests.
 func parse(path string, data []byte) (*Config, error) {

@@ -108,6 +108,9 @@ func (c *Config) validate(lines map[string]int) error {
 	v.intRange("max_sessions", int64(c.MaxSessions), 1, 1_000_000, "")
 	v.intRange("max_sessions_per_client", int64(c.MaxSessionsPerClient), 1, 1_000_000, "")
 	v.intRange("max_sessions_per_network", int64(c.MaxSessionsPerNetwork), 0, 1_000_000, "0 means 4 × max_sessions_per_client")
+	if c.EngineUser == "" || c.EngineUser == "root" || strings.ContainsAny(c.EngineUser, " \t\r\n:/") {
+		v.fail("engine_user", "%q is not an account name mppd's engine may run as", c.EngineUser)
+	}
 	c.trusted = nil
 	for _, n := range c.TrustedNetworks {
 		p, err := netip.ParsePrefix(n)

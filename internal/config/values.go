@@ -70,6 +70,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("max_sessions_per_network", c.SessionsPerNetwork()),
 		slog.Any("trusted_networks", c.TrustedNetworks),
 		slog.Any("proxy_protocol_from", c.ProxyProtocolFrom),
+		slog.String("engine_user", c.EngineUser),
 		slog.Group("session",
 			slog.Int("max_line", s.MaxLine),
 			slog.Duration("idle_timeout", s.IdleTimeout.D()),
