@@ -1,26 +1,34 @@
 // Command mppd is the Message Posting Protocol daemon (RFC 1204).
 //
 //	mppd [--config FILE]        serve (default FILE: /etc/mppd/mppd.toml)
-//	mppd --inetd[=mpp|mpps]     serve one connection on stdin (Accept=yes)
 //	mppd --check-config [--offline]
 //	                            load the config, build the backends, try the
 //	                            LDAP directory (unless --offline), say "config OK"
 //	mppd --version              print the version
 //	mppd passwd [flags]         add a user to the password file, or change a password
 //
+// mppd runs as two processes (see mppd(8) PRIVILEGE SEPARATION): the
+// process started is the monitor, which holds the privileges and runs the
+// authentication and delivery backends (monitor.go); it starts itself
+// again as `mppd engine` (a hidden subcommand), with no privilege at all,
+// to accept connections and speak MPP (engine.go). They talk over a
+// socketpair (internal/privsep).
+//
 // Exit status: 0 after a clean shutdown (SIGTERM or SIGINT, or an exit on
 // idle) or a successful check; 1 when serving fails at run time (a listen
-// address cannot be bound); 78 (EX_CONFIG, sysexits.h) for a bad command
-// line, a bad config file, a backend that cannot be built from it, a TLS
+// address cannot be bound, the engine broke the monitor protocol or died);
+// 78 (EX_CONFIG, sysexits.h) for a bad command line, a bad config file, a
+// backend that cannot be built from it, an unknown engine_user, a TLS
 // certificate that does not load at start, or sockets passed by systemd
 // that the config does not name. Status 78 is a mistake a restart cannot
 // fix, so the systemd unit lists it in RestartPreventExitStatus=. It is not
 // 2: that is how the Go runtime ends a crash or a SIGABRT (the watchdog's
 // signal), which a restart should follow.
 //
-// main only wires: flags, config, logger, backends, listeners; the accept
-// loop is in serve.go, socket activation in sockets.go, sd_notify in
-// systemd.go, TLS in tlscert.go, and the protocol in package protocol.
+// main only wires: flags, config, logger, backends; the monitor is in
+// monitor.go, the engine in engine.go, the accept loop in serve.go, socket
+// activation in sockets.go, sd_notify in systemd.go, TLS in tlscert.go,
+// and the protocol in package protocol.
 package main
 
 import (
@@ -34,21 +42,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
-
-	sd "github.com/coreos/go-systemd/v22/daemon"
-	"golang.org/x/sys/unix"
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/config"
-	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/metrics"
 	"github.com/mppd/mppd/internal/sendlimit"
-	"github.com/mppd/mppd/internal/throttle"
 	"github.com/mppd/mppd/protocol"
+	"golang.org/x/sys/unix"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -69,6 +71,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "passwd" {
 		return passwdMain(args[1:], stdin, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == engineCommand {
+		return engineMain(args[1:], stderr)
+	}
 
 	fs := flag.NewFlagSet("mppd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,10 +81,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	check := fs.Bool("check-config", false, "load and validate the configuration, build the backends, print \"config OK\" and exit")
 	offline := fs.Bool("offline", false, "with --check-config: do not contact the LDAP directory")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	var inetd inetdFlag
-	fs.Var(&inetd, "inetd", "serve one connection on standard input (or the one socket systemd passes) and exit; `=mpps` for MPP inside TLS")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mppd [--config FILE] [--check-config [--offline]] [--version] [--inetd[=mpp|mpps]]\n"+
+		fmt.Fprintf(stderr, "usage: mppd [--config FILE] [--check-config [--offline]] [--version]\n"+
 			"       mppd passwd [--config FILE] [--file PASSWDFILE] [--address ADDR]... USER\n")
 		fs.PrintDefaults()
 	}
@@ -99,7 +102,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	cfg, err := config.Load(*configPath)
+	// The text is kept: the engine gets it in the hello and parses it
+	// itself, so it never needs to read /etc/mppd.
+	configText, err := os.ReadFile(*configPath)
+	var cfg *config.Config
+	if err == nil {
+		cfg, err = config.Parse(*configPath, configText)
+	}
 	if err != nil {
 		startupError(stderr, err)
 		return exitConfig
@@ -152,170 +161,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	log.Info("starting", "version", version, "config", cfg)
 	log.Info("backends", "authn", fmt.Sprint(auth), "delivery", fmt.Sprint(deliv))
-
-	// SIGHUP before anything else: its default action ends the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-
-	var certs *certStore
-	if cfg.TLS.CertFile != "" {
-		certs = &certStore{certFile: cfg.TLS.CertFile, keyFile: cfg.TLS.KeyFile, log: log}
-		if err := certs.load(false); err != nil {
-			log.Error("cannot load the TLS certificate", "err", err)
-			return exitConfig
-		}
-	}
-	tlsConfig := func() *tls.Config { return certs.config(cfg.TLSMinVersion()) }
-
-	if inetd.role != "" {
-		return serveInetd(ctx, inetd.role, files, cfg, auth, deliv, certs, tlsConfig, log)
-	}
-
-	var set *socketSet
-	if files != nil {
-		set, err = fromActivation(files, cfg.Systemd)
-		if err != nil {
-			log.Error("cannot use the sockets systemd passed", "err", err)
-			return exitConfig
-		}
-		log.Info("socket-activated", "sockets", len(files))
-		if set.metrics == nil && cfg.Metrics.Listen != "" {
-			if set.metrics, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
-				log.Error("cannot listen", "err", err)
-				set.close()
-				return exitFailure
-			}
-		}
-	} else {
-		log.Info("binding the configured addresses", "why", notActivated)
-		if set, err = fromConfig(cfg); err != nil {
-			log.Error("cannot listen", "err", err)
-			return exitFailure
-		}
-	}
-	if set.hasTLS() && certs == nil {
-		// Only systemd can pass an mpps socket without [tls] (listen_tls
-		// requires it). Serve the other sockets: a TLS mistake must not
-		// take plain MPP down with it.
-		for _, l := range set.dropTLS() {
-			log.Error("not serving an mpps socket: it needs tls.cert_file and tls.key_file; set them, or disable the socket unit (systemctl disable --now mppd-tls.socket), then restart mppd",
-				"addr", l.Addr().String())
-		}
-		if len(set.mpp) == 0 {
-			log.Error("no socket left to serve")
-			set.close()
-			return exitConfig
-		}
-	}
-
-	var m *metrics.Metrics
-	var metricsDone chan struct{}
-	var metricsServer *http.Server
-	if set.metrics != nil {
-		m = metrics.New(cfg.Authn.Backend)
-		if certs != nil {
-			certs.metrics = m
-			if c := certs.cur.Load(); c != nil {
-				m.CertificateLoaded(c.Leaf.NotAfter, false, true)
-			}
-		}
-		metricsServer, metricsDone = serveMetrics(set.metrics, m, log)
-	}
-
-	srv := newServer(cfg, auth, deliv, log, m)
-	// The sending limits sweep until every session has ended, then sum
-	// up the refusal windows still open.
-	limitsStop, limitsDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(limitsDone)
-		if srv.SendLimit != nil {
-			srv.SendLimit.Run(limitsStop)
-		}
-	}()
-	th := throttle.New(throttleConfig(cfg), log)
-	srv.Throttle = th
-	log.Info("throttle", "config", th.String())
-	d := &daemon{
-		serve:         sessionFunc(srv, cfg, log, m),
-		refuse:        protocol.Refuse,
-		log:           log,
-		maxSessions:   cfg.MaxSessions,
-		maxPerClient:  cfg.MaxSessionsPerClient,
-		maxPerNetwork: cfg.SessionsPerNetwork(),
-		ipv4Prefix:    cfg.Throttle.IPv4Prefix,
-		ipv6Prefix:    cfg.Throttle.IPv6Prefix,
-		trusted:       cfg.Trusted,
-		admit:         th.Admit,
-		drainTimeout:  cfg.DrainTimeout.D(),
-		metrics:       m,
-	}
-	if set.hasTLS() {
-		d.tlsConfig = tlsConfig
-	}
-	if cfg.ProxyProtocol() {
-		d.proxyFrom = cfg.ProxyFrom
-	}
-	if os.Getenv("NOTIFY_SOCKET") != "" {
-		d.notify = sdNotify
-	}
-	if wd, err := sd.SdWatchdogEnabled(false); err == nil && wd > 0 {
-		d.watchdog = wd
-		log.Info("systemd watchdog", "interval", wd)
-	}
-	if e := cfg.Systemd.ExitOnIdle.D(); e > 0 {
-		if files != nil {
-			d.exitOnIdle = e
-		} else {
-			log.Info("systemd.exit_on_idle applies only when socket-activated; staying up")
-		}
-	}
-
-	reloaded := make(chan struct{})
-	go func() {
-		defer close(reloaded)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				d.sendNotify(reloadingState())
-				reload(certs, log)
-				d.sendNotify("READY=1")
-			}
-		}
-	}()
-
-	err = d.run(ctx, stop, set.mpp)
-	stop()
-	<-reloaded
-	close(limitsStop)
-	<-limitsDone
-	if metricsServer != nil {
-		metricsServer.Close()
-		<-metricsDone
-	}
-	if err != nil {
-		log.Error("stopped", "err", err)
-		return exitFailure
-	}
-	log.Info("stopped")
-	return exitOK
-}
-
-// reload is what SIGHUP does: read the TLS certificate and key again. The
-// rest of the configuration is not reloaded: limits, backends and
-// addresses are fixed for the life of the process (restart mppd; under
-// socket activation no connection is lost). Running sessions are not
-// touched.
-func reload(certs *certStore, log *slog.Logger) {
-	if certs == nil {
-		log.Info("SIGHUP: no TLS certificate to reload", logkey.Event, logkey.EventReload)
-		return
-	}
-	_ = certs.load(true) // a failure is logged and keeps the old pair
+	return runMonitor(monitorSetup{
+		cfg:          cfg,
+		configText:   configText,
+		auth:         auth,
+		deliv:        deliv,
+		files:        files,
+		notActivated: notActivated,
+		stderr:       stderr,
+		log:          log,
+	})
 }
 
 // newServer is the protocol engine with its backends, the sending limits
@@ -386,76 +241,6 @@ func serveMetrics(l net.Listener, m *metrics.Metrics, log *slog.Logger) (*http.S
 		}
 	}()
 	return hs, done
-}
-
-// serveInetd serves the one connection of an Accept=yes unit: on standard
-// input (StandardInput=socket, or systemd-socket-activate --inetd), or the
-// single socket systemd passes as fd 3. role says whether it is plain MPP
-// or MPP inside TLS. SIGTERM works as for the daemon: an idle session gets
-// 451, a message under way is finished.
-func serveInetd(ctx context.Context, role string, files []*os.File, cfg *config.Config,
-	auth authn.Authenticator, deliv delivery.Deliverer, certs *certStore, tlsConfig func() *tls.Config, log *slog.Logger) int {
-	var f *os.File
-	switch len(files) {
-	case 0:
-		f = os.Stdin
-	case 1:
-		f = files[0]
-	default:
-		log.Error("--inetd serves one connection, but systemd passed several sockets", "sockets", len(files))
-		return exitConfig
-	}
-	if err := checkConnection(f); err != nil {
-		log.Error("--inetd: cannot serve this descriptor", "fd", f.Fd(), "err", err)
-		return exitConfig
-	}
-	conn, err := net.FileConn(f)
-	if err != nil {
-		log.Error("--inetd: not a connected socket", "fd", f.Fd(), "err", err)
-		return exitConfig
-	}
-	if f == os.Stdin {
-		// The session closes conn, a duplicate; stdin and stdout would
-		// keep the connection open after it. Point them at /dev/null
-		// so the client sees the close at once.
-		if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
-			_ = unix.Dup2(int(null.Fd()), 0)
-			_ = unix.Dup2(int(null.Fd()), 1)
-			null.Close()
-		}
-	} else {
-		f.Close()
-	}
-	if role == roleMPPS {
-		if certs == nil {
-			log.Error("--inetd=mpps needs tls.cert_file and tls.key_file")
-			conn.Close()
-			return exitConfig
-		}
-		conn = tls.Server(conn, tlsConfig())
-	}
-	srv := newServer(cfg, auth, deliv, log, nil)
-	sessionFunc(srv, cfg, log, nil)(ctx, conn)
-	return exitOK
-}
-
-// inetdFlag is --inetd (plain MPP) or --inetd=mpps (MPP inside TLS).
-type inetdFlag struct{ role string }
-
-func (f *inetdFlag) String() string   { return f.role }
-func (f *inetdFlag) IsBoolFlag() bool { return true }
-func (f *inetdFlag) Set(s string) error {
-	switch s {
-	case "true", roleMPP:
-		f.role = roleMPP
-	case roleMPPS:
-		f.role = roleMPPS
-	case "false":
-		f.role = ""
-	default:
-		return fmt.Errorf("%q is not mpp or mpps", s)
-	}
-	return nil
 }
 
 // newLogger returns the daemon's logger: log/slog to stderr, text or JSON,

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/privsep"
 )
 
 // Listener roles: what a socket serves. The names are also the default
@@ -113,9 +114,8 @@ func (s *socketSet) dropTLS() []net.Listener {
 // fromActivation maps the passed sockets to roles by their names
 // (FileDescriptorName= in the socket unit) through the [systemd] section.
 // Every socket must have a known name and be a listening stream socket;
-// a connection (an Accept=yes unit) is refused with a message saying to
-// use --inetd. The files are closed; the listeners hold their own
-// descriptors.
+// a connection (an Accept=yes unit) is refused with a message saying so.
+// The files are closed; the listeners hold their own descriptors.
 func fromActivation(files []*os.File, sd config.Systemd) (*socketSet, error) {
 	set := &socketSet{}
 	defer func() {
@@ -172,18 +172,7 @@ func fromActivation(files []*os.File, sd config.Systemd) (*socketSet, error) {
 func checkListening(f *os.File) error {
 	listening, err := streamSocket(f)
 	if err == nil && !listening {
-		err = errors.New("a connection, not a listening socket: for a unit with Accept=yes run mppd --inetd")
-	}
-	return err
-}
-
-// checkConnection refuses, for --inetd, a descriptor that is not a
-// connected stream socket: a listening socket (a unit without Accept=yes),
-// a datagram socket, or no socket at all.
-func checkConnection(f *os.File) error {
-	listening, err := streamSocket(f)
-	if err == nil && listening {
-		err = errors.New("a listening socket, not a connection: --inetd is for units with Accept=yes; without it run mppd without --inetd")
+		err = errors.New("a connection, not a listening socket: Accept=yes is not supported, remove it from the socket unit (mppd serves every connection of one listening socket)")
 	}
 	return err
 }
@@ -249,4 +238,46 @@ func fromConfig(cfg *config.Config) (*socketSet, error) {
 		}
 	}
 	return set, nil
+}
+
+// files returns a duplicate descriptor of each listener, MPP ones first and
+// the metrics one last, with their names and roles, for the engine.
+func (s *socketSet) files() ([]privsep.Listener, []*os.File, error) {
+	var ls []privsep.Listener
+	var fs []*os.File
+	add := func(l net.Listener, role string) error {
+		if rl, ok := l.(roleListener); ok {
+			l = rl.Listener
+		}
+		fl, ok := l.(interface{ File() (*os.File, error) })
+		if !ok {
+			return fmt.Errorf("listener %s has no descriptor", l.Addr())
+		}
+		f, err := fl.File()
+		if err != nil {
+			return err
+		}
+		ls = append(ls, privsep.Listener{Name: l.Addr().String(), Role: role})
+		fs = append(fs, f)
+		return nil
+	}
+	for _, l := range s.mpp {
+		if err := add(l, roleOf(l)); err != nil {
+			closeFiles(fs)
+			return nil, nil, err
+		}
+	}
+	if s.metrics != nil {
+		if err := add(s.metrics, roleMetrics); err != nil {
+			closeFiles(fs)
+			return nil, nil, err
+		}
+	}
+	return ls, fs, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }

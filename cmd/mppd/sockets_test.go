@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -142,7 +140,7 @@ func TestFromActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cf.Close()
-	if _, err := fromActivation([]*os.File{namedFile(t, cf, "mpp")}, sd); err == nil || !strings.Contains(err.Error(), "--inetd") {
+	if _, err := fromActivation([]*os.File{namedFile(t, cf, "mpp")}, sd); err == nil || !strings.Contains(err.Error(), "Accept=yes is not supported") {
 		t.Errorf("connection: %v", err)
 	}
 
@@ -173,43 +171,5 @@ func TestFromActivation(t *testing.T) {
 	onlyMetrics, _ := listenerFile(t, "metrics")
 	if _, err := fromActivation([]*os.File{onlyMetrics}, sd); err == nil || !strings.Contains(err.Error(), "no MPP socket") {
 		t.Errorf("metrics only: %v", err)
-	}
-}
-
-// TestInetdFlag: --inetd is plain MPP, --inetd=mpps TLS.
-func TestInetdFlag(t *testing.T) {
-	for _, tc := range []struct {
-		arg, role string
-		ok        bool
-	}{
-		{"--inetd", roleMPP, true},
-		{"--inetd=mpp", roleMPP, true},
-		{"--inetd=mpps", roleMPPS, true},
-		{"--inetd=tls", "", false},
-	} {
-		var f inetdFlag
-		err := f.Set(strings.TrimPrefix(strings.TrimPrefix(tc.arg, "--inetd"), "="))
-		if tc.arg == "--inetd" {
-			err = f.Set("true") // what package flag passes for a bare bool flag
-		}
-		if (err == nil) != tc.ok || f.role != tc.role {
-			t.Errorf("%s: role %q err %v", tc.arg, f.role, err)
-		}
-	}
-}
-
-// TestInetdRefusesListener: --inetd given a listening socket (a unit
-// without Accept=yes) refuses with status 78 and says so, instead of
-// serving a "connection" that fails at the first write and exiting 0
-// (which systemd would start again at once, for every queued client).
-func TestInetdRefusesListener(t *testing.T) {
-	lf, _ := listenerFile(t, "mpp")
-	defer lf.Close()
-	var log strings.Builder
-	cfg := config.Default()
-	code := serveInetd(context.Background(), roleMPP, []*os.File{lf}, cfg, nil, nil, nil, nil,
-		slog.New(slog.NewTextHandler(&log, nil)))
-	if code != exitConfig || !strings.Contains(log.String(), "a listening socket, not a connection") {
-		t.Errorf("status %d, log:\n%s", code, log.String())
 	}
 }

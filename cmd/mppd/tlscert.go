@@ -15,11 +15,12 @@ import (
 	"github.com/mppd/mppd/internal/metrics"
 )
 
-// certStore holds the certificate the mpps listeners present. SIGHUP
-// loads the files again; the new pair replaces the old one atomically for
-// the handshakes that follow, and one that does not load leaves the old
-// one in place. Sessions already running keep the TLS state they
-// negotiated.
+// certStore holds the certificate the mpps listeners present, in the
+// engine. The monitor reads the files (the engine may not) and sends the
+// PEM text, at start and after each SIGHUP; the new pair replaces the old
+// one atomically for the handshakes that follow, and one that does not
+// load leaves the old one in place. Sessions already running keep the TLS
+// state they negotiated.
 type certStore struct {
 	certFile, keyFile string
 	log               *slog.Logger
@@ -27,10 +28,11 @@ type certStore struct {
 	cur               atomic.Pointer[tls.Certificate]
 }
 
-// load reads the pair. reload says it is a SIGHUP, for the log and the
-// metrics; a failure then keeps the certificate in use.
-func (s *certStore) load(reload bool) error {
-	cert, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
+// load takes the pair from its PEM text. reload says it is a SIGHUP, for
+// the log and the metrics; a failure then keeps the certificate in use.
+// certFile and keyFile only name the files in messages.
+func (s *certStore) load(certPEM, keyPEM []byte, reload bool) error {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err == nil && cert.Leaf == nil {
 		cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0])
 	}

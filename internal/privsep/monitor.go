@@ -341,7 +341,8 @@ func envelope(g grant, r *deliverRequest) delivery.Envelope {
 	return delivery.Envelope{
 		Sender:     r.Sender,
 		Recipients: r.Recipients,
-		Identity:   authn.Identity{Login: g.login, Addresses: g.addresses, Account: g.account},
+		Login:      g.login,
+		Account:    g.account,
 		Session:    g.session,
 	}
 }

@@ -40,7 +40,7 @@ func TestLoginAndDeliver(t *testing.T) {
 		t.Fatalf("deliveries = %d", r.rec.count())
 	}
 	got := r.rec.envs[0]
-	if got.Identity.Login != "alice" || got.Identity.Account != "alice" || got.Sender != "alice@example.org" ||
+	if got.Login != "alice" || got.Account != "alice" || got.Sender != "alice@example.org" ||
 		got.Session != "s1" || len(got.Recipients) != 1 || got.Recipients[0] != "bob@example.org" {
 		t.Fatalf("envelope = %+v", got)
 	}
@@ -247,7 +247,7 @@ func TestRefusals(t *testing.T) {
 	if rep := r.readReply(); rep.Result != resultQueued {
 		t.Fatalf("good request: %+v", rep)
 	}
-	if r.rec.count() != 1 || r.rec.envs[0].Identity.Account != "alice" {
+	if r.rec.count() != 1 || r.rec.envs[0].Account != "alice" {
 		t.Fatalf("deliveries %+v", r.rec.envs)
 	}
 
