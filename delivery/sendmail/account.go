@@ -159,6 +159,17 @@ func (b *Backend) resolve(name string) (account, error) {
 	return *b.fallback, nil
 }
 
+// CheckAccount applies the account policy at login, so that a user with
+// no acceptable local account (uid 0, below min_uid, the overflow uid,
+// a privileged group, or none at all without fallback_account) is refused at
+// PASS like a wrong password, not after uploading a message. It returns
+// nil, a *delivery.PermanentError with the reason, or a
+// *delivery.TemporaryError when NSS cannot answer. Deliver checks again.
+func (b *Backend) CheckAccount(login, name string) error {
+	_, err := b.resolve(name)
+	return err
+}
+
 func (b *Backend) checkPolicy(acct account) (account, error) {
 	if why := policy(acct, b.cfg.MinUID, b.privileged); why != "" {
 		return account{}, delivery.Permanent(why, fmt.Errorf("account %s has uid %d gid %d groups %v (min_uid %d, privileged_groups %q)",
@@ -172,15 +183,19 @@ func (b *Backend) checkPolicy(acct account) (account, error) {
 
 // Capability bits of linux/capability.h.
 const (
+	capKill   = 5
 	capSetGID = 6
 	capSetUID = 7
 )
 
 // CheckPrivileges reports whether this process can run a child as another
-// user: it runs as root, or holds CAP_SETUID and CAP_SETGID in its effective
-// set (a systemd unit with AmbientCapabilities=CAP_SETUID CAP_SETGID).
-// New calls it when switch_user is on, so a daemon that could never
-// deliver refuses to start instead of failing every message.
+// user and stop it: it runs as root, or holds CAP_SETUID, CAP_SETGID and
+// CAP_KILL in its effective set (a systemd unit with
+// AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_KILL). Without CAP_KILL
+// the kill of a sendmail that outlives the timeout would fail, and a hung
+// child would hold its session for ever. New calls it when switch_user is
+// on, so a daemon that could never deliver, or never stop a delivery,
+// refuses to start instead.
 func CheckPrivileges() error {
 	if os.Geteuid() == 0 {
 		return nil
@@ -189,17 +204,20 @@ func CheckPrivileges() error {
 	if err != nil {
 		return fmt.Errorf("delivery.sendmail: cannot tell whether mppd may switch users: %w", err)
 	}
-	if capEff&(1<<capSetUID) != 0 && capEff&(1<<capSetGID) != 0 {
+	const need = 1<<capSetUID | 1<<capSetGID | 1<<capKill
+	if capEff&need == need {
 		return nil
 	}
-	return fmt.Errorf("delivery.sendmail: switch_user = true needs mppd to run as root or with CAP_SETUID and CAP_SETGID, "+
-		"but it runs as uid %d without them; start it as root, give its unit AmbientCapabilities=CAP_SETUID CAP_SETGID, "+
+	return fmt.Errorf("delivery.sendmail: switch_user = true needs mppd to run as root or with CAP_SETUID, CAP_SETGID and CAP_KILL, "+
+		"but it runs as uid %d without them; start it as root, give its unit AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_KILL, "+
 		"or set switch_user = false if every submission is made as mppd's own account", os.Geteuid())
 }
 
-// effectiveCaps reads CapEff from /proc/self/status.
+// effectiveCaps reads CapEff of the calling thread. (Not /proc/self/status:
+// that shows the main thread, which privdrop.Start may have parked with a
+// reduced state.)
 func effectiveCaps() (uint64, error) {
-	f, err := os.Open("/proc/self/status")
+	f, err := os.Open("/proc/thread-self/status")
 	if err != nil {
 		return 0, err
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/privdrop"
 )
 
 // Backend runs sendmail for each message. It is safe for concurrent use.
@@ -272,7 +273,7 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 	// On timeout (or cancellation) kill the whole group, not just the
 	// leader, then give the pipes waitDelay to close.
 	cmd.Cancel = func() error {
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		return b.killGroup(cmd.Process.Pid, "timeout")
 	}
 	cmd.WaitDelay = b.waitDelay
 
@@ -285,7 +286,12 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 	if err := closeOnExecFrom3(); err != nil {
 		b.log.Warn("cannot mark descriptors close-on-exec", "backend", "sendmail", "err", err)
 	}
-	if err := cmd.Start(); err != nil {
+	// Started from a thread whose ambient and inheritable capability
+	// sets are cleared (and bounding set emptied when mppd may): the
+	// child holds no capability whatever mppd holds, even in the
+	// non-root mode with ambient CAP_SETUID and CAP_SETGID. Not
+	// no_new_privs: postdrop is set-group-ID.
+	if _, err := privdrop.Start(cmd, privdrop.Options{}); err != nil {
 		if ctx.Err() != nil {
 			return out, delivery.Temporary("cancelled", ctx.Err())
 		}
@@ -302,7 +308,7 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 			// Something sendmail started still holds its output open;
 			// stop it. The group still has that member, so its id
 			// cannot have been reused.
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			_ = b.killGroup(pgid, "output-held")
 			b.log.Warn("sendmail exited 0 but left a process holding its output; killed its process group", "backend", "sendmail", "pgid", pgid)
 		}
 		return out, nil
@@ -311,7 +317,7 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 	// group (after a non-zero exit nothing there is doing useful work).
 	// After exit 0 the group is left alone unless it held the pipes: an
 	// MTA may leave a background delivery process running (Exim -odb).
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	_ = b.killGroup(pgid, "failed")
 	if ctx.Err() != nil {
 		// cmd.Cancel killed the process group.
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -330,6 +336,22 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 	default:
 		return out, delivery.Temporary("wait", err)
 	}
+}
+
+// killGroup sends SIGKILL to the process group pgid. A group that is
+// already gone is no matter; any other failure (EPERM: no CAP_KILL for
+// another user's processes) is logged as an error, since it leaves a
+// sendmail running that should not be.
+func (b *Backend) killGroup(pgid int, why string) error {
+	err := syscall.Kill(-pgid, syscall.SIGKILL)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ESRCH):
+		return os.ErrProcessDone
+	}
+	b.log.Error("cannot kill sendmail's process group", "backend", "sendmail", "pgid", pgid, "why", why, "err", err)
+	return err
 }
 
 // sysCloseRange is close_range(2)'s number on every Linux architecture

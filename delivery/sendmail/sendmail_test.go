@@ -301,8 +301,8 @@ func TestResolve(t *testing.T) {
 		"daemon": {Name: "daemon", UID: 1, GID: 1},
 		"nobody": {Name: "nobody", UID: 65534, GID: 65534},
 		"rootgr": {Name: "rootgr", UID: 1005, GID: 0},
-		"submit": {Name: "submit", UID: 1500, GID: 1500},
 		"wheel0": {Name: "wheel0", UID: 1006, GID: 1006, Groups: []uint32{1006, 0}},
+		"submit": {Name: "submit", UID: 1500, GID: 1500},
 		"shadow": {Name: "shadow", UID: 1007, GID: 1007, Groups: []uint32{1007, 42}},
 		"shadw1": {Name: "shadw1", UID: 1008, GID: 42},
 	}
@@ -359,6 +359,12 @@ func TestResolve(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("resolve(account %q, fallback %q) = %s (%v), want %s", tt.account, tt.fallback, got, err, tt.want)
 		}
+		// The policy at login says the same, with the same reason.
+		cerr := b.CheckAccount("x", tt.account)
+		if (cerr == nil) != (err == nil) || delivery.IsPermanent(cerr) != delivery.IsPermanent(err) ||
+			delivery.Reason(cerr) != delivery.Reason(err) {
+			t.Errorf("CheckAccount(%q, fallback %q) = %v, resolve said %v", tt.account, tt.fallback, cerr, err)
+		}
 	}
 }
 
@@ -385,7 +391,8 @@ func TestCheckPrivileges(t *testing.T) {
 	if capErr != nil {
 		t.Fatalf("effectiveCaps: %v", capErr)
 	}
-	can := os.Geteuid() == 0 || (caps&(1<<capSetUID) != 0 && caps&(1<<capSetGID) != 0)
+	need := uint64(1<<capSetUID | 1<<capSetGID | 1<<capKill)
+	can := os.Geteuid() == 0 || caps&need == need
 	if can && err != nil {
 		t.Errorf("CheckPrivileges() = %v although the process may switch users", err)
 	}

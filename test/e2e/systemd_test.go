@@ -210,9 +210,9 @@ func TestSocketActivationMPPSWithoutTLS(t *testing.T) {
 }
 
 // TestSocketActivationRefusals: a passed socket whose name the config does
-// not know, and a connection passed where a listener belongs (Accept=yes
-// without --inetd), stop mppd with status 78 and a message naming the
-// problem.
+// not know, and a connection passed where a listener belongs (an
+// Accept=yes unit, which mppd does not support), stop mppd with status 78
+// and a message naming the problem.
 func TestSocketActivationRefusals(t *testing.T) {
 	act := needActivator(t)
 	extra, _ := devBackends(t, alice)
@@ -223,7 +223,7 @@ func TestSocketActivationRefusals(t *testing.T) {
 		want string
 	}{
 		{"unknown name", []string{"--fdname=smtp"}, `fd 3 is named \"smtp\", which is in none of systemd.mpp_sockets`},
-		{"connection", []string{"--accept", "--fdname=mpp"}, "a connection, not a listening socket: for a unit with Accept=yes run mppd --inetd"},
+		{"connection", []string{"--accept", "--fdname=mpp"}, "a connection, not a listening socket: Accept=yes is not supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files, addrs := activatorSockets(t, 1)
@@ -315,55 +315,6 @@ func TestExitOnIdle(t *testing.T) {
 	waitDelivered(t, root, "bob@example.test", 2)
 	if code := m2.Stop(); code != 0 {
 		t.Errorf("second mppd exit status %d, want 0", code)
-	}
-}
-
-// TestInetdMode: Accept=yes units, one mppd per connection. With
-// systemd-socket-activate --inetd the connection is stdin/stdout
-// (StandardInput=socket); without, it is fd 3 (LISTEN_FDS=1). mppd --inetd
-// serves it, plain or (--inetd=mpps) inside TLS, and exits 0.
-func TestInetdMode(t *testing.T) {
-	act := needActivator(t)
-	certFile, keyFile, pool := testCert(t, t.TempDir(), "inetd")
-	extra, root := devBackends(t, alice)
-	cfg := testharness.WriteConfig(t, fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)+extra)
-	for i, tc := range []struct {
-		name     string
-		actArgs  []string
-		mppdFlag string
-		tls      bool
-	}{
-		{"stdin", []string{"--inetd"}, "--inetd", false},
-		{"fd3", nil, "--inetd", false},
-		{"stdin-tls", []string{"--inetd"}, "--inetd=mpps", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			files, addrs := activatorSockets(t, 1)
-			addr := addrs[0]
-			args := append([]string{"--accept"}, tc.actArgs...)
-			m := spawnActivated(t, act, files, append(args, testharness.Binary(), tc.mppdFlag, "--config", cfg)...)
-			m.UseAddr(addr)
-			m.WaitLog("Listening on " + addr)
-			for k := 0; k < 2; k++ { // each connection gets its own mppd
-				var c *testharness.Client
-				if tc.tls {
-					c, _ = dialTLS(t, addr, pool)
-				} else {
-					c = m.Dial(t)
-				}
-				c.Login(alice.name, alice.password)
-				c.Post(fmt.Sprintf("To: bob@example.test\nSubject: inetd %s %d\n\nhi\n", tc.name, k), 250)
-				c.Cmd("QUIT", 221)
-				if !c.Closed() {
-					t.Error("connection open after QUIT")
-				}
-			}
-			waitDelivered(t, root, "bob@example.test", 2*(i+1))
-			m.WaitLog("died with code 0")
-			if strings.Contains(m.Log(), "died with code 2") || strings.Contains(m.Log(), "died with code 1") {
-				t.Errorf("an mppd failed:\n%s", m.Log())
-			}
-		})
 	}
 }
 

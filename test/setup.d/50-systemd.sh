@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # systemd-socket-activate (Debian package systemd) for the socket-activation
-# and --inetd tests in test/e2e/systemd_test.go. Only the tool is used:
+# tests in test/e2e/systemd_test.go. Only the tool is used:
 # nothing here starts systemd or any unit.
 set -euo pipefail
 . "$(dirname "$0")/../setup-lib.sh"
