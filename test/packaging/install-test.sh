@@ -32,9 +32,9 @@ common_files="/etc/mppd
 /usr/lib/systemd/system/mppd-tls.socket
 /usr/lib/systemd/system/mppd.service
 /usr/lib/systemd/system/mppd.socket
-/usr/lib/systemd/system/mppd@.service
 /usr/lib/systemd/user/mpp-flush.service
 /usr/lib/systemd/user/mpp-flush.timer
+/usr/lib/sysusers.d/mppd.conf
 /usr/sbin/mppd
 /usr/share/doc/mppd/examples/fail2ban/filter.d/mppd.conf
 /usr/share/doc/mppd/examples/fail2ban/jail.d/mppd.local
