@@ -46,6 +46,17 @@ type Deliverer interface {
 	Deliver(ctx context.Context, env Envelope, msg io.Reader) error
 }
 
+// AccountChecker is what a backend that submits as a local account also
+// offers: the account policy, applied at login so that a user who could
+// never submit is refused at PASS like a wrong password. CheckAccount
+// returns nil, a *PermanentError naming why the account may not submit
+// (the login fails as bad credentials with that reason), or another error
+// when it cannot tell (the login is unavailable). Wrappers (Limit) pass it
+// through.
+type AccountChecker interface {
+	CheckAccount(login, account string) error
+}
+
 // TemporaryError means the message was not queued but might be later: the
 // client gets 451 and keeps its copy.
 type TemporaryError struct {

@@ -47,5 +47,14 @@ func (l *Limited) Deliver(ctx context.Context, env Envelope, msg io.Reader) erro
 	return l.next.Deliver(ctx, env, msg)
 }
 
+// CheckAccount passes the account policy of next through, if it has one:
+// the check takes no delivery slot.
+func (l *Limited) CheckAccount(login, account string) error {
+	if ac, ok := l.next.(AccountChecker); ok {
+		return ac.CheckAccount(login, account)
+	}
+	return nil
+}
+
 // InUse is the number of deliveries running now.
 func (l *Limited) InUse() int { return l.slots.InUse() }

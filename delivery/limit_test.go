@@ -45,3 +45,29 @@ func TestCapAndQueueTimeout(t *testing.T) {
 		t.Fatalf("after the queue drained: %v", err)
 	}
 }
+
+// accountsBackend is a deliverer with an account policy.
+type accountsBackend struct{ Deliverer }
+
+func (accountsBackend) CheckAccount(login, account string) error {
+	if account == "root" {
+		return Permanent("uid-zero", nil)
+	}
+	return nil
+}
+
+// TestCheckAccountPassesThrough: the limit offers the account policy of
+// the backend it wraps, and accepts every account when there is none.
+func TestCheckAccountPassesThrough(t *testing.T) {
+	l := Limit(accountsBackend{}, 1, time.Second, nil)
+	if err := l.CheckAccount("root", "root"); Reason(err) != "uid-zero" {
+		t.Fatalf("root: %v", err)
+	}
+	if err := l.CheckAccount("alice", "alice"); err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	var plain Deliverer = accountsBackend{}.Deliverer
+	if err := Limit(plain, 1, time.Second, nil).CheckAccount("root", "root"); err != nil {
+		t.Fatalf("a backend without a policy: %v", err)
+	}
+}

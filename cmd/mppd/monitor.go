@@ -153,7 +153,7 @@ func runMonitor(ms monitorSetup) int {
 		// it and finishes the deliveries under way before it exits.
 		OnViolation: func() { cmd.Process.Signal(syscall.SIGTERM) },
 	}
-	if ac, ok := ms.deliv.(privsep.AccountChecker); ok {
+	if ac, ok := ms.deliv.(delivery.AccountChecker); ok {
 		mon.Accounts = ac
 	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {

@@ -55,7 +55,10 @@ type Backend struct {
 	noCredential bool
 }
 
-var _ delivery.Deliverer = (*Backend)(nil)
+var (
+	_ delivery.Deliverer      = (*Backend)(nil)
+	_ delivery.AccountChecker = (*Backend)(nil)
+)
 
 // outputLimit is how much of sendmail's stdout and stderr (together) is
 // kept for the log; the rest is read and dropped so that the child never

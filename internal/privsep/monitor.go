@@ -20,16 +20,6 @@ import (
 	"github.com/mppd/mppd/internal/logkey"
 )
 
-// AccountChecker is the account policy applied at login: whether the local
-// account a login maps to may submit mail at all. The sendmail backend
-// implements it. CheckAccount returns nil, a *delivery.PermanentError when
-// the account is refused (the login fails as bad credentials, with that
-// reason), or another error when it cannot tell (the login is
-// unavailable).
-type AccountChecker interface {
-	CheckAccount(login, account string) error
-}
-
 // ViolationError is what Serve returns when the engine broke the protocol:
 // a malformed, oversized, unknown or out-of-place frame, an id reused while
 // in flight, or more requests in flight than allowed. The caller stops the
@@ -47,8 +37,9 @@ func (e *ViolationError) Error() string {
 type Monitor struct {
 	Auth     authn.Authenticator
 	Delivery delivery.Deliverer
-	// Accounts, when not nil, is asked about every successful login.
-	Accounts AccountChecker
+	// Accounts, when not nil, is asked about every successful login
+	// (the account policy of the delivery backend).
+	Accounts delivery.AccountChecker
 	// SessionTimeout is how long a token stays valid after the login
 	// that earned it (the engine ends sessions sooner).
 	SessionTimeout time.Duration
