@@ -109,6 +109,13 @@ func TestIntegrationChildCredentials(t *testing.T) {
 	if !slices.Contains(got, grp) {
 		t.Errorf("supplementary group mppd-mtagrp (%d) missing from %v", grp, got)
 	}
+	// Started as root (which holds CAP_SETPCAP): nothing at all, the
+	// bounding set included.
+	for _, c := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd"} {
+		if v := r.Caps[c]; v != "0000000000000000" {
+			t.Errorf("the child's %s is %q, want all zero", c, v)
+		}
+	}
 }
 
 func mustGroup(t *testing.T, name string) int {
@@ -390,5 +397,73 @@ func TestIntegrationStartRefusedWithoutPrivilege(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("refusal %q does not mention %s", out, want)
 		}
+	}
+}
+
+// nonrootMain is the test binary as nonrootName (see TestIntegrationNonRoot).
+func nonrootMain() int {
+	dir := filepath.Dir(os.Args[0])
+	cfg := DefaultConfig()
+	cfg.Path = filepath.Join(dir, recorderName)
+	cfg.Timeout = Duration(time.Second)
+	b, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		fmt.Println("new:", err)
+		return 2
+	}
+	b.waitDelay = 500 * time.Millisecond
+	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost")
+	fmt.Println("record:", outcome(b.Deliver(context.Background(), env, strings.NewReader(testMessage))))
+	b.cfg.Path = filepath.Join(dir, "hang.sh")
+	start := time.Now()
+	err = b.Deliver(context.Background(), env, strings.NewReader(testMessage))
+	fmt.Println("hang:", outcome(err), time.Since(start).Round(100*time.Millisecond))
+	return 0
+}
+
+// TestIntegrationNonRoot: mppd's non-root mode, an ordinary user with
+// ambient CAP_SETUID, CAP_SETGID and CAP_KILL. The sendmail it runs as
+// another user holds no capability at all (a plain exec would have passed
+// the ambient ones on, and the child could setuid(0)), and a child that
+// hangs is killed at the timeout across the uid change.
+func TestIntegrationNonRoot(t *testing.T) {
+	needPostfix(t)
+	dir := openTempDir(t)
+	installRecorder(t, dir)
+	helper := installSelf(t, dir, nonrootName)
+	writeScript(t, dir, "hang.sh", "echo $$ >"+dir+"/hang.pid\nexec sleep 3600")
+	cmd := exec.Command(helper)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential:  &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}},
+		AmbientCaps: []uintptr{capSetUID, capSetGID, capKill},
+	}
+	out, err := cmd.CombinedOutput()
+	t.Logf("helper:\n%s", out)
+	if err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	if !strings.Contains(string(out), "record: ok") {
+		t.Fatal("the delivery through the recorder failed")
+	}
+	r := readRecord(t, dir)
+	if r == nil {
+		t.Fatal("the recorder did not run")
+	}
+	if acct := mustAccount(t, "mppd-mta1"); r.UID != int(acct.UID) || r.EUID != int(acct.UID) {
+		t.Errorf("the child ran as uid %d/%d, want mppd-mta1 (%d)", r.UID, r.EUID, acct.UID)
+	}
+	for _, c := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+		if v := r.Caps[c]; v != "0000000000000000" {
+			t.Errorf("the child's %s is %q, want all zero", c, v)
+		}
+	}
+	if !regexp.MustCompile(`hang: temp:timeout [0-9.]+s`).Match(out) {
+		t.Error("the hung child was not stopped at the timeout")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "hang.pid")); err != nil {
+		t.Errorf("hang.sh did not run: %v", err)
+	} else {
+		checkGone(t, strings.TrimSpace(string(b)))
 	}
 }

@@ -27,6 +27,12 @@ import (
 // to a test's files, plays a sendmail that records how it was started.
 const recorderName = "sendmail-recorder"
 
+// nonrootName is the file name under which the test binary plays the
+// monitor of the non-root mode: started as an ordinary user with ambient
+// CAP_SETUID, CAP_SETGID and CAP_KILL, it delivers through the recorder
+// next to it and then through hang.sh, printing each outcome.
+const nonrootName = "sendmail-nonroot"
+
 // privcheckName is the file name under which the test binary only calls
 // New with the default config and prints its error: an integration test
 // runs it as an unprivileged user to see the start-up refusal.
@@ -36,6 +42,8 @@ func TestMain(m *testing.M) {
 	switch filepath.Base(os.Args[0]) {
 	case recorderName:
 		os.Exit(recorderMain())
+	case nonrootName:
+		os.Exit(nonrootMain())
 	case privcheckName:
 		if _, err := New(config.DefaultSendmail(), nil); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -59,6 +67,9 @@ type record struct {
 	RlimitCore uint64
 	StdinLen   int64
 	StdinSHA   string
+	// Caps are the CapInh, CapPrm, CapEff, CapBnd and CapAmb lines of
+	// /proc/self/status, in hex.
+	Caps map[string]string
 }
 
 // recorderMain runs in the copied test binary started by Backend.run. It
@@ -84,6 +95,14 @@ func recorderMain() int {
 	}
 	r.Groups, _ = os.Getgroups()
 	r.Cwd, _ = os.Getwd()
+	r.Caps = map[string]string{}
+	if st, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(st), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasPrefix(k, "Cap") {
+				r.Caps[k] = strings.TrimSpace(v)
+			}
+		}
+	}
 	var rl syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_CORE, &rl) == nil {
 		r.RlimitCore = rl.Cur
