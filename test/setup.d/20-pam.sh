@@ -15,6 +15,10 @@
 #                               "$PAM_USER $PAM_RHOST" in
 #                               /run/mppd-test/rhost.log
 #   /etc/pam.d/mppd-test-deny   pam_deny for everything
+#   /etc/pam.d/mppd-test-permit pam_permit for everything: any password of
+#                               any account passes PAM, so a test sees
+#                               mppd's own account policy refuse root and
+#                               system accounts at PASS
 #   mppd-pam-ok       password Pam-ok-4711     an ordinary account
 #   mppd-pam-locked   password Pam-locked-4711 locked with passwd -l
 #   mppd-pam-expired  password Pam-exp-4711    account expired (chage -E 0)
@@ -82,6 +86,13 @@ auth     requisite pam_deny.so
 account  requisite pam_deny.so
 PAMCONF
 
+install_file 0644 /etc/pam.d/mppd-test-permit <<'PAMCONF'
+# mppd integration tests (test/setup.d/20-pam.sh): let everyone in, so that
+# only mppd's account policy decides. Never for production.
+auth     required  pam_permit.so
+account  required  pam_permit.so
+PAMCONF
+
 # The tests use a service name with no file, to see libpam fall back to
 # "other"; make sure nobody created it.
 rm -f /etc/pam.d/mppd-test-missing
@@ -114,4 +125,4 @@ passwd -S mppd-pam-locked | awk '$2 != "L" { print "pam: mppd-pam-locked is not 
 id -nG mppd-pam-wheel | tr ' ' '\n' | grep -qx root || { echo "pam: mppd-pam-wheel is not in group root" >&2; exit 1; }
 id -nG mppd-pam-shadow | tr ' ' '\n' | grep -qx shadow || { echo "pam: mppd-pam-shadow is not in group shadow" >&2; exit 1; }
 [ -f /usr/include/security/pam_appl.h ] || { echo "pam: libpam headers missing" >&2; exit 1; }
-echo "pam: services mppd-test, mppd-test-rhost, mppd-test-deny; users mppd-pam-{ok,locked,expired,wheel,shadow} ready"
+echo "pam: services mppd-test, mppd-test-rhost, mppd-test-deny, mppd-test-permit; users mppd-pam-{ok,locked,expired,wheel,shadow} ready"

@@ -1,0 +1,145 @@
+//go:build pam && integration
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mppd/mppd/internal/privdrop"
+	"github.com/mppd/mppd/internal/testenv"
+)
+
+// The privilege split as it runs: mppd started as root starts its engine
+// as the system account mppd (test/setup.d/15-engine-user.sh), holding
+// nothing.
+
+func needEngineUser(t *testing.T) (uid, gid int) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	u, err := user.Lookup("mppd")
+	if err != nil {
+		testenv.Missing(t, "the system account mppd", "run `sudo bash test/setup.d/15-engine-user.sh`")
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
+
+var engineStarted = regexp.MustCompile(`msg="engine started" pid=(\d+)`)
+
+// enginePID is the engine's process id, from the monitor's log.
+func enginePID(t *testing.T, m *mppd) int {
+	t.Helper()
+	m.waitLog("engine started")
+	sm := engineStarted.FindStringSubmatch(m.Log())
+	if sm == nil {
+		t.Fatalf("no engine pid in the log:\n%s", m.Log())
+	}
+	pid, _ := strconv.Atoi(sm[1])
+	return pid
+}
+
+// TestEngineHoldsNothing: /proc/PID/status of the engine shows the mppd
+// uid and gid, no supplementary group, every capability set empty,
+// no_new_privs and a seccomp filter; as that uid, /etc/shadow, the
+// password file and a directory secret cannot be read; and the engine
+// serves.
+func TestEngineHoldsNothing(t *testing.T) {
+	uid, gid := needEngineUser(t)
+	// Secrets in directories anyone may enter, so that only the files'
+	// own modes (0600, root's) keep the engine out, as in /etc/mppd.
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := filepath.Join(dir, "ldap-service-password")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extra, root := devBackends(t, alice)
+	passwd := regexp.MustCompile(`path = "([^"]+/passwd)"`).FindStringSubmatch(extra)[1]
+	if err := os.Chmod(filepath.Dir(passwd), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := startMppd(t, extra)
+	pid := enginePID(t, m)
+
+	st, err := privdrop.ReadStatus(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := privdrop.CheckStatus(st, privdrop.Expect{UID: uid, GID: gid, NoGroups: true, Bounding: true}); err != nil {
+		t.Errorf("engine %d: %v", pid, err)
+	}
+	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if !regexp.MustCompile(`(?m)^Seccomp:\s+2$`).Match(raw) {
+		t.Errorf("the engine has no seccomp filter:\n%s", raw)
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if !strings.Contains(string(cmdline), "\x00engine\x00") {
+		t.Errorf("pid %d is not the engine: %q", pid, cmdline)
+	}
+
+	for _, f := range []string{"/etc/shadow", passwd, secret} {
+		cat := exec.Command("/bin/cat", f)
+		cat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		if out, err := cat.CombinedOutput(); err == nil || !strings.Contains(string(out), "Permission denied") {
+			t.Errorf("as the engine's uid, cat %s: %v %q", f, err, out)
+		}
+	}
+
+	c := login(t, m, alice)
+	c.data("To: bob@example.test\nSubject: through the engine\n\nsplit\n", 250)
+	c.cmd("QUIT", 221)
+	waitDelivered(t, root, "bob@example.test", 1)
+}
+
+// TestAccountPolicyAtPASS: with a PAM stack that lets everyone in, the
+// account policy of the sendmail backend alone refuses root and a system
+// account at PASS with 530 (not after the upload), and says why in the
+// log; an ordinary account gets 250.
+func TestAccountPolicyAtPASS(t *testing.T) {
+	needPAMSetup(t)
+	needPostfix(t)
+	testenv.NeedFile(t, "/etc/pam.d/mppd-test-permit")
+	m := startMppd(t, fmt.Sprintf(`
+[authn]
+backend = "pam"
+
+[authn.pam]
+service = "mppd-test-permit"
+mail_domain = %q
+
+[delivery]
+backend = "sendmail"
+`, testMailDomain))
+	for _, tc := range []struct {
+		user   string
+		code   int
+		reason string
+	}{
+		{"root", 530, "uid-zero"},
+		{"daemon", 530, "uid-below-min"},
+		{pamOK.name, 250, ""},
+	} {
+		c := m.dial(t)
+		c.cmd("USER "+tc.user, 250)
+		c.cmd("PASS anything-at-all", tc.code)
+		c.cmd("QUIT", 221)
+		if tc.reason != "" {
+			m.waitLog("event=account-refused")
+			m.waitLog("reason=" + tc.reason)
+		}
+	}
+}
