@@ -204,7 +204,10 @@ func runEngine(cfg *config.Config, hello privsep.Hello, conn *net.UnixConn, log 
 		}
 	}
 
-	err = d.run(ctx, stop, set.mpp)
+	// No stopSignals: a terminal's ^C or a unit's KillMode= may send
+	// the engine its own signal besides the one the monitor passes on;
+	// the second must not cut the drain short.
+	err = d.run(ctx, nil, set.mpp)
 	stop()
 	close(limitsStop)
 	<-limitsDone

@@ -163,12 +163,20 @@ func runMonitor(ms monitorSetup) int {
 	go func() { served <- mon.Serve(context.Background(), conn) }()
 
 	var serveErr, waitErr error
-	var haveServe, haveWait bool
+	var haveServe, haveWait, stopping bool
 	for !haveServe || !haveWait {
 		select {
 		case sig := <-term:
 			// The engine drains; the monitor serves its requests
-			// (deliveries under way) until it exits.
+			// (deliveries under way) until it exits. Only the first
+			// signal is passed on: the engine may have had its own
+			// (^C goes to the whole process group), and the drain
+			// is bounded by drain_timeout and the delivery timeout.
+			if stopping {
+				log.Info("already stopping", "signal", sig.String())
+				continue
+			}
+			stopping = true
 			log.Info("stopping the engine", "signal", sig.String())
 			cmd.Process.Signal(sig)
 		case <-hup:
@@ -236,7 +244,7 @@ func engineIdentity(cfg *config.Config) (engineID, error) {
 	if os.Geteuid() != 0 {
 		return engineID{expect: privdrop.Expect{UID: os.Getuid(), GID: os.Getgid(), Bounding: bounding}}, nil
 	}
-	u, err := user.Lookup(cfg.EngineUser)
+	u, err := userLookup(cfg.EngineUser)
 	if err != nil {
 		return engineID{}, fmt.Errorf("engine_user %q: %w (the packages create it; see mppd.conf(5))", cfg.EngineUser, err)
 	}
@@ -379,3 +387,6 @@ func monitorSockets(ms monitorSetup) (*socketSet, int) {
 	}
 	return set, exitOK
 }
+
+// userLookup is user.Lookup (a variable for tests).
+var userLookup = user.Lookup

@@ -400,27 +400,6 @@ func TestIntegrationStartRefusedWithoutPrivilege(t *testing.T) {
 	}
 }
 
-// nonrootMain is the test binary as nonrootName (see TestIntegrationNonRoot).
-func nonrootMain() int {
-	dir := filepath.Dir(os.Args[0])
-	cfg := DefaultConfig()
-	cfg.Path = filepath.Join(dir, recorderName)
-	cfg.Timeout = Duration(time.Second)
-	b, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err != nil {
-		fmt.Println("new:", err)
-		return 2
-	}
-	b.waitDelay = 500 * time.Millisecond
-	env := userEnvelope("mppd-mta1", "mppd-mta1@mppd.test", "mppd-mta2@localhost")
-	fmt.Println("record:", outcome(b.Deliver(context.Background(), env, strings.NewReader(testMessage))))
-	b.cfg.Path = filepath.Join(dir, "hang.sh")
-	start := time.Now()
-	err = b.Deliver(context.Background(), env, strings.NewReader(testMessage))
-	fmt.Println("hang:", outcome(err), time.Since(start).Round(100*time.Millisecond))
-	return 0
-}
-
 // TestIntegrationNonRoot: mppd's non-root mode, an ordinary user with
 // ambient CAP_SETUID, CAP_SETGID and CAP_KILL. The sendmail it runs as
 // another user holds no capability at all (a plain exec would have passed

@@ -54,6 +54,32 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// nonrootMain is the test binary as nonrootName (see TestIntegrationNonRoot).
+func nonrootMain() int {
+	dir := filepath.Dir(os.Args[0])
+	cfg := DefaultConfig()
+	cfg.Path = filepath.Join(dir, recorderName)
+	cfg.Timeout = Duration(time.Second)
+	b, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		fmt.Println("new:", err)
+		return 2
+	}
+	b.waitDelay = 500 * time.Millisecond
+	env := delivery.Envelope{
+		Sender:     "mppd-mta1@mppd.test",
+		Recipients: []string{"mppd-mta2@localhost"},
+		Identity:   authn.Identity{Login: "mppd-mta1", Addresses: []string{"mppd-mta1@mppd.test"}, Account: "mppd-mta1"},
+		Session:    "it",
+	}
+	fmt.Println("record:", outcome(b.Deliver(context.Background(), env, strings.NewReader(testMessage))))
+	b.cfg.Path = filepath.Join(dir, "hang.sh")
+	start := time.Now()
+	err = b.Deliver(context.Background(), env, strings.NewReader(testMessage))
+	fmt.Println("hang:", outcome(err), time.Since(start).Round(100*time.Millisecond))
+	return 0
+}
+
 // record is what the recording stand-in sees of its own start.
 type record struct {
 	Args       []string

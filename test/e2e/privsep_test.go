@@ -143,3 +143,28 @@ backend = "sendmail"
 		}
 	}
 }
+
+// TestSIGTERMEitherProcess: a stop works whichever process gets the signal
+// first, and when both get one (KillMode=control-group, a terminal's ^C):
+// the engine drains, a session under way is told 451, and both exit 0.
+func TestSIGTERMEitherProcess(t *testing.T) {
+	needEngineUser(t)
+	for _, target := range []string{"engine", "both"} {
+		t.Run(target, func(t *testing.T) {
+			extra, _ := devBackends(t, alice)
+			m := startMppd(t, extra)
+			pid := enginePID(t, m)
+			c := login(t, m, alice)
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if target == "both" {
+				m.cmd.Process.Signal(syscall.SIGTERM)
+			}
+			c.expect(451)
+			if code := m.waitExit(stopTimeout); code != 0 {
+				t.Errorf("exit status %d, want 0; log:\n%s", code, m.Log())
+			}
+		})
+	}
+}
