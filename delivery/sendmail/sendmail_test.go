@@ -57,9 +57,9 @@ func TestMain(m *testing.M) {
 // nonrootMain is the test binary as nonrootName (see TestIntegrationNonRoot).
 func nonrootMain() int {
 	dir := filepath.Dir(os.Args[0])
-	cfg := DefaultConfig()
+	cfg := config.DefaultSendmail()
 	cfg.Path = filepath.Join(dir, recorderName)
-	cfg.Timeout = Duration(time.Second)
+	cfg.Timeout = config.Duration(time.Second)
 	b, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		fmt.Println("new:", err)
@@ -69,7 +69,8 @@ func nonrootMain() int {
 	env := delivery.Envelope{
 		Sender:     "mppd-mta1@mppd.test",
 		Recipients: []string{"mppd-mta2@localhost"},
-		Identity:   authn.Identity{Login: "mppd-mta1", Addresses: []string{"mppd-mta1@mppd.test"}, Account: "mppd-mta1"},
+		Login:      "mppd-mta1",
+		Account:    "mppd-mta1",
 		Session:    "it",
 	}
 	fmt.Println("record:", outcome(b.Deliver(context.Background(), env, strings.NewReader(testMessage))))
