@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mppd/mppd/internal/privdrop"
 	"github.com/mppd/mppd/internal/testenv"
@@ -166,5 +167,98 @@ func TestSIGTERMEitherProcess(t *testing.T) {
 				t.Errorf("exit status %d, want 0; log:\n%s", code, m.Log())
 			}
 		})
+	}
+}
+
+// listenInode is the socket inode of the TCP listener on addr, from
+// /proc/net/tcp.
+func listenInode(t *testing.T, addr string) string {
+	t.Helper()
+	_, portText, _ := strings.Cut(addr, ":")
+	port, _ := strconv.Atoi(portText)
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 9 && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) && f[3] == "0A" {
+			return f[9]
+		}
+	}
+	t.Fatalf("no listener on %s in /proc/net/tcp", addr)
+	return ""
+}
+
+// holdsSocket reports whether process pid has socket inode open.
+func holdsSocket(t *testing.T, pid int, inode string) bool {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); l == "socket:["+inode+"]" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMonitorClosesListeners: once the engine runs, only the engine holds
+// the listening socket; the monitor has closed its copy.
+func TestMonitorClosesListeners(t *testing.T) {
+	needEngineUser(t)
+	extra, _ := devBackends(t, alice)
+	m := startMppd(t, extra)
+	pid := enginePID(t, m)
+	inode := listenInode(t, m.Addr())
+	if !holdsSocket(t, pid, inode) {
+		t.Error("the engine does not hold the listener")
+	}
+	if holdsSocket(t, m.cmd.Process.Pid, inode) {
+		t.Error("the monitor still holds the listener")
+	}
+}
+
+// TestEngineExitsWithoutMonitor: when the monitor dies, the engine stops
+// accepting and exits by itself.
+func TestEngineExitsWithoutMonitor(t *testing.T) {
+	needEngineUser(t)
+	extra, _ := devBackends(t, alice)
+	log := &testenv.LogBuffer{}
+	cmd := exec.Command(mppdBin, "--config", writeConfig(t, anyPort, extra))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	var pid int
+	for deadline := time.Now().Add(startTimeout); pid == 0; {
+		if sm := engineStarted.FindStringSubmatch(log.String()); sm != nil && strings.Contains(log.String(), "msg=listening") {
+			pid, _ = strconv.Atoi(sm[1])
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mppd did not start:\n%s", log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	for deadline := time.Now().Add(stopTimeout); ; time.Sleep(20 * time.Millisecond) {
+		// Gone, or a zombie waiting for whoever adopted it.
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the engine %d still runs %v after its monitor died; log:\n%s", pid, stopTimeout, log)
+		}
+	}
+	if !strings.Contains(log.String(), "the monitor is gone") {
+		t.Errorf("the engine did not say why it stopped:\n%s", log)
 	}
 }
