@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -111,7 +112,7 @@ func runMonitor(ms monitorSetup) int {
 	}
 
 	hello := privsep.Hello{
-		ConfigName: cfg.Path,
+		ConfigName: absPath(cfg.Path),
 		Config:     string(ms.configText),
 		Listeners:  listeners,
 		TLSCert:    pair.Cert,
@@ -390,3 +391,13 @@ func monitorSockets(ms monitorSetup) (*socketSet, int) {
 
 // userLookup is user.Lookup (a variable for tests).
 var userLookup = user.Lookup
+
+// absPath makes the config file's name absolute for the engine, whose
+// working directory is "/": relative paths in the file are taken from the
+// file's directory.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
