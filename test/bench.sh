@@ -109,6 +109,10 @@ EOF
 
 addr=""
 engine=""
+split=no
+if "$mppd" engine 2>&1 | grep -q "started by mppd itself"; then
+  split=yes
+fi
 start() {
   : >"$tmp/mppd.log"
   "$mppd" --config "$conf" >>"$tmp/mppd.log" 2>&1 &
@@ -119,9 +123,15 @@ start() {
   # PAM and sendmail backends and keeps no listener). The engine holds
   # the sessions, so its RSS is the memory per session; the monitor's
   # CPU, with its sendmail children, is what the floor compares with.
+  # (An mppd from before the split is one process: then it is its own
+  # engine.)
   addr=""
   for _ in $(seq 1 100); do
-    engine=$(cat /proc/"$pid"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
+    if [ "$split" = yes ]; then
+      engine=$(cat /proc/"$pid"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
+    else
+      engine=$pid
+    fi
     [ -n "$engine" ] && addr=$(listen_addr "$engine")
     [ -n "$addr" ] && break
     kill -0 "$pid" 2>/dev/null || { cat "$tmp/mppd.log" >&2; exit 1; }

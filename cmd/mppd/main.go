@@ -155,6 +155,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stdout, "ldap: %s\n", what)
 			}
 		}
+		// The account the engine would run as must exist too.
+		if _, err := engineIdentity(cfg); err != nil {
+			startupError(stderr, err)
+			return exitConfig
+		}
 		fmt.Fprintln(stdout, "config OK")
 		return exitOK
 	}
