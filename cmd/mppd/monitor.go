@@ -123,6 +123,12 @@ func runMonitor(ms monitorSetup) int {
 		hello.WatchdogUSec = wd.Microseconds()
 	}
 
+	if err := privsep.CheckHello(hello); err != nil {
+		log.Error("the configuration and TLS files are too large to hand to the engine", logkey.Err, err)
+		closeFiles(files)
+		return exitConfig
+	}
+
 	conn, cmd, err := startEngine(eng, files, ms.stderr, log)
 	for _, f := range files {
 		f.Close()

@@ -95,6 +95,12 @@ func TestEncodeRefusesOversized(t *testing.T) {
 	if _, err := encode(Hello{Config: strings.Repeat("x", MaxFrame)}); err == nil {
 		t.Fatal("an oversized hello was encoded")
 	}
+	if err := CheckHello(Hello{Config: strings.Repeat("x", MaxFrame)}); err == nil {
+		t.Fatal("CheckHello passed an oversized hello")
+	}
+	if err := CheckHello(Hello{Config: strings.Repeat("x", 32<<10), TLSCert: strings.Repeat("c", 8<<10)}); err != nil {
+		t.Fatalf("CheckHello refused a hello that fits: %v", err)
+	}
 }
 
 func TestSameAddress(t *testing.T) {

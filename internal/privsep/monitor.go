@@ -400,6 +400,15 @@ func (m *Monitor) notify(r *notifyRequest) {
 	}
 }
 
+// CheckHello reports whether h fits in one frame, so that the caller can
+// refuse a configuration and certificate too large before it starts the
+// engine.
+func CheckHello(h Hello) error {
+	h.Type = typeHello
+	_, err := encode(h)
+	return err
+}
+
 // SendHello sends the first frame to the engine.
 func SendHello(c *net.UnixConn, h Hello) error {
 	h.Type = typeHello
