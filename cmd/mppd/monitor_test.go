@@ -96,7 +96,7 @@ root = "maildir"
 func TestMonitorExitStatus(t *testing.T) {
 	if os.Geteuid() == 0 {
 		if _, err := userLookup("mppd"); err != nil {
-			t.Skip("running as root needs the mppd account (test/setup.d/15-engine-user.sh)")
+			testenv.Missing(t, "the system account mppd", "run `sudo bash test/setup.d/15-engine-user.sh`")
 		}
 	}
 	for _, tc := range []struct {
