@@ -38,8 +38,8 @@ type Server struct {
 }
 
 // Serve runs one session on conn until QUIT, an error, a limit, or ctx is
-// done, and closes conn. It works on any net.Conn: a TCP connection, an
-// Accept=yes socket, or one end of a net.Pipe in tests.
+// done, and closes conn. It works on any net.Conn: a TCP connection, a
+// TLS connection over one, or one end of a net.Pipe in tests.
 //
 // When ctx is cancelled (the daemon is shutting down), a session waiting
 // for a command is told 451 and closed at once; a session receiving message
