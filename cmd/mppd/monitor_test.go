@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/privsep"
 	"github.com/mppd/mppd/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // TestMain lets the test binary play the engine: the monitor under test
@@ -62,6 +65,8 @@ func fakeEngine() int {
 			return 4
 		}
 		return 0
+	case "attack.test":
+		return attackMonitor(conn, term)
 	case "garbage.test":
 		conn.Write([]byte("this is not a frame"))
 		select {
@@ -120,5 +125,114 @@ func TestMonitorExitStatus(t *testing.T) {
 				t.Errorf("took %s: the engine was not stopped at once", took)
 			}
 		})
+	}
+}
+
+// attackMonitor plays a compromised engine against the real monitor and
+// its real backends (the password file and a maildir): it logs in as alice
+// with her right password in two sessions, then asks for deliveries the
+// monitor must refuse, then one it must make, then sends garbage. It
+// prints what it got on standard error (the monitor's log) and waits for the monitor's SIGTERM.
+func attackMonitor(conn *net.UnixConn, term chan os.Signal) int {
+	staged := func() *os.File {
+		f, _ := os.CreateTemp("", "attack-")
+		os.Remove(f.Name())
+		f.WriteString("To: bob@example.test\nSubject: attack\n\nhi\n")
+		return f
+	}
+	buf := make([]byte, privsep.MaxFrame)
+	ask := func(frame string, files ...*os.File) map[string]any {
+		var oob []byte
+		if len(files) > 0 {
+			fds := []int{}
+			for _, f := range files {
+				fds = append(fds, int(f.Fd()))
+			}
+			oob = unix.UnixRights(fds...)
+		}
+		if _, _, err := conn.WriteMsgUnix([]byte(frame), oob, nil); err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			return nil
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "read:", err)
+			return nil
+		}
+		var r map[string]any
+		json.Unmarshal(buf[:n], &r)
+		return r
+	}
+	login := func(id int, session string) string {
+		r := ask(fmt.Sprintf(`{"type":"auth","id":%d,"user":"YWxpY2U=","password":%q,"client":"192.0.2.7","session":%q}`,
+			id, base64.StdEncoding.EncodeToString([]byte("alice-password")), session))
+		tok, _ := r["token"].(string)
+		fmt.Fprintf(os.Stderr, "login %s: %v\n", session, r["result"])
+		return tok
+	}
+	deliver := func(name string, id int, token, session, sender string, files ...*os.File) {
+		r := ask(fmt.Sprintf(`{"type":"deliver","id":%d,"token":%q,"session":%q,"sender":%q,"recipients":["bob@example.test"]}`,
+			id, token, session, sender), files...)
+		fmt.Fprintf(os.Stderr, "%s: %v %v\n", name, r["result"], r["reason"])
+	}
+	t1, t2 := login(1, "s1"), login(2, "s2")
+	deliver("no token", 3, strings.Repeat("0", 64), "s1", "alice@example.test", staged())
+	deliver("another session's token", 4, t2, "s1", "alice@example.test", staged())
+	deliver("foreign sender", 5, t1, "s1", "root@example.test", staged())
+	deliver("no fd", 6, t1, "s1", "alice@example.test")
+	deliver("two fds", 7, t1, "s1", "alice@example.test", staged(), staged())
+	deliver("good", 8, t1, "s1", "alice@example.test", staged())
+	conn.Write([]byte("garbage"))
+	select {
+	case <-term:
+		return 0
+	case <-time.After(30 * time.Second):
+		return 9
+	}
+}
+
+// TestCompromisedEngine: an engine that owns alice's right password can
+// post as alice in her session and nothing else. Against the real monitor
+// and backends, every other request is refused and logged, only the one
+// good message reaches the maildir, and garbage stops the engine.
+func TestCompromisedEngine(t *testing.T) {
+	if os.Geteuid() == 0 {
+		if _, err := userLookup("mppd"); err != nil {
+			testenv.Missing(t, "the system account mppd", "run `sudo bash test/setup.d/15-engine-user.sh`")
+		}
+	}
+	cfgPath := monitorConfig(t, "attack.test")
+	dir := filepath.Dir(cfgPath)
+	var pw bytes.Buffer
+	if code := run([]string{"passwd", "--config", cfgPath, "alice"}, strings.NewReader("alice-password\n"), &pw, &pw); code != exitOK {
+		t.Fatalf("passwd: %d %s", code, pw.String())
+	}
+	var stdout bytes.Buffer
+	var logs testenv.LogBuffer
+	got := run([]string{"--config", cfgPath}, strings.NewReader(""), &stdout, &logs)
+	if got != exitFailure {
+		t.Errorf("status %d, want %d", got, exitFailure)
+	}
+	out := logs.String()
+	for _, want := range []string{
+		"login s1: ok", "login s2: ok",
+		"no token: refused unknown-token",
+		"another session's token: refused other-session-token",
+		"foreign sender: refused sender-not-identity",
+		"no fd: refused fd-count",
+		"two fds: refused fd-count",
+		"good: queued",
+		"event=privsep-violation",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "event=privsep-refused"); n != 5 {
+		t.Errorf("%d refusals logged, want 5", n)
+	}
+	msgs, _ := filepath.Glob(filepath.Join(dir, "maildir", "*", "new", "*"))
+	if len(msgs) != 1 {
+		t.Errorf("%d messages delivered, want the one good one: %v", len(msgs), msgs)
 	}
 }
