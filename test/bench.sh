@@ -110,9 +110,9 @@ EOF
 addr=""
 engine=""
 split=no
-if "$mppd" engine 2>&1 | grep -q "started by mppd itself"; then
-  split=yes
-fi
+case $("$mppd" engine 2>&1 || true) in
+*"started by mppd itself"*) split=yes ;;
+esac
 start() {
   : >"$tmp/mppd.log"
   "$mppd" --config "$conf" >>"$tmp/mppd.log" 2>&1 &
