@@ -80,7 +80,7 @@ got=$(dpkg-deb -c "$deb" | awk '{ print $6 }' | sed -e 's|^\./|/|' -e 's|/$||' |
 got_files=$(comm -12 <(echo "$got") <(echo "$deb_files" | sort))
 [ "$got_files" = "$(echo "$deb_files" | sort)" ] || fail "the .deb lacks:
 $(comm -13 <(echo "$got") <(echo "$deb_files" | sort))"
-extra=$(comm -23 <(echo "$got") <(echo "$deb_files" | sort) | grep -v -x -e / -e /etc -e /etc/pam.d -e /usr -e /usr/bin -e /usr/sbin -e '/usr/lib\(/systemd\(/system\|/user\)\?\)\?' -e '/usr/share\(/man\(/man[158]\)\?\|/doc\(/mppd\(/examples\(/fail2ban\(/filter.d\|/jail.d\)\?\)\?\)\?\)\?\|/lintian\(/overrides\)\?\)\?' || true)
+extra=$(comm -23 <(echo "$got") <(echo "$deb_files" | sort) | grep -v -x -e / -e /etc -e /etc/pam.d -e /usr -e /usr/bin -e /usr/sbin -e '/usr/lib\(/systemd\(/system\|/user\)\?\|/sysusers.d\)\?' -e '/usr/share\(/man\(/man[158]\)\?\|/doc\(/mppd\(/examples\(/fail2ban\(/filter.d\|/jail.d\)\?\)\?\)\?\)\?\|/lintian\(/overrides\)\?\)\?' || true)
 [ -z "$extra" ] || fail "the .deb holds files nobody expects:
 $extra"
 # The file list minus what only one format has must be the same for both.
@@ -139,6 +139,12 @@ esac ||
 [ ! -e "$root/etc/systemd/system/sockets.target.wants/mppd-tls.socket" ] || fail "mppd-tls.socket is enabled"
 ! grep -q -i 'mppd.*\(started\|starting\)' "$work/apt.log" || fail "the install started something"
 echo "files and conffiles as expected; mppd.socket enabled, mppd-tls.socket not"
+# The engine's system account: no shell, no home.
+acct=$(in_root getent passwd mppd) || fail "the install did not create the account mppd"
+case $acct in
+mppd:*:/:/usr/sbin/nologin) echo "account: $acct" ;;
+*) fail "the account mppd is not a system account without shell or home: $acct" ;;
+esac
 
 step "deb: mppd --version, --check-config on the shipped config"
 in_root mppd --version
@@ -191,8 +197,11 @@ in_root apt-get autoremove --purge -y -q >>"$work/apt.log" 2>&1 || fail "apt-get
 rm -f "$root/tmp/mppd.deb"
 snapshot >"$work/after"
 # deb-systemd-helper keeps its (now empty) state directories: that is
-# init-system-helpers' own bookkeeping, not mppd's.
-left=$(comm -13 "$work/before" "$work/after" | grep -v -x -e './var/lib/systemd/deb-systemd-helper-enabled' -e './var/lib/systemd/deb-systemd-helper-masked' -e './var/lib/systemd' || true)
+# init-system-helpers' own bookkeeping, not mppd's. The system account
+# mppd stays, as Debian's system accounts do (a later account with its uid
+# could own files it left); the backups useradd wrote are its trace.
+left=$(comm -13 "$work/before" "$work/after" | grep -v -x -e './var/lib/systemd/deb-systemd-helper-enabled' -e './var/lib/systemd/deb-systemd-helper-masked' -e './var/lib/systemd' \
+  -e './etc/passwd-' -e './etc/group-' -e './etc/shadow-' -e './etc/gshadow-' || true)
 gone=$(comm -23 "$work/before" "$work/after" || true)
 [ -z "$left$gone" ] || fail "purge did not restore the file system:
 left behind:
@@ -200,6 +209,7 @@ $left
 gone:
 $gone"
 grep -rqs mppd "$root/var/lib/systemd" "$root/etc/systemd" && fail "systemd state still names mppd: $(grep -rls mppd "$root/var/lib/systemd" "$root/etc/systemd"; ls -lR "$root/etc/systemd" | grep mppd)"
-echo "file system as before the install"
+in_root getent passwd mppd >/dev/null || fail "the account mppd is gone after purge"
+echo "file system as before the install (but the system account mppd)"
 
 echo "== install-test: passed in $(($(date +%s) - t0)) s"
