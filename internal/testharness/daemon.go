@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,6 +221,22 @@ func (d *Daemon) UseAddr(addr string) { d.addr = addr }
 
 // Pid is the daemon's process id.
 func (d *Daemon) Pid() int { return d.Cmd.Process.Pid }
+
+// EnginePid is the process id of mppd's engine, the unprivileged process
+// the monitor (Pid) starts and that holds the sessions, from the monitor's
+// log line "engine started" (logged at level info). It fails t if there is
+// none.
+func (d *Daemon) EnginePid() int {
+	d.t.Helper()
+	m := engineStarted.FindStringSubmatch(d.Log())
+	if m == nil {
+		d.t.Fatalf("no engine pid in the log:\n%s", d.Log())
+	}
+	pid, _ := strconv.Atoi(m[1])
+	return pid
+}
+
+var engineStarted = regexp.MustCompile(`msg="engine started" pid=(\d+)`)
 
 // ListenAddr is the host:port of the daemon's first listener with role
 // "mpp", "mpps" (listen_tls) or "metrics", as logged when it was bound. It

@@ -108,7 +108,7 @@ func baseline(t *testing.T, d *daemon, metricsAddr string) (int, int) {
 	g := goroutines(t, metricsAddr)
 	time.Sleep(100 * time.Millisecond)
 	g = min(g, goroutines(t, metricsAddr))
-	return g, procStatus(t, d.Pid(), "VmRSS")
+	return g, procStatus(t, d.EnginePid(), "VmRSS")
 }
 
 // Case 43: endless lines on 8 connections at once (10 MB each without a
@@ -140,9 +140,9 @@ func TestResourceEndlessLine(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	peak := procStatus(t, d.Pid(), "VmHWM")
+	peak := procStatus(t, d.EnginePid(), "VmHWM")
 	settle(t, m, g0, "endless line")
-	rss := procStatus(t, d.Pid(), "VmRSS")
+	rss := procStatus(t, d.EnginePid(), "VmRSS")
 	t.Logf("endless line x8 (80 MiB sent): RSS %d KiB before, peak %d KiB, %d KiB after", rss0, peak, rss)
 	if peak-rss0 > 64<<10 {
 		t.Errorf("RSS grew by %d KiB for 8 endless lines", peak-rss0)
@@ -172,13 +172,13 @@ func TestResourceHeaderBomb(t *testing.T) {
 	d, m := resourceDaemon(t, "")
 	g0, _ := baseline(t, d, m)
 	conns := dialData(t, d, 8)
-	rss0 := procStatus(t, d.Pid(), "VmRSS")
+	rss0 := procStatus(t, d.EnginePid(), "VmRSS")
 	stop := make(chan struct{})
 	peakc := make(chan int)
 	go func() {
 		peak := 0
 		for {
-			peak = max(peak, procStatus(t, d.Pid(), "VmRSS"))
+			peak = max(peak, procStatus(t, d.EnginePid(), "VmRSS"))
 			select {
 			case <-stop:
 				peakc <- peak
@@ -203,7 +203,7 @@ func TestResourceHeaderBomb(t *testing.T) {
 	close(stop)
 	peak := <-peakc
 	settle(t, m, g0, "header bomb")
-	t.Logf("header bomb x8 (1.2 MB each): RSS %d KiB before, peak %d KiB, %d KiB after", rss0, peak, procStatus(t, d.Pid(), "VmRSS"))
+	t.Logf("header bomb x8 (1.2 MB each): RSS %d KiB before, peak %d KiB, %d KiB after", rss0, peak, procStatus(t, d.EnginePid(), "VmRSS"))
 	if peak-rss0 > 64<<10 {
 		t.Errorf("RSS grew by %d KiB for 8 header bombs", peak-rss0)
 	}
@@ -255,7 +255,7 @@ func TestResourceConnectionFlood(t *testing.T) {
 	}
 
 	ok, refused, conns := flood(1000, func(int) string { return "127.0.0.2" })
-	rss := procStatus(t, d.Pid(), "VmRSS")
+	rss := procStatus(t, d.EnginePid(), "VmRSS")
 	t.Logf("1000 connections from one address: %d sessions, %d refused; RSS %d KiB (baseline %d)", ok, refused, rss, rss0)
 	if ok != 50 || refused != 950 {
 		t.Errorf("per-client cap: %d sessions, %d refused; want 50, 950", ok, refused)
@@ -267,7 +267,7 @@ func TestResourceConnectionFlood(t *testing.T) {
 
 	ok, refused, conns = flood(2000, func(i int) string { return fmt.Sprintf("127.1.%d.%d", i/200, i%200+1) })
 	g := goroutines(t, m)
-	rss = procStatus(t, d.Pid(), "VmRSS")
+	rss = procStatus(t, d.EnginePid(), "VmRSS")
 	t.Logf("2000 connections from 2000 addresses, max_sessions 1500: %d sessions, %d refused; RSS %d KiB (baseline %d, %.1f KiB per idle session), %d goroutines",
 		ok, refused, rss, rss0, float64(rss-rss0)/float64(max(ok, 1)), g)
 	if ok != 1500 || refused != 500 {

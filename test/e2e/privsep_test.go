@@ -17,6 +17,7 @@ import (
 
 	"github.com/mppd/mppd/internal/privdrop"
 	"github.com/mppd/mppd/internal/testenv"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // The privilege split as it runs: mppd started as root starts its engine
@@ -36,18 +37,6 @@ func needEngineUser(t *testing.T) (uid, gid int) {
 }
 
 var engineStarted = regexp.MustCompile(`msg="engine started" pid=(\d+)`)
-
-// enginePID is the engine's process id, from the monitor's log.
-func enginePID(t *testing.T, m *mppd) int {
-	t.Helper()
-	m.waitLog("engine started")
-	sm := engineStarted.FindStringSubmatch(m.Log())
-	if sm == nil {
-		t.Fatalf("no engine pid in the log:\n%s", m.Log())
-	}
-	pid, _ := strconv.Atoi(sm[1])
-	return pid
-}
 
 // TestEngineHoldsNothing: /proc/PID/status of the engine shows the mppd
 // uid and gid, no supplementary group, every capability set empty,
@@ -73,8 +62,8 @@ func TestEngineHoldsNothing(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(passwd), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m := startMppd(t, extra)
-	pid := enginePID(t, m)
+	m := testharness.Start(t, extra)
+	pid := m.EnginePid()
 
 	st, err := privdrop.ReadStatus(pid)
 	if err != nil {
@@ -101,8 +90,8 @@ func TestEngineHoldsNothing(t *testing.T) {
 	}
 
 	c := login(t, m, alice)
-	c.data("To: bob@example.test\nSubject: through the engine\n\nsplit\n", 250)
-	c.cmd("QUIT", 221)
+	c.Post("To: bob@example.test\nSubject: through the engine\n\nsplit\n", 250)
+	c.Cmd("QUIT", 221)
 	waitDelivered(t, root, "bob@example.test", 1)
 }
 
@@ -113,8 +102,8 @@ func TestEngineHoldsNothing(t *testing.T) {
 func TestAccountPolicyAtPASS(t *testing.T) {
 	needPAMSetup(t)
 	needPostfix(t)
-	testenv.NeedFile(t, "/etc/pam.d/mppd-test-permit")
-	m := startMppd(t, fmt.Sprintf(`
+	testenv.NeedPAMService(t, "mppd-test-permit")
+	m := testharness.Start(t, fmt.Sprintf(`
 [authn]
 backend = "pam"
 
@@ -134,13 +123,13 @@ backend = "sendmail"
 		{"daemon", 530, "uid-below-min"},
 		{pamOK.name, 250, ""},
 	} {
-		c := m.dial(t)
-		c.cmd("USER "+tc.user, 250)
-		c.cmd("PASS anything-at-all", tc.code)
-		c.cmd("QUIT", 221)
+		c := m.Dial(t)
+		c.Cmd("USER "+tc.user, 250)
+		c.Cmd("PASS anything-at-all", tc.code)
+		c.Cmd("QUIT", 221)
 		if tc.reason != "" {
-			m.waitLog("event=account-refused")
-			m.waitLog("reason=" + tc.reason)
+			m.WaitLog("event=account-refused")
+			m.WaitLog("reason=" + tc.reason)
 		}
 	}
 }
@@ -153,17 +142,17 @@ func TestSIGTERMEitherProcess(t *testing.T) {
 	for _, target := range []string{"engine", "both"} {
 		t.Run(target, func(t *testing.T) {
 			extra, _ := devBackends(t, alice)
-			m := startMppd(t, extra)
-			pid := enginePID(t, m)
+			m := testharness.Start(t, extra)
+			pid := m.EnginePid()
 			c := login(t, m, alice)
 			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
 			if target == "both" {
-				m.cmd.Process.Signal(syscall.SIGTERM)
+				m.Cmd.Process.Signal(syscall.SIGTERM)
 			}
-			c.expect(451)
-			if code := m.waitExit(stopTimeout); code != 0 {
+			c.Expect(451)
+			if code := m.WaitExit(testharness.StopTimeout); code != 0 {
 				t.Errorf("exit status %d, want 0; log:\n%s", code, m.Log())
 			}
 		})
@@ -210,13 +199,13 @@ func holdsSocket(t *testing.T, pid int, inode string) bool {
 func TestMonitorClosesListeners(t *testing.T) {
 	needEngineUser(t)
 	extra, _ := devBackends(t, alice)
-	m := startMppd(t, extra)
-	pid := enginePID(t, m)
+	m := testharness.Start(t, extra)
+	pid := m.EnginePid()
 	inode := listenInode(t, m.Addr())
 	if !holdsSocket(t, pid, inode) {
 		t.Error("the engine does not hold the listener")
 	}
-	if holdsSocket(t, m.cmd.Process.Pid, inode) {
+	if holdsSocket(t, m.Pid(), inode) {
 		t.Error("the monitor still holds the listener")
 	}
 }
@@ -227,7 +216,7 @@ func TestEngineExitsWithoutMonitor(t *testing.T) {
 	needEngineUser(t)
 	extra, _ := devBackends(t, alice)
 	log := &testenv.LogBuffer{}
-	cmd := exec.Command(mppdBin, "--config", writeConfig(t, anyPort, extra))
+	cmd := exec.Command(testharness.Binary(), "--config", testharness.WriteConfig(t, extra))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -235,7 +224,7 @@ func TestEngineExitsWithoutMonitor(t *testing.T) {
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	var pid int
-	for deadline := time.Now().Add(startTimeout); pid == 0; {
+	for deadline := time.Now().Add(testharness.StartTimeout); pid == 0; {
 		if sm := engineStarted.FindStringSubmatch(log.String()); sm != nil && strings.Contains(log.String(), "msg=listening") {
 			pid, _ = strconv.Atoi(sm[1])
 			break
@@ -247,7 +236,7 @@ func TestEngineExitsWithoutMonitor(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	for deadline := time.Now().Add(stopTimeout); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(testharness.StopTimeout); ; time.Sleep(20 * time.Millisecond) {
 		// Gone, or a zombie waiting for whoever adopted it.
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil || strings.Contains(string(st), ") Z ") {
@@ -255,7 +244,7 @@ func TestEngineExitsWithoutMonitor(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("the engine %d still runs %v after its monitor died; log:\n%s", pid, stopTimeout, log)
+			t.Fatalf("the engine %d still runs %v after its monitor died; log:\n%s", pid, testharness.StopTimeout, log)
 		}
 	}
 	if !strings.Contains(log.String(), "the monitor is gone") {
