@@ -406,8 +406,8 @@ func TestIntegrationStartRefusedWithoutPrivilege(t *testing.T) {
 // the ambient ones on, and the child could setuid(0)), and a child that
 // hangs is killed at the timeout across the uid change.
 func TestIntegrationNonRoot(t *testing.T) {
-	needPostfix(t)
-	dir := openTempDir(t)
+	testenv.NeedPostfix(t)
+	dir := testenv.OpenTempDir(t)
 	installRecorder(t, dir)
 	helper := installSelf(t, dir, nonrootName)
 	writeScript(t, dir, "hang.sh", "echo $$ >"+dir+"/hang.pid\nexec sleep 3600")

@@ -101,7 +101,7 @@ func TestEngineHoldsNothing(t *testing.T) {
 // log; an ordinary account gets 250.
 func TestAccountPolicyAtPASS(t *testing.T) {
 	needPAMSetup(t)
-	needPostfix(t)
+	testenv.NeedPostfix(t)
 	testenv.NeedPAMService(t, "mppd-test-permit")
 	m := testharness.Start(t, fmt.Sprintf(`
 [authn]
