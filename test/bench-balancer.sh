@@ -94,8 +94,12 @@ start() {
   pids+=("$pid")
   addr=""
   for _ in $(seq 1 100); do
-    addr=$(listen_addr "$pid")
-    [ -n "$addr" ] && return 0
+    # The listener is held by mppd's engine, the child it starts (the
+    # monitor, $pid, keeps none once the engine runs).
+    for p in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+      addr=$(listen_addr "$p")
+      [ -n "$addr" ] && return 0
+    done
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
