@@ -456,34 +456,6 @@ listening 218 || fail "218 does not listen after the recovery"
 out=$(post alice alice-Pw-1 "after recovery") || fail "post after the recovery failed: $out"
 wait_delivered "after recovery"
 
-step accept-yes "mppd(8) One process per connection: Accept=yes and back"
-mkdir -p "$root/etc/systemd/system/mppd.socket.d"
-# What `systemctl edit mppd.socket` writes, and its daemon-reload.
-printf '[Socket]\nAccept=yes\n' >"$root/etc/systemd/system/mppd.socket.d/override.conf"
-in_c systemctl daemon-reload
-procedure "One process per connection" 1
-mark_journal
-out=$(post alice alice-Pw-1 "accept yes") || fail "post with Accept=yes failed: $out"
-wait_delivered "accept yes"
-state_is mppd.service inactive || fail "mppd.service is $(prop mppd.service ActiveState) with Accept=yes"
-out=$(in_c systemctl restart mppd 2>&1) && fail "systemctl restart mppd started the masked service"
-say "systemctl restart mppd: $out"
-out=$(post alice wrong-password "accept yes, bad password") && fail "a wrong password posted: $out"
-out=$(post alice alice-Pw-1 "accept yes after restart") || fail "post after \"systemctl restart mppd\" failed: $out"
-journal=$(in_c sh -c "journalctl --no-pager -o cat -u mppd -u 'mppd@*' --since @$mark")
-grep -q 'event=login' <<<"$journal" || fail "journalctl -u mppd -u 'mppd@*' shows no login: $journal"
-# The fail2ban example's journalmatch, as fail2ban gives it to the journal.
-match=$(sed -n 's/^journalmatch *= *//p' "$root/usr/share/doc/mppd/examples/fail2ban/filter.d/mppd.conf")
-[ -n "$match" ] || fail "no journalmatch in the fail2ban filter"
-journal=$(in_c sh -c "journalctl --no-pager -o cat --since @$mark $match")
-grep -q 'event=auth-failed' <<<"$journal" ||
-  fail "the fail2ban journalmatch ($match) misses an mppd@ instance's auth-failed line"
-say "served by mppd@ instances; journalmatch \"$match\" finds their failed logins"
-procedure "One process per connection" 2
-out=$(post alice alice-Pw-1 "accept no again") || fail "post after going back failed: $out"
-state_is mppd.service active || fail "mppd.service is $(prop mppd.service ActiveState) after going back to Accept=no"
-wait_delivered "accept no again"
-
 # A certificate for 127.0.0.1, self-signed (the client trusts it as its CA).
 make_cert() { # NAME
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
