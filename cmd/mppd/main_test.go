@@ -168,7 +168,7 @@ func TestExitConfigMatchesTheUnit(t *testing.T) {
 	if exitConfig == 2 || exitConfig == exitFailure || exitConfig == exitOK {
 		t.Fatalf("exitConfig = %d collides with another status", exitConfig)
 	}
-	for _, unit := range []string{"mppd.service", "mppd@.service"} {
+	for _, unit := range []string{"mppd.service"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", unit))
 		if err != nil {
 			t.Fatal(err)
@@ -178,13 +178,6 @@ func TestExitConfigMatchesTheUnit(t *testing.T) {
 			if v, ok := strings.CutPrefix(line, "RestartPreventExitStatus="); ok {
 				prevent = append(prevent, strings.Fields(v)...)
 			}
-		}
-		if unit == "mppd@.service" {
-			// One process per connection is never restarted.
-			if prevent != nil || strings.Contains(string(b), "\nRestart=") {
-				t.Errorf("%s: restarts or lists RestartPreventExitStatus=%v", unit, prevent)
-			}
-			continue
 		}
 		if !reflect.DeepEqual(prevent, []string{"78"}) {
 			t.Errorf("%s: RestartPreventExitStatus=%v, want [78] (exitConfig %d)", unit, prevent, exitConfig)
