@@ -116,8 +116,8 @@ func TestPAMRhostIsTCPPeer(t *testing.T) {
 }
 
 // A PAM user who is a supplementary member of a privileged group (root,
-// shadow) logs in but is never submitted as: the sendmail backend refuses
-// the account (550, reason privileged-group) before sendmail runs, while an
+// shadow) is never submitted as: the sendmail backend's account policy
+// refuses the login at PASS (530, reason privileged-group), while an
 // ordinary PAM user's message goes through the same daemon to Postfix.
 func TestPAMPrivilegedGroupRefused(t *testing.T) {
 	needPAMSetup(t)
@@ -134,9 +134,12 @@ timeout = "20s"
 `)
 
 	refused, ok := randomToken(t), randomToken(t)
+	// The account policy answers at PASS, like a wrong password: the
+	// message is never uploaded.
 	for _, u := range []testUser{wheel, shadow} {
-		c := login(t, m, u)
-		c.Post("To: mppd-mta1@localhost\nSubject: "+refused+"\n\nfrom a privileged group\n", 550)
+		c := m.Dial(t)
+		c.Cmd("USER "+u.name, 250)
+		c.Cmd("PASS "+u.password, 530)
 		c.Cmd("QUIT", 221)
 	}
 	m.WaitLog("reason=privileged-group")
