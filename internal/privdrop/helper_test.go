@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -147,20 +146,4 @@ func helperCmd(t *testing.T, helper string, env ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), helperEnv+"="+helper)
 	cmd.Env = append(cmd.Env, env...)
 	return cmd
-}
-
-// runStatus runs cmd, which prints a /proc/PID/status text, and parses it.
-func runStatus(t *testing.T, cmd *exec.Cmd) Status {
-	t.Helper()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", cmd.Args, err, stderr.String())
-	}
-	st, err := ParseStatus(string(out))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	return st
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -105,4 +106,20 @@ func TestStartNonRootAmbient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runStatus runs cmd, which prints a /proc/PID/status text, and parses it.
+func runStatus(t *testing.T, cmd *exec.Cmd) Status {
+	t.Helper()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, stderr.String())
+	}
+	st, err := ParseStatus(string(out))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return st
 }
