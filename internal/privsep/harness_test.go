@@ -88,11 +88,14 @@ type recorder struct {
 }
 
 func (r *recorder) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
-	if r.started != nil {
-		r.started <- struct{}{}
+	r.mu.Lock()
+	started, hold := r.started, r.hold
+	r.mu.Unlock()
+	if started != nil {
+		started <- struct{}{}
 	}
-	if r.hold != nil {
-		<-r.hold
+	if hold != nil {
+		<-hold
 	}
 	b, err := io.ReadAll(msg)
 	if err != nil {
@@ -103,6 +106,24 @@ func (r *recorder) Deliver(ctx context.Context, env delivery.Envelope, msg io.Re
 	r.envs = append(r.envs, env)
 	r.msgs = append(r.msgs, string(b))
 	return r.result
+}
+
+// holdNext makes the deliveries from now on say that they started (on
+// rec.started) and wait until rec.hold is closed.
+func (r *recorder) holdNext() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hold = make(chan struct{})
+	r.started = make(chan struct{}, 1)
+}
+
+// setResult sets what the next deliveries answer. The monitor runs each
+// delivery on a goroutine of its own, so the write takes the lock its reads
+// do.
+func (r *recorder) setResult(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.result = err
 }
 
 func (r *recorder) count() int {

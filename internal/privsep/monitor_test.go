@@ -53,17 +53,17 @@ func TestLoginAndDeliver(t *testing.T) {
 	}
 
 	// The backend's answers come back as they were.
-	r.rec.result = delivery.Permanent("exit 67", nil)
+	r.rec.setResult(delivery.Permanent("exit 67", nil))
 	err = cl.Deliver(ctx, env, strings.NewReader(msgText))
 	if !delivery.IsPermanent(err) || delivery.Reason(err) != "exit 67" {
 		t.Fatalf("permanent failure came back as %v", err)
 	}
-	r.rec.result = delivery.Temporary("timeout", nil)
+	r.rec.setResult(delivery.Temporary("timeout", nil))
 	err = cl.Deliver(ctx, env, strings.NewReader(msgText))
 	if delivery.IsPermanent(err) || delivery.Reason(err) != "timeout" {
 		t.Fatalf("temporary failure came back as %v", err)
 	}
-	r.rec.result = nil
+	r.rec.setResult(nil)
 
 	// After End the token is gone in the monitor too.
 	cl.End("s1")
@@ -389,8 +389,7 @@ func TestViolations(t *testing.T) {
 // delivery runs. Serve lets it finish before returning nil.
 func TestWaitsForDeliveryWhenEngineGoes(t *testing.T) {
 	r := newRig(t)
-	r.rec.hold = make(chan struct{})
-	r.rec.started = make(chan struct{}, 1)
+	r.rec.holdNext()
 	tok := r.login(1, "alice", "secret", "s1")
 	r.sendRaw(deliverRequest{Type: typeDeliver, ID: 2, Token: tok, Session: "s1", Sender: "alice@example.org",
 		Recipients: []string{"bob@example.org"}}, stagedFile(t, msgText))
@@ -412,8 +411,7 @@ func TestWaitsForDeliveryWhenEngineGoes(t *testing.T) {
 // the delivery finish before Serve returns the violation.
 func TestViolationWaitsForDelivery(t *testing.T) {
 	r := newRig(t)
-	r.rec.hold = make(chan struct{})
-	r.rec.started = make(chan struct{}, 1)
+	r.rec.holdNext()
 	tok := r.login(1, "alice", "secret", "s1")
 	r.sendRaw(deliverRequest{Type: typeDeliver, ID: 2, Token: tok, Session: "s1", Sender: "alice@example.org",
 		Recipients: []string{"bob@example.org"}}, stagedFile(t, msgText))
