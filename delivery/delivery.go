@@ -35,8 +35,10 @@ type Envelope struct {
 // msg is the whole message as it is to be delivered: dot-unstuffed, with LF
 // line endings, trace headers added and Bcc removed. It is fully staged
 // before Deliver is called, so reading it never waits for the client, and a
-// client that goes away cannot shorten it. It may be an *os.File (an
-// unlinked staging file) when the message was large.
+// client that goes away cannot shorten it. From mppd it always is an
+// *os.File, the engine's unlinked staging file, positioned at its start:
+// a backend that needs a file (sendmail's stdin) uses it as it is rather
+// than copying the message again.
 //
 // A nil error means the mail system has taken responsibility for the
 // message. Otherwise the error is, or wraps, a *TemporaryError or a

@@ -62,8 +62,9 @@ type Config struct {
 	// reason for the failure cannot be told from the timing. Zero turns
 	// it off (tests only).
 	AuthFailureDelay time.Duration
-	// StagingDir is where message text larger than MemoryThreshold is
-	// spilled, in an unlinked file. Empty means os.TempDir().
+	// StagingDir is where each message is staged, as delivered, in one
+	// unlinked file: the file the Deliverer gets. Empty means
+	// os.TempDir().
 	StagingDir string
 	// MemoryThreshold is how much of a message is kept in memory before
 	// it spills to StagingDir.

@@ -3,7 +3,6 @@ package protocol
 import (
 	"context"
 	"errors"
-	"io"
 	"time"
 
 	"github.com/mppd/mppd/delivery"
@@ -15,11 +14,60 @@ import (
 
 func validAddress(a string) error { return address.Valid(a) }
 
+// stagedText is the sink the message text is read into: it stages the
+// message as it will be delivered. As soon as the client's header block is
+// complete it is prepared (trace fields added, Bcc removed) and the result
+// written first; the body follows as it arrives. So the staging buffer,
+// and the one file it ends up in, hold exactly what the delivery backend
+// reads: the message is never copied again.
+type stagedText struct {
+	s        *session
+	buf      *staging.Buffer
+	prepared bool
+	prep     message.Result
+	err      error // from message.Prepare: the message will be refused
+}
+
+// Header prepares the header; the body that follows is kept only if that
+// worked.
+func (t *stagedText) Header(header []byte) {
+	t.prepared = true
+	t.prep, t.err = t.s.prepare(header)
+	if t.err == nil {
+		t.buf.Write(t.prep.Header) // an error is kept by buf
+	}
+}
+
+func (t *stagedText) Write(p []byte) (int, error) {
+	if t.err != nil {
+		return len(p), nil // refused anyway: read on, keep nothing
+	}
+	return t.buf.Write(p)
+}
+
+// prepare runs message.Prepare on the client's header for this session.
+func (s *session) prepare(header []byte) (message.Result, error) {
+	id := s.identity
+	return message.Prepare(header, message.Trace{
+		Login:     id.Login,
+		Addresses: id.Addresses,
+		Client:    s.client,
+		Session:   s.id,
+		Time:      time.Now(),
+	}, message.Options{
+		Hostname:              s.cfg.Hostname,
+		MaxRecipients:         s.cfg.Limits.MaxRecipients,
+		MaxReceived:           s.cfg.Limits.MaxReceived,
+		Sender:                s.cfg.SenderPolicy,
+		ReceivedClientAddress: s.cfg.ReceivedClientAddress,
+	})
+}
+
 // finishMessage decides what becomes of a message whose text has been read
-// to its end: refuse it (550, or 451 for a local fault), or prepare its
-// header and hand it to the delivery backend. 250 only once the backend has
-// said the message is queued.
-func (s *session) finishMessage(ctx context.Context, res textResult, body *staging.Buffer) reply {
+// to its end: refuse it (550, or 451 for a local fault), or hand the staged
+// message to the delivery backend. 250 only once the backend has said the
+// message is queued.
+func (s *session) finishMessage(ctx context.Context, res textResult, text *stagedText) reply {
 	log := s.log.With(logkey.User, s.user, "size", res.size)
 	refuse := func(reason, text string) reply {
 		log.Warn("message refused", logkey.Event, logkey.EventRejected, logkey.Reason, reason)
@@ -42,21 +90,11 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 		return s.localError("Local error in staging the message, try again later.")
 	}
 
-	id := s.identity
-	prep, err := message.Prepare(res.header, message.Trace{
-		Login:     id.Login,
-		Addresses: id.Addresses,
-		Client:    s.client,
-		Session:   s.id,
-		Time:      time.Now(),
-	}, message.Options{
-		Hostname:              s.cfg.Hostname,
-		MaxRecipients:         s.cfg.Limits.MaxRecipients,
-		MaxReceived:           s.cfg.Limits.MaxReceived,
-		Sender:                s.cfg.SenderPolicy,
-		ReceivedClientAddress: s.cfg.ReceivedClientAddress,
-	})
-	if err != nil {
+	if !text.prepared {
+		// A text with no blank line is all header.
+		text.Header(res.header)
+	}
+	if err := text.err; err != nil {
 		var rej *message.Rejection
 		if errors.As(err, &rej) {
 			return refuse(rej.Reason, rej.Text)
@@ -64,12 +102,12 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 		log.Error("cannot prepare the message", logkey.Event, logkey.EventPrepareFailed, logkey.Err, err)
 		return s.localError("Local error in processing the message.")
 	}
-
-	bodyReader, err := body.Reader()
+	msg, err := text.buf.File()
 	if err != nil {
-		log.Error("cannot read the staged message", logkey.Event, logkey.EventStagingFailed, logkey.Err, err)
+		log.Error("cannot stage the message", logkey.Event, logkey.EventStagingFailed, logkey.Err, err)
 		return s.localError("Local error in staging the message, try again later.")
 	}
+	id, prep := s.identity, text.prep
 	env := delivery.Envelope{
 		Sender:     id.Addresses[0],
 		Recipients: prep.Recipients,
@@ -77,7 +115,6 @@ func (s *session) finishMessage(ctx context.Context, res textResult, body *stagi
 		Account:    id.Account,
 		Session:    s.id,
 	}
-	msg := io.MultiReader(bytesReader(prep.Header), bodyReader)
 
 	// The sending limits count the message from here; a delivery that
 	// fails gives the count back, so only delivered messages count.

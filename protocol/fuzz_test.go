@@ -66,7 +66,7 @@ func FuzzReadText(f *testing.F) {
 		lim := textLimits{maxMessage: 1 << 30, maxHeader: 1 << 30}
 
 		// Any bytes at all: no panic, and the reader stays within them.
-		var sink bytes.Buffer
+		var sink recordSink
 		readText(bufio.NewReaderSize(bytes.NewReader(raw), 16), lim, &sink)
 
 		msg := string(raw)
@@ -78,7 +78,7 @@ func FuzzReadText(f *testing.F) {
 		}
 		wire := stuff(msg) + "NEXT\r\n"
 		r := bufio.NewReaderSize(strings.NewReader(wire), 16)
-		var body bytes.Buffer
+		var body recordSink
 		res, err := readText(r, lim, &body)
 		if err != nil || !res.terminated {
 			t.Fatalf("%q: err %v terminated %v", wire, err, res.terminated)

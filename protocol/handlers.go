@@ -152,6 +152,9 @@ func (s *session) cmdData(ctx context.Context, cmd command) reply {
 		return replySyntax.with("Argument syntax error: DATA takes no argument.")
 	}
 	lim := s.cfg.Limits
+	// The staging file system holds the message's only copy, the file
+	// sendmail reads: max_size plus the fields mppd adds, with room to
+	// spare (Postfix asks for 1.5 times its message size limit).
 	if err := staging.CheckFree(s.cfg.StagingDir, lim.MaxMessage+lim.MaxMessage/2); err != nil {
 		s.log.Error("cannot stage a message", logkey.Event, logkey.EventStagingUnavailable, logkey.Err, err)
 		s.state = stateDone
@@ -162,10 +165,11 @@ func (s *session) cmdData(ctx context.Context, cmd command) reply {
 	}
 	buf := staging.New(s.cfg.StagingDir, s.cfg.MemoryThreshold)
 	defer buf.Close()
+	text := &stagedText{s: s, buf: buf}
 
 	s.dataStart, s.dataBytes = time.Now(), 0
 	tr := s.textReader()
-	res, err := readText(tr, textLimits{maxMessage: lim.MaxMessage, maxHeader: lim.MaxHeader}, buf)
+	res, err := readText(tr, textLimits{maxMessage: lim.MaxMessage, maxHeader: lim.MaxHeader}, text)
 	s.doneText(tr)
 	s.dataStart = time.Time{}
 	if err != nil {
@@ -175,7 +179,7 @@ func (s *session) cmdData(ctx context.Context, cmd command) reply {
 		}
 		return r
 	}
-	r := s.finishMessage(ctx, res, buf)
+	r := s.finishMessage(ctx, res, text)
 	s.event(Event{Kind: EventMessage, Result: messageResult(r.code)})
 	if r.code == 250 {
 		s.state = stateSent

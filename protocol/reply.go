@@ -2,9 +2,7 @@ package protocol
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
@@ -85,5 +83,3 @@ func writeAndClose(conn net.Conn, r reply) {
 	w.Flush()
 	conn.Close()
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -28,6 +28,15 @@ type textResult struct {
 	terminated bool   // the real <CRLF>.<CRLF> was seen
 }
 
+// textSink receives a message text as readText reads it: the header block
+// once it is complete (not when it is too large), then the body.
+type textSink interface {
+	// Header gets the whole header block, blank line included, before
+	// any of the body. It is not called when the text has no blank line.
+	Header(header []byte)
+	io.Writer
+}
+
 // readText reads message text up to the line "." that ends it, undoing dot
 // transparency, and writes the body (everything after the header block) to
 // body. It returns an error only when reading from the client fails, in
@@ -43,7 +52,7 @@ type textResult struct {
 //     and maildir; a line ending in a bare LF is taken as a line too.
 //   - A bare CR or a NUL makes the message unacceptable (RFC 5322 §2.3 and
 //     §3.5 allow neither); it is read to its end and refused.
-func readText(r *bufio.Reader, lim textLimits, body io.Writer) (textResult, error) {
+func readText(r *bufio.Reader, lim textLimits, body textSink) (textResult, error) {
 	var (
 		res       textResult
 		header    bytes.Buffer
@@ -138,6 +147,9 @@ func readText(r *bufio.Reader, lim textLimits, body io.Writer) (textResult, erro
 		if inHeader && lineStart && len(chunk) == 1 {
 			// The blank line, stored with the header, ends it.
 			inHeader = false
+			if !res.headerBig && !res.tooBig {
+				body.Header(header.Bytes())
+			}
 		}
 		prevBare, lineStart = bare, true
 	}

@@ -109,13 +109,19 @@ func TestReadTextSplitLines(t *testing.T) {
 				if r.Size() != 16 {
 					t.Fatalf("bufio buffer is %d octets, the test needs 16", r.Size())
 				}
-				var body bytes.Buffer
+				var body recordSink
 				res, err := readText(r, textLimits{maxMessage: 1 << 20, maxHeader: 1 << 20}, &body)
 				if err != nil || !res.terminated {
 					t.Fatalf("err %v, terminated %v", err, res.terminated)
 				}
 				if string(res.header) != tc.header || body.String() != tc.body {
 					t.Fatalf("header %q body %q, want %q %q", res.header, body.String(), tc.header, tc.body)
+				}
+				if body.lateHeader {
+					t.Fatal("Header came after body bytes")
+				}
+				if strings.HasSuffix(tc.header, "\n\n") && string(body.header) != tc.header {
+					t.Fatalf("Header got %q, want %q", body.header, tc.header)
 				}
 				if res.size != int64(len(tc.header)+len(tc.body)) {
 					t.Errorf("size %d, want %d", res.size, len(tc.header)+len(tc.body))
@@ -146,7 +152,7 @@ func TestReadTextSplitLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			wire := "X-Long: " + long + "\r\nTo: a@b.test\r\n\r\nbody\r\n.\r\nNEXT\r\n"
 			r := bufio.NewReaderSize(strings.NewReader(wire), 16)
-			res, err := readText(r, tc.lim, io.Discard)
+			res, err := readText(r, tc.lim, bodyOnly{io.Discard})
 			if err != nil || !res.terminated || !tc.want(res) {
 				t.Fatalf("err %v, result %+v", err, res)
 			}
@@ -155,4 +161,22 @@ func TestReadTextSplitLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bodyOnly is a textSink that ignores the header.
+type bodyOnly struct{ io.Writer }
+
+func (bodyOnly) Header([]byte) {}
+
+// recordSink is a textSink that keeps what it gets and notes a header that
+// came after body bytes.
+type recordSink struct {
+	bytes.Buffer
+	header     []byte
+	lateHeader bool
+}
+
+func (r *recordSink) Header(h []byte) {
+	r.header = append([]byte(nil), h...)
+	r.lateHeader = r.Len() > 0
 }

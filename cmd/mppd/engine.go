@@ -105,7 +105,6 @@ func runEngine(cfg *config.Config, hello privsep.Hello, conn *net.UnixConn, log 
 	}
 	cl, err := privsep.NewClient(conn, privsep.ClientOptions{
 		MaxInFlight: inFlight(cfg),
-		StagingDir:  cfg.Message.StagingDir,
 		Log:         log,
 		OnTLS: func(p privsep.TLSPair) {
 			if certs != nil {

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
 	"github.com/mppd/mppd/internal/config"
@@ -208,29 +210,27 @@ func (b *Backend) checkedArgv(env delivery.Envelope) ([]string, error) {
 }
 
 // stageStdin returns a file holding the complete message for sendmail's
-// stdin. A regular *os.File (the engine's unlinked staging file) is used
-// as it is, from its current offset. Anything else (the engine keeps small
-// messages in memory) is first copied whole into an unlinked temporary
-// file. sendmail therefore never reads from a pipe mppd is still feeding:
-// if mppd dies mid-message, a pipe would give sendmail an early EOF, which
-// sendmail -i takes for the end of a complete message and queues
-// (docs/hostile-inputs.md, case 69); a file it reads to its real end.
+// stdin. In mppd the message always is one: the engine's unlinked staging
+// file in staging_dir, passed by the monitor, which sendmail reads as it
+// is, from its current offset, so the message is never copied again. Any
+// other reader (a caller that holds the message in memory) is copied into
+// an anonymous memory file (memfd_create), never into the system's
+// temporary directory. Either way sendmail never reads from a pipe mppd
+// is still feeding: if mppd dies mid-message, a pipe would give sendmail
+// an early EOF, which sendmail -i takes for the end of a complete message
+// and queues (docs/hostile-inputs.md, case 69); a file it reads to its
+// real end.
 func stageStdin(msg io.Reader) (*os.File, func(), error) {
 	if f, ok := msg.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 			return f, func() {}, nil
 		}
 	}
-	f, err := os.CreateTemp("", "mppd-sendmail-*")
+	fd, err := unix.MemfdCreate("mppd-message", unix.MFD_CLOEXEC)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("memfd_create: %w", err)
 	}
-	// Unlinked at once: nothing stays behind whatever happens to mppd,
-	// and only the descriptor handed to the child can read it.
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, nil, err
-	}
+	f := os.NewFile(uintptr(fd), "mppd-message")
 	if _, err := io.Copy(f, msg); err != nil {
 		f.Close()
 		return nil, nil, err

@@ -94,6 +94,8 @@ type record struct {
 	RlimitCore uint64
 	StdinLen   int64
 	StdinSHA   string
+	StdinDev   uint64 // what stdin is: device and inode
+	StdinIno   uint64
 	// Caps are the CapInh, CapPrm, CapEff, CapBnd and CapAmb lines of
 	// /proc/self/status, in hex.
 	Caps map[string]string
@@ -133,6 +135,10 @@ func recorderMain() int {
 	var rl syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_CORE, &rl) == nil {
 		r.RlimitCore = rl.Cur
+	}
+	var st syscall.Stat_t
+	if syscall.Fstat(0, &st) == nil {
+		r.StdinDev, r.StdinIno = uint64(st.Dev), st.Ino
 	}
 	h := sha256.New()
 	r.StdinLen, _ = io.Copy(h, os.Stdin)
@@ -482,6 +488,9 @@ func TestRecordedChild(t *testing.T) {
 			dir := t.TempDir()
 			path := installRecorder(t, dir)
 			b, _ := newUnprivileged(t, path)
+			// The message never goes to the temporary directory: with
+			// TMPDIR unusable delivery works just the same.
+			t.Setenv("TMPDIR", "/nonexistent-mppd-tmpdir")
 			// mppd's main sets it (cmd/mppd); the child inherits it.
 			if err := syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{}); err != nil {
 				t.Fatal(err)
@@ -504,6 +513,16 @@ func TestRecordedChild(t *testing.T) {
 			r := readRecord(t, dir)
 			if r == nil {
 				t.Fatal("the stand-in did not run")
+			}
+			if f, ok := msg.(*os.File); ok {
+				// A staged file is sendmail's stdin itself, not a copy.
+				var st syscall.Stat_t
+				if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+					t.Fatal(err)
+				}
+				if r.StdinDev != uint64(st.Dev) || r.StdinIno != st.Ino {
+					t.Errorf("stdin is %d:%d, not the staged file %d:%d", r.StdinDev, r.StdinIno, st.Dev, st.Ino)
+				}
 			}
 			checkRecord(t, r, path, testAccount)
 		})

@@ -25,10 +25,7 @@ type ClientOptions struct {
 	// arrives, even when the caller stopped waiting, so the engine never
 	// has more in flight than the monitor allows.
 	MaxInFlight int
-	// StagingDir is where a message is copied into an unlinked file to
-	// be passed to the monitor. Empty means os.TempDir().
-	StagingDir string
-	Log        *slog.Logger
+	Log         *slog.Logger
 	// OnTLS, when not nil, receives every certificate and key the
 	// monitor sends after the hello. It runs on the reading goroutine
 	// and must not block.
@@ -256,8 +253,9 @@ func (cl *Client) setToken(session, token string) {
 	}
 }
 
-// Deliver stages msg in an unlinked file (unless it is one already) and
-// asks the monitor to deliver it with the token of env.Session.
+// Deliver asks the monitor to deliver msg with the token of env.Session.
+// msg must be the engine's staged message: an unlinked regular *os.File,
+// whose descriptor is passed as it is; the message is not copied again.
 func (cl *Client) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
 	cl.mu.Lock()
 	token := cl.tokens[env.Session]
@@ -265,12 +263,9 @@ func (cl *Client) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 	if token == "" {
 		return delivery.Temporary("no-login", errors.New("privsep: the session has no login"))
 	}
-	f, owned, err := cl.stage(msg)
+	f, err := asStagedFile(msg)
 	if err != nil {
 		return delivery.Temporary("staging", err)
-	}
-	if owned {
-		defer f.Close()
 	}
 	r, err := cl.call(ctx, func(id uint64) any {
 		return deliverRequest{Type: typeDeliver, ID: id, Token: token, Session: env.Session,
@@ -293,29 +288,20 @@ func (cl *Client) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 	return delivery.Temporary("monitor", fmt.Errorf("unexpected result %q", r.Result))
 }
 
-// stage returns an unlinked regular file holding msg from its start. When
-// msg already is one, it is used as it is (and not owned: the caller
-// closes it).
-func (cl *Client) stage(msg io.Reader) (f *os.File, owned bool, err error) {
-	if mf, ok := msg.(*os.File); ok {
-		var st unix.Stat_t
-		if unix.Fstat(int(mf.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 0 {
-			return mf, false, nil
-		}
+// asStagedFile returns msg as the unlinked regular file the monitor takes.
+func asStagedFile(msg io.Reader) (*os.File, error) {
+	f, ok := msg.(*os.File)
+	if !ok {
+		return nil, fmt.Errorf("privsep: the message is a %T, not a staged file", msg)
 	}
-	f, err = os.CreateTemp(cl.opts.StagingDir, "mppd-deliver-*")
-	if err != nil {
-		return nil, false, err
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("privsep: %w", err)
 	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, false, err
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 0 {
+		return nil, errors.New("privsep: the message is not an unlinked regular file")
 	}
-	if _, err := io.Copy(f, msg); err != nil {
-		f.Close()
-		return nil, false, err
-	}
-	return f, true, nil
+	return f, nil
 }
 
 // End tells the monitor that a session ended, so its token is forgotten.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -82,7 +84,7 @@ func TestClientMonitorGone(t *testing.T) {
 	if err == nil || authn.IsBadCredentials(err) {
 		t.Fatalf("login after the monitor went: %v", err)
 	}
-	err = cl.Deliver(context.Background(), delivery.Envelope{Sender: "alice@example.org", Recipients: []string{"b@x"}, Session: "s1"}, strings.NewReader(msgText))
+	err = cl.Deliver(context.Background(), delivery.Envelope{Sender: "alice@example.org", Recipients: []string{"b@x"}, Session: "s1"}, stagedFile(t, msgText))
 	if err == nil || delivery.IsPermanent(err) {
 		t.Fatalf("delivery after the monitor went: %v", err)
 	}
@@ -132,5 +134,32 @@ func TestClientStagedFileAsIs(t *testing.T) {
 	}
 	if r.rec.count() != 1 || r.rec.msgs[0] != msgText {
 		t.Fatalf("delivered %q", r.rec.msgs)
+	}
+}
+
+// TestClientTakesOnlyStagedFiles: the engine stages every message in one
+// unlinked file; the client passes that file and never makes a copy of
+// its own, so anything else is refused, as is a file with a name.
+func TestClientTakesOnlyStagedFiles(t *testing.T) {
+	r := newRig(t)
+	cl, _ := r.client(t)
+	if _, err := cl.Authenticate(context.Background(), authn.Request{User: "alice", Password: "secret", Client: "192.0.2.7", Session: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	env := delivery.Envelope{Sender: "a@example.net", Recipients: []string{"b@x"}, Session: "s1"}
+	if err := cl.Deliver(context.Background(), env, strings.NewReader(msgText)); delivery.Reason(err) != "staging" {
+		t.Fatalf("a reader that is not a file: %v", err)
+	}
+	named, err := os.Create(filepath.Join(t.TempDir(), "named"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer named.Close()
+	named.WriteString(msgText)
+	if err := cl.Deliver(context.Background(), env, named); delivery.Reason(err) != "staging" {
+		t.Fatalf("a file with a name: %v", err)
+	}
+	if r.rec.count() != 0 {
+		t.Fatalf("%d messages reached the backend", r.rec.count())
 	}
 }

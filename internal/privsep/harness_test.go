@@ -307,7 +307,7 @@ func (r *rig) stillServing() {
 
 // stagedFile returns an unlinked regular file holding text, as the engine
 // stages messages.
-func stagedFile(t *testing.T, text string) *os.File {
+func stagedFile(t testing.TB, text string) *os.File {
 	t.Helper()
 	f, err := os.CreateTemp(t.TempDir(), "msg-")
 	if err != nil {

@@ -33,7 +33,7 @@ func TestLoginAndDeliver(t *testing.T) {
 		t.Fatalf("identity = %+v (the engine is not told the account)", id)
 	}
 	env := delivery.Envelope{Sender: "alice@example.org", Recipients: []string{"bob@example.org"}, Session: "s1"}
-	if err := cl.Deliver(ctx, env, strings.NewReader(msgText)); err != nil {
+	if err := cl.Deliver(ctx, env, stagedFile(t, msgText)); err != nil {
 		t.Fatal(err)
 	}
 	if r.rec.count() != 1 {
@@ -54,12 +54,12 @@ func TestLoginAndDeliver(t *testing.T) {
 
 	// The backend's answers come back as they were.
 	r.rec.setResult(delivery.Permanent("exit 67", nil))
-	err = cl.Deliver(ctx, env, strings.NewReader(msgText))
+	err = cl.Deliver(ctx, env, stagedFile(t, msgText))
 	if !delivery.IsPermanent(err) || delivery.Reason(err) != "exit 67" {
 		t.Fatalf("permanent failure came back as %v", err)
 	}
 	r.rec.setResult(delivery.Temporary("timeout", nil))
-	err = cl.Deliver(ctx, env, strings.NewReader(msgText))
+	err = cl.Deliver(ctx, env, stagedFile(t, msgText))
 	if delivery.IsPermanent(err) || delivery.Reason(err) != "timeout" {
 		t.Fatalf("temporary failure came back as %v", err)
 	}
@@ -67,7 +67,7 @@ func TestLoginAndDeliver(t *testing.T) {
 
 	// After End the token is gone in the monitor too.
 	cl.End("s1")
-	if err := cl.Deliver(ctx, env, strings.NewReader(msgText)); delivery.Reason(err) != "no-login" {
+	if err := cl.Deliver(ctx, env, stagedFile(t, msgText)); delivery.Reason(err) != "no-login" {
 		t.Fatalf("deliver after End: %v", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -106,7 +106,7 @@ func (r *rig) client(t *testing.T, opts ...func(*ClientOptions)) (*Client, Hello
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := ClientOptions{MaxInFlight: r.mon.MaxInFlight, StagingDir: t.TempDir()}
+	o := ClientOptions{MaxInFlight: r.mon.MaxInFlight}
 	for _, f := range opts {
 		f(&o)
 	}

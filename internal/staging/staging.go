@@ -1,16 +1,21 @@
 // Package staging stages one message while it is being received: in memory up
-// to a threshold, then in an unlinked temporary file, so that memory per
-// session stays bounded and delivery only ever sees a complete message.
+// to a threshold, then in an unlinked file in the staging directory, so that
+// memory per session stays bounded and delivery only ever sees a complete
+// message. The message ends up in exactly one such file, which is what the
+// delivery backend reads (sendmail gets it as its standard input): the
+// message is never copied a second time.
 package staging
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Buffer collects the bytes of one message. Write to it, then call Reader
@@ -59,14 +64,8 @@ func (s *Buffer) Write(p []byte) (int, error) {
 
 // spill moves what is in memory into a new unlinked file.
 func (s *Buffer) spill() error {
-	f, err := os.CreateTemp(s.dir, "mppd-staging-*")
+	f, err := createUnlinked(s.dir)
 	if err != nil {
-		return fmt.Errorf("staging: %w", err)
-	}
-	// Unlink at once: the file lives only as long as the descriptor, so
-	// nothing is left behind whatever happens to mppd.
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
 		return fmt.Errorf("staging: %w", err)
 	}
 	s.file = f
@@ -84,17 +83,24 @@ func (s *Buffer) Size() int64 { return s.size }
 // Err is the first write error, if any.
 func (s *Buffer) Err() error { return s.err }
 
-// Reader returns the staged bytes from the start: a *bytes.Reader while
-// they are in memory, the *os.File once spilled.
-func (s *Buffer) Reader() (io.Reader, error) {
+// File returns the staged bytes as an unlinked regular file in the staging
+// directory, positioned at its start. A message still in memory is written
+// to a new file now; one that spilled already is in its file. Either way
+// this file is the message's only copy on disk. The Buffer still owns the
+// file: Close closes it, so a caller that must keep it longer dups it.
+func (s *Buffer) File() (*os.File, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
 	if s.file == nil {
-		return bytes.NewReader(s.mem), nil
+		if err := s.spill(); err != nil {
+			s.err = err
+			return nil, err
+		}
 	}
 	if err := s.w.Flush(); err != nil {
-		return nil, fmt.Errorf("staging: %w", err)
+		s.err = fmt.Errorf("staging: %w", err)
+		return nil, s.err
 	}
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
@@ -102,7 +108,34 @@ func (s *Buffer) Reader() (io.Reader, error) {
 	return s.file, nil
 }
 
-// Spilled reports whether the message went to a file.
+// createUnlinked creates a file in dir ("" means os.TempDir()) that has no
+// name: O_TMPFILE where the file system supports it, else a new name that
+// is removed at once. Either way the file lives only as long as its
+// descriptors, so nothing is left behind whatever happens to mppd.
+func createUnlinked(dir string) (*os.File, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return os.NewFile(uintptr(fd), filepath.Join(dir, "mppd-staging")), nil
+	}
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	f, err := os.CreateTemp(dir, "mppd-staging-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Spilled reports whether the bytes are in a file: they passed the
+// threshold, or File was called.
 func (s *Buffer) Spilled() bool { return s.file != nil }
 
 // Close frees the buffer.
