@@ -16,11 +16,16 @@
 #      to end with the same backends, at 1 and 8 concurrent clients.
 #      Otherwise it says it skipped them;
 #   5. sessions/s at 1 and 8 clients, the 10 MiB message and 1,000 idle
-#      sessions over TLS (mpps), with a throwaway certificate (openssl).
+#      sessions over TLS (mpps), with a throwaway certificate (openssl);
+#   6. with what 4 needs, the auth cache on: the raw sendmail floor
+#      (benchfloor -what raw: /usr/sbin/sendmail run as the user in a Go
+#      loop, no login) and mppd (PAM behind the cache, sendmail) measured
+#      alternately at 1 and 8 clients; mppd's CPU is its two processes'
+#      (monitor and engine, summed), its children's sendmail and postdrop.
 # Every mppd this script starts is stopped on exit. Bounded: each load run
 # lasts BENCH_SECONDS (default 10), each idle run holds for 3 s, each floor
-# loop is a fixed count. BENCH_SECTIONS="1 2 3 5 4" (the default) picks the
-# scenarios to run.
+# loop is a fixed count. BENCH_SECTIONS="1 2 3 5 4 6" (the default) picks
+# the scenarios to run.
 set -euo pipefail
 
 bindir=${1:-bin}
@@ -155,9 +160,17 @@ listen_addr() {
   done
 }
 
+# server_pids: --server-pid for mppd's processes, the monitor and (after
+# the split) the engine; mpp bench sums them.
+server_pids() {
+  echo --server-pid "$pid"
+  [ "$engine" = "$pid" ] || echo --server-pid "$engine"
+}
+
 bench() {
   echo "\$ mpp bench $*"
-  MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$user" --password-file "$tmp/pw" --server-pid "$engine" "$@" || true
+  # shellcheck disable=SC2046 # two words per pid
+  MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$user" --password-file "$tmp/pw" $(server_pids) "$@" || true
   echo
 }
 
@@ -166,7 +179,7 @@ echo "== load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 # BENCH_SECTIONS picks scenarios, e.g. "4" to repeat the floor alone.
-sections=" ${BENCH_SECTIONS:-1 2 3 5 4} "
+sections=" ${BENCH_SECTIONS:-1 2 3 5 4 6} "
 want() { [[ "$sections" == *" $1 "* ]]; }
 
 if want 1 || want 2; then
@@ -224,8 +237,8 @@ if want 5; then
   fi
 fi
 
-want 4 || exit 0
-echo "== 4. floor of the production backends (PAM + Postfix's sendmail) and mppd with them"
+want 4 || want 6 || exit 0
+echo "== 4 and 6. floor of the production backends (PAM + Postfix's sendmail) and mppd with them"
 # The PAM test account of test/setup.d/20-pam.sh (its password is a test
 # fixture written there) and Postfix of test/setup.d/40-postfix.sh.
 pam_user=mppd-pam-ok
@@ -278,6 +291,7 @@ recipients_per_hour = 0
 recipients_per_day = 0
 EOF
 } >"$conf"
+if want 4; then
 start
 # The floor (login then sendmail, in a loop, no mppd) and mppd end to end
 # with the same backends, alternately, BENCH_ROUNDS times (default 3), so
@@ -288,12 +302,34 @@ for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
     echo "-- round $round, $c concurrent, $n sessions"
     floor_run -what both -c "$c" -n "$n"
     echo "\$ mpp bench -c $c -n $n -m 1 --size 1024 --to $rcpt (mppd with PAM + sendmail)"
-    MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" --server-pid "$pid" \
+    MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" $(server_pids) \
       -c "$c" -n "$n" -m 1 --size 1024 --to "$rcpt" || true
     echo
   done
 done
 stop
+fi
+
+if want 6; then
+  echo "== 6. auth cache on: the raw sendmail floor and mppd, alternately"
+  printf '\n[authn.cache]\nenabled = true\nttl = "10m"\n' >>"$conf"
+  start
+  # One session fills the cache.
+  MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" -n 1 -m 1 --to "$rcpt" >/dev/null || true
+  for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+    for c in 1 8; do
+      n=$((c == 1 ? 100 : 200))
+      echo "-- round $round, $c concurrent, $n sessions"
+      floor_run -what raw -c "$c" -n "$n"
+      echo "\$ mpp bench -c $c -n $n -m 1 --size 1024 --to $rcpt (mppd with the cache, PAM + sendmail)"
+      # shellcheck disable=SC2046 # two words per pid
+      MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" \
+        $(server_pids) -c "$c" -n "$n" -m 1 --size 1024 --to "$rcpt" || true
+      echo
+    done
+  done
+  stop
+fi
 
 # Postfix delivers the test messages into the account's Maildir; once its
 # queue is empty (bounded wait), remove them again.

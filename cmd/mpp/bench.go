@@ -69,14 +69,17 @@ type benchReport struct {
 	IdleOpened int `json:"idle_opened,omitempty"`
 	IdleLine   int `json:"idle_line_octets,omitempty"`
 
-	// With --server-pid.
+	// With --server-pid: the figures are summed over the processes given.
 	ServerPID         int     `json:"server_pid,omitempty"`
+	ServerPIDs        []int   `json:"server_pids,omitempty"`
 	RSSBeforeKiB      int64   `json:"server_rss_before_kib,omitempty"`
 	RSSAfterKiB       int64   `json:"server_rss_after_kib,omitempty"`
 	RSSPerSessionKiB  float64 `json:"server_rss_per_idle_session_kib,omitempty"`
 	ServerCPUms       float64 `json:"server_cpu_ms,omitempty"`
 	ServerChildCPUms  float64 `json:"server_children_cpu_ms,omitempty"`
 	ServerCPUPerSesMs float64 `json:"server_cpu_per_session_ms,omitempty"`
+	// ServerChildCPUPerSesMs is the children's CPU per session.
+	ServerChildCPUPerSesMs float64 `json:"server_children_cpu_per_session_ms,omitempty"`
 }
 
 type latencies struct {
@@ -96,8 +99,22 @@ type benchOptions struct {
 	idle        int
 	idleLine    int
 	hold        time.Duration
-	serverPID   int
+	serverPIDs  pidList
 	json        bool
+}
+
+// pidList is a --server-pid given once or more.
+type pidList []int
+
+func (l *pidList) String() string { return fmt.Sprint([]int(*l)) }
+
+func (l *pidList) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("not a process id: %q", v)
+	}
+	*l = append(*l, n)
+	return nil
 }
 
 func (c *cli) bench(args []string) int {
@@ -115,7 +132,7 @@ func (c *cli) bench(args []string) int {
 	fs.IntVar(&o.idle, "idle", 0, "instead of a load run, hold this many idle sessions (greeting read, nothing sent) and report the server's memory per session")
 	fs.IntVar(&o.idleLine, "idle-line", 0, "with --idle, each session also sends this many `octets` of a command line and no line end (at most "+strconv.Itoa(benchMaxIdleLine)+")")
 	fs.DurationVar(&o.hold, "hold", 2*time.Second, "with --idle, how long to hold the sessions open before measuring")
-	fs.IntVar(&o.serverPID, "server-pid", 0, "`pid` of the server on this machine, to report its RSS and CPU from /proc")
+	fs.Var(&o.serverPIDs, "server-pid", "`pid` of the server on this machine, to report its RSS and CPU from /proc; repeat it for a server of several processes (mppd's monitor and engine), whose figures are summed")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: mpp bench [options]\n\nDrives an MPP server with concurrent sessions and reports rates, latencies\nand errors; see mpp(1). Use it only on servers you run.\n\n")
@@ -229,7 +246,7 @@ func benchLoad(s *settings, password string, opt mppclient.Options, o benchOptio
 	if o.messages == 0 {
 		rep.Size = 0
 	}
-	before := readProc(o.serverPID)
+	before := readProcs(o.serverPIDs)
 
 	var (
 		tickets  atomic.Int64 // sessions started, for -n
@@ -263,7 +280,7 @@ func benchLoad(s *settings, password string, opt mppclient.Options, o benchOptio
 	}
 	wg.Wait()
 	rep.Elapsed = time.Since(start).Seconds()
-	after := readProc(o.serverPID)
+	after := readProcs(o.serverPIDs)
 
 	var lat []float64
 	var dataTime time.Duration
@@ -288,7 +305,7 @@ func benchLoad(s *settings, password string, opt mppclient.Options, o benchOptio
 	if dataTime > 0 {
 		rep.DataMBps = float64(rep.Octets) / 1e6 / dataTime.Seconds()
 	}
-	rep.addProc(o.serverPID, before, after, rep.Sessions)
+	rep.addProc(o.serverPIDs, before, after, rep.Sessions)
 	return rep, nil
 }
 
@@ -358,7 +375,7 @@ func benchIdle(s *settings, opt mppclient.Options, o benchOptions) (*benchReport
 	if o.idleLine > 0 {
 		partial = ("NOOP" + strings.Repeat(" ", o.idleLine))[:o.idleLine]
 	}
-	before := readProc(o.serverPID)
+	before := readProcs(o.serverPIDs)
 	start := time.Now()
 	clients := make([]*mppclient.Client, o.idle)
 	errs := make([]error, o.idle)
@@ -407,7 +424,7 @@ func benchIdle(s *settings, opt mppclient.Options, o benchOptions) (*benchReport
 		rep.SessionsPerSec = float64(rep.SessionsOK) / rep.Elapsed
 	}
 	time.Sleep(o.hold)
-	after := readProc(o.serverPID)
+	after := readProcs(o.serverPIDs)
 	// Still there? A server that dropped idle sessions early would make
 	// the memory figure meaningless.
 	for i, cl := range clients {
@@ -423,8 +440,8 @@ func benchIdle(s *settings, opt mppclient.Options, o benchOptions) (*benchReport
 		}
 		cl.Close()
 	}
-	rep.addProc(o.serverPID, before, after, 0)
-	if o.serverPID > 0 && rep.IdleOpened > 0 {
+	rep.addProc(o.serverPIDs, before, after, 0)
+	if rep.ServerPID > 0 && rep.IdleOpened > 0 {
 		rep.RSSPerSessionKiB = float64(after.rssKiB-before.rssKiB) / float64(rep.IdleOpened)
 	}
 	return rep, nil
@@ -449,6 +466,20 @@ type procSample struct {
 	ok               bool
 	rssKiB           int64
 	cpu, childrenCPU time.Duration
+}
+
+// readProcs is readProc summed over pids; it is ok only when every one
+// could be read.
+func readProcs(pids []int) procSample {
+	sum := procSample{ok: len(pids) > 0}
+	for _, pid := range pids {
+		p := readProc(pid)
+		sum.ok = sum.ok && p.ok
+		sum.rssKiB += p.rssKiB
+		sum.cpu += p.cpu
+		sum.childrenCPU += p.childrenCPU
+	}
+	return sum
 }
 
 // readProc reads VmRSS from /proc/PID/status and the CPU times from
@@ -494,17 +525,21 @@ func readProc(pid int) procSample {
 	return p
 }
 
-func (r *benchReport) addProc(pid int, before, after procSample, sessions int) {
+func (r *benchReport) addProc(pids []int, before, after procSample, sessions int) {
 	if !before.ok || !after.ok {
 		return
 	}
-	r.ServerPID = pid
+	r.ServerPID = pids[0]
+	if len(pids) > 1 {
+		r.ServerPIDs = pids
+	}
 	r.RSSBeforeKiB = before.rssKiB
 	r.RSSAfterKiB = after.rssKiB
 	r.ServerCPUms = float64((after.cpu - before.cpu).Microseconds()) / 1000
 	r.ServerChildCPUms = float64((after.childrenCPU - before.childrenCPU).Microseconds()) / 1000
 	if sessions > 0 {
 		r.ServerCPUPerSesMs = r.ServerCPUms / float64(sessions)
+		r.ServerChildCPUPerSesMs = r.ServerChildCPUms / float64(sessions)
 	}
 }
 
@@ -549,12 +584,17 @@ func (r *benchReport) write(w io.Writer) {
 		fmt.Fprintf(w, "errors:   %s\n", strings.Join(parts, ", "))
 	}
 	if r.ServerPID > 0 {
-		fmt.Fprintf(w, "server:   pid %d, RSS %d KiB before, %d KiB after", r.ServerPID, r.RSSBeforeKiB, r.RSSAfterKiB)
+		if len(r.ServerPIDs) > 1 {
+			fmt.Fprintf(w, "server:   pids %s (summed)", strings.Trim(fmt.Sprint(r.ServerPIDs), "[]"))
+		} else {
+			fmt.Fprintf(w, "server:   pid %d", r.ServerPID)
+		}
+		fmt.Fprintf(w, ", RSS %d KiB before, %d KiB after", r.RSSBeforeKiB, r.RSSAfterKiB)
 		if r.Idle > 0 {
 			fmt.Fprintf(w, ": %.1f KiB per idle session\n", r.RSSPerSessionKiB)
 		} else {
-			fmt.Fprintf(w, "; CPU %.0f ms own (%.3f ms per session), %.0f ms in children\n",
-				r.ServerCPUms, r.ServerCPUPerSesMs, r.ServerChildCPUms)
+			fmt.Fprintf(w, "; CPU %.0f ms own (%.3f ms per session), %.0f ms in children (%.3f ms per session)\n",
+				r.ServerCPUms, r.ServerCPUPerSesMs, r.ServerChildCPUms, r.ServerChildCPUPerSesMs)
 		}
 	}
 }

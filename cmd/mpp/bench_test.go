@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -135,6 +136,35 @@ func TestBenchCountsErrors(t *testing.T) {
 	checkAddsUp(t, r)
 	if r.Errors["connection dial"] != 2 {
 		t.Errorf("report %+v", r)
+	}
+}
+
+// --server-pid given twice (mppd's monitor and engine) sums both
+// processes: here this process and its parent, which both have CPU time
+// and memory to show; the text report names both.
+func TestBenchServerPIDsSummed(t *testing.T) {
+	addr, _ := realServer(t, nil)
+	self, parent := os.Getpid(), os.Getppid()
+	env := map[string]string{"MPP_PASSWORD": realPassword}
+	args := []string{"-s", addr, "-u", realUser, "-n", "3", "-m", "1", "--to", "bench@" + realDomain,
+		"--server-pid", strconv.Itoa(self), "--server-pid", strconv.Itoa(parent)}
+	r, st, _ := runBench(t, env, args...)
+	if st != exOK {
+		t.Fatalf("status %d", st)
+	}
+	if r.ServerPID != self || len(r.ServerPIDs) != 2 || r.ServerPIDs[1] != parent {
+		t.Fatalf("pids %d %v, want %d then %d", r.ServerPID, r.ServerPIDs, self, parent)
+	}
+	if own := readProc(self); r.RSSAfterKiB <= own.rssKiB {
+		t.Errorf("RSS after %d KiB is not the sum (this process alone: %d KiB)", r.RSSAfterKiB, own.rssKiB)
+	}
+	c := newTestCLI("", env)
+	if st := c.run(append([]string{"bench"}, args...)); st != exOK {
+		t.Fatalf("status %d: %q", st, c.stderr.String())
+	}
+	want := fmt.Sprintf("server:   pids %d %d (summed), RSS ", self, parent)
+	if out := c.stdout.String(); !strings.Contains(out, want) || !strings.Contains(out, "ms in children (") {
+		t.Errorf("report lacks %q:\n%s", want, out)
 	}
 }
 

@@ -4,10 +4,12 @@
 // the very backend code mppd calls (authn/pam, delivery/sendmail) but
 // without the protocol engine, the network or the daemon. test/bench.sh
 // runs it next to `mpp bench` against mppd with the same backends, so the
-// ratio shows what mppd adds.
+// ratio shows what mppd adds. -what raw is the floor with the auth cache
+// on, where no login costs anything: /usr/sbin/sendmail -i -f SENDER --
+// RCPT run directly as the user, the message on a pipe, no backend code.
 //
 //	benchfloor -user U -password-file F -rcpt R [-service S] [-domain D]
-//	           [-what login|sendmail|both] [-n N] [-c C]
+//	           [-what login|sendmail|both|raw] [-n N] [-c C]
 //
 // Needs root (pam_unix reads /etc/shadow; sendmail runs as the user), a
 // PAM service for the user, and a working /usr/sbin/sendmail. Build with
@@ -22,6 +24,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	osuser "os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +47,7 @@ func main() {
 	pwFile := flag.String("password-file", "", "file whose first line is the password")
 	domain := flag.String("domain", "mppd.test", "mail domain of the user's address")
 	rcpt := flag.String("rcpt", "", "recipient of the test messages")
-	what := flag.String("what", "both", "login, sendmail or both")
+	what := flag.String("what", "both", "login, sendmail, both or raw")
 	n := flag.Int("n", 100, "operations in all (at most 100000)")
 	c := flag.Int("c", 1, "concurrent loops (at most 256)")
 	flag.Parse()
@@ -77,7 +82,27 @@ func main() {
 	req := authn.Request{User: *user, Password: password, Client: "127.0.0.1"}
 	id := authn.Identity{Login: *user, Addresses: []string{*user + "@" + *domain}, Account: *user}
 
+	acct, err := osuser.Lookup(*user)
+	if err != nil {
+		fail(err)
+	}
+	uid, _ := strconv.Atoi(acct.Uid)
+	gid, _ := strconv.Atoi(acct.Gid)
+	raw := func() error {
+		cmd := exec.Command("/usr/sbin/sendmail", "-i", "-f", id.Addresses[0], "--", *rcpt)
+		cmd.Dir = "/"
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + acct.HomeDir, "USER=" + *user, "LOGNAME=" + *user}
+		cmd.Stdin = bytes.NewReader(msg)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("sendmail: %w: %s", err, out)
+		}
+		return nil
+	}
 	op := func() error {
+		if *what == "raw" {
+			return raw()
+		}
 		ident := id
 		if *what != "sendmail" {
 			var err error
