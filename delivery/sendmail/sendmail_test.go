@@ -20,6 +20,7 @@ import (
 
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/privdrop"
 	"github.com/mppd/mppd/internal/testenv"
 )
 
@@ -223,6 +224,7 @@ func newUnprivileged(t *testing.T, path string) (*Backend, *testenv.LogBuffer) {
 		lookup:       func(string) (account, error) { return testAccount, nil },
 		waitDelay:    defaultWaitDelay,
 		noCredential: true,
+		starter:      privdrop.NewStarter(privdrop.Options{}),
 	}
 	return b, lb
 }

@@ -99,7 +99,8 @@ func execveat(path string) error {
 
 // helperStartChild starts `cat /proc/self/status` and copies its output
 // to stdout. PRIVDROP_TEST_HOW says how: "plain" (cmd.Start, the control),
-// "start" (Start) or "start-nnp" (Start with NoNewPrivs).
+// "start" (Start), "start-nnp" (Start with NoNewPrivs) or "starter" (the
+// third child of one Starter: the thread's state holds for every start).
 // PRIVDROP_TEST_UID, when set, is the uid and gid the child switches to.
 func helperStartChild() int {
 	cmd := exec.Command("/bin/cat", "/proc/self/status")
@@ -122,6 +123,18 @@ func helperStartChild() int {
 		_, err = Start(cmd, Options{})
 	case "start-nnp":
 		_, err = Start(cmd, Options{NoNewPrivs: true})
+	case "starter":
+		st := NewStarter(Options{})
+		for i := 0; i < 2 && err == nil; i++ {
+			c := exec.Command("/bin/true")
+			c.SysProcAttr = cmd.SysProcAttr
+			if _, err = st.Start(c); err == nil {
+				err = c.Wait()
+			}
+		}
+		if err == nil {
+			_, err = st.Start(cmd)
+		}
 	default:
 		err = fmt.Errorf("unknown PRIVDROP_TEST_HOW %q", how)
 	}

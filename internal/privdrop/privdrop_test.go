@@ -160,9 +160,18 @@ func TestStartKeepsCallerIntact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	starter := NewStarter(Options{NoNewPrivs: true})
 	for range 20 {
 		cmd := exec.Command("/bin/true")
 		if _, err := Start(cmd, Options{NoNewPrivs: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		// A Starter's thread keeps its state but runs nothing else.
+		cmd = exec.Command("/bin/true")
+		if _, err := starter.Start(cmd); err != nil {
 			t.Fatal(err)
 		}
 		if err := cmd.Wait(); err != nil {
@@ -204,5 +213,9 @@ func TestStartRefusesPdeathsig(t *testing.T) {
 	if _, err := Start(cmd, Options{}); err == nil {
 		cmd.Wait()
 		t.Fatal("Start accepted Pdeathsig")
+	}
+	if _, err := NewStarter(Options{}).Start(cmd); err == nil {
+		cmd.Wait()
+		t.Fatal("Starter.Start accepted Pdeathsig")
 	}
 }

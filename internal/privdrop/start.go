@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,4 +113,68 @@ func CanDropBounding() bool {
 		return false
 	}
 	return data[0].Effective&(1<<unix.CAP_SETPCAP) != 0
+}
+
+// Starter starts commands like Start, but all from one locked OS thread
+// that it keeps: the thread's state is changed once, on the first Start,
+// and that thread then forks every child. Start pays for a new thread,
+// its capability system calls, and the thread's end on every child; a
+// server that starts a child per message (sendmail) uses a Starter
+// instead. The thread, like Start's, is never unlocked and runs nothing
+// but the starts, so no other goroutine ever runs with its reduced state.
+// Starts are made one at a time, in order; each blocks the thread only
+// until the child has been created (os/exec forks with vfork semantics,
+// so until the child has called execve).
+//
+// A Starter's thread lives as long as the process. It is safe for
+// concurrent use.
+type Starter struct {
+	opts Options
+	once sync.Once
+	mu   sync.Mutex // one request and its answer at a time
+	reqs chan *exec.Cmd
+	outs chan error
+	res  Result
+	err  error // from dropping: every Start fails with it
+}
+
+// NewStarter returns a Starter for opts; its thread is made on the first
+// Start.
+func NewStarter(opts Options) *Starter {
+	return &Starter{opts: opts}
+}
+
+// Start starts cmd from the Starter's thread. The same restrictions as for
+// the function Start apply.
+func (s *Starter) Start(cmd *exec.Cmd) (Result, error) {
+	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Pdeathsig != 0 {
+		return Result{}, errors.New("privdrop: Pdeathsig is tied to the starting thread")
+	}
+	s.once.Do(s.run)
+	if s.err != nil {
+		return s.res, s.err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs <- cmd
+	return s.res, <-s.outs
+}
+
+// run starts the thread and waits until its state is changed.
+func (s *Starter) run() {
+	s.reqs, s.outs = make(chan *exec.Cmd), make(chan error)
+	ready := make(chan struct{})
+	go func() {
+		// Never unlocked, and the goroutine never returns.
+		runtime.LockOSThread()
+		s.res, s.err = dropOnThread(s.opts)
+		close(ready)
+		if s.err != nil {
+			return // the thread ends with the goroutine
+		}
+		for cmd := range s.reqs {
+			s.outs <- cmd.Start()
+		}
+	}()
+	<-ready
 }
