@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Buffer collects the bytes of one message. Write to it, then call Reader
-// once; Close releases the memory or the file. It is not safe for
+// Buffer collects the bytes of one message. Write to it, then call File;
+// Close releases the memory or the file. It is not safe for
 // concurrent use.
 type Buffer struct {
 	dir       string
@@ -54,6 +54,10 @@ func (s *Buffer) Write(p []byte) (int, error) {
 			s.err = err
 			return 0, err
 		}
+	}
+	if s.w == nil {
+		s.err = errors.New("staging: written after File")
+		return 0, s.err
 	}
 	if _, err := s.w.Write(p); err != nil {
 		s.err = fmt.Errorf("staging: %w", err)
@@ -92,16 +96,27 @@ func (s *Buffer) File() (*os.File, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	if s.file == nil {
-		if err := s.spill(); err != nil {
-			s.err = err
-			return nil, err
+	switch {
+	case s.file == nil:
+		// Still in memory: one write, without the spill's buffer.
+		f, err := createUnlinked(s.dir)
+		if err != nil {
+			s.err = fmt.Errorf("staging: %w", err)
+			return nil, s.err
+		}
+		s.file = f
+		if _, err := f.Write(s.mem); err != nil {
+			s.err = fmt.Errorf("staging: %w", err)
+			return nil, s.err
+		}
+		s.mem = nil
+	case s.w != nil:
+		if err := s.w.Flush(); err != nil {
+			s.err = fmt.Errorf("staging: %w", err)
+			return nil, s.err
 		}
 	}
-	if err := s.w.Flush(); err != nil {
-		s.err = fmt.Errorf("staging: %w", err)
-		return nil, s.err
-	}
+	s.w = nil // nothing may be written after File
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}

@@ -69,6 +69,9 @@ func TestFileInStagingDirNotTempDir(t *testing.T) {
 	if err != nil || again != f {
 		t.Fatalf("a second File call gave %v, %v", again, err)
 	}
+	if _, err := s.Write([]byte("more")); err == nil {
+		t.Fatal("a write after File succeeded")
+	}
 }
 
 // assertUnlinkedIn checks that f is a regular file with no links, created
