@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/config"
@@ -166,8 +167,62 @@ func (b *Backend) resolve(name string) (account, error) {
 // nil, a *delivery.PermanentError with the reason, or a
 // *delivery.TemporaryError when NSS cannot answer. Deliver checks again.
 func (b *Backend) CheckAccount(login, name string) error {
-	_, err := b.resolve(name)
+	acct, err := b.resolve(name)
+	if err == nil && name != "" && acct.Name == name {
+		b.remember(acct)
+	}
 	return err
+}
+
+// recentTTL is how long an account CheckAccount resolved at login is used
+// as it is by the delivery that follows, instead of asking NSS again. An
+// NSS lookup (the passwd entry, then every group) is the largest part of
+// what the privileged process spends per message; a login and its
+// delivery are normally a few milliseconds apart.
+const recentTTL = 5 * time.Second
+
+// maxRecent bounds the accounts remembered; past it the old ones go.
+const maxRecent = 1024
+
+// recentAccount is an account resolved at login and when.
+type recentAccount struct {
+	acct account
+	at   time.Time
+}
+
+// remember keeps acct, which passed the policy just now, for recentTTL.
+func (b *Backend) remember(acct account) {
+	b.recentMu.Lock()
+	defer b.recentMu.Unlock()
+	if b.recent == nil {
+		b.recent = map[string]recentAccount{}
+	}
+	if len(b.recent) >= maxRecent {
+		now := time.Now()
+		for name, r := range b.recent {
+			if now.Sub(r.at) >= recentTTL {
+				delete(b.recent, name)
+			}
+		}
+		if len(b.recent) >= maxRecent {
+			clear(b.recent)
+		}
+	}
+	b.recent[acct.Name] = recentAccount{acct, time.Now()}
+}
+
+// resolveForDelivery is resolve, but takes an account resolved at login in
+// the last recentTTL as it is.
+func (b *Backend) resolveForDelivery(name string) (account, error) {
+	if name != "" {
+		b.recentMu.Lock()
+		r, ok := b.recent[name]
+		b.recentMu.Unlock()
+		if ok && time.Since(r.at) < recentTTL {
+			return r.acct, nil
+		}
+	}
+	return b.resolve(name)
 }
 
 func (b *Backend) checkPolicy(acct account) (account, error) {

@@ -58,6 +58,9 @@ type Backend struct {
 	// starter forks every sendmail from one thread whose capability
 	// state was reduced once (privdrop.Starter).
 	starter *privdrop.Starter
+
+	recentMu sync.Mutex
+	recent   map[string]recentAccount // accounts resolved at login, by name
 }
 
 var (
@@ -156,7 +159,7 @@ func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 		log.Warn("message refused before sendmail", "reason", delivery.Reason(err), "err", err)
 		return err
 	}
-	acct, err := b.resolve(env.Account)
+	acct, err := b.resolveForDelivery(env.Account)
 	if err != nil {
 		log.Warn("no account to submit as", "reason", delivery.Reason(err), "account", env.Account, "err", err)
 		return err

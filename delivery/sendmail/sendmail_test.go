@@ -776,3 +776,54 @@ func TestCapped(t *testing.T) {
 		t.Errorf("capped grew to %d", cap(c.buf))
 	}
 }
+
+// The delivery right after a login uses the account CheckAccount resolved
+// instead of asking NSS again; once that is recentTTL old, it asks again.
+// A refused account is never remembered.
+func TestDeliveryAfterLoginLooksUpOnce(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := newUnprivileged(t, installRecorder(t, dir))
+	b.cfg.MinUID = 1000
+	lookups := 0
+	b.lookup = func(name string) (account, error) {
+		lookups++
+		if name == "low" {
+			return account{Name: "low", UID: 10, GID: 10}, nil
+		}
+		return testAccount, nil
+	}
+	env := testEnvelope()
+	env.Account = testAccount.Name
+	if err := b.CheckAccount("alice", env.Account); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Deliver(context.Background(), env, strings.NewReader(testMessage)); err != nil {
+		t.Fatal(err)
+	}
+	if lookups != 1 {
+		t.Fatalf("%d lookups for a login and its delivery, want 1", lookups)
+	}
+	if r := readRecord(t, dir); r == nil || r.StdinLen != int64(len(testMessage)) {
+		t.Fatalf("the child's record: %+v", r)
+	}
+	b.recentMu.Lock()
+	r := b.recent[env.Account]
+	r.at = r.at.Add(-recentTTL)
+	b.recent[env.Account] = r
+	b.recentMu.Unlock()
+	if err := b.Deliver(context.Background(), env, strings.NewReader(testMessage)); err != nil {
+		t.Fatal(err)
+	}
+	if lookups != 2 {
+		t.Fatalf("%d lookups after the remembered account expired, want 2", lookups)
+	}
+	if err := b.CheckAccount("bob", "low"); !delivery.IsPermanent(err) {
+		t.Fatalf("CheckAccount(low uid) = %v", err)
+	}
+	b.recentMu.Lock()
+	_, kept := b.recent["low"]
+	b.recentMu.Unlock()
+	if kept {
+		t.Fatal("a refused account was remembered")
+	}
+}
