@@ -12,10 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // Buffer collects the bytes of one message. Write to it, then call File;
@@ -131,12 +128,8 @@ func createUnlinked(dir string) (*os.File, error) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		return os.NewFile(uintptr(fd), filepath.Join(dir, "mppd-staging")), nil
-	}
-	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
-		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	if f, tried, err := openNameless(dir); tried {
+		return f, err
 	}
 	f, err := os.CreateTemp(dir, "mppd-staging-*")
 	if err != nil {
