@@ -133,7 +133,9 @@ start() {
   addr=""
   for _ in $(seq 1 100); do
     if [ "$split" = yes ]; then
-      engine=$(cat /proc/"$pid"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
+      # A thread that ends while cat reads makes cat fail; under
+      # set -e and pipefail that would end the script without a word.
+      engine=$(cat /proc/"$pid"/task/*/children 2>/dev/null | awk '{ print $1; exit }' || true)
     else
       engine=$pid
     fi
