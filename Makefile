@@ -34,7 +34,11 @@ DESTDIR    ?=
 
 # safe.directory: under sudo, git refuses a repository owned by another
 # user ("dubious ownership") unless told this one is fine.
-VERSION ?= $(shell git -c safe.directory='$(CURDIR)' describe --always --dirty 2>/dev/null || echo devel)
+# Versions are computed once, when make starts (":="): a commit made while
+# a long target runs must not give its parts different versions.
+ifndef VERSION
+VERSION := $(shell git -c safe.directory='$(CURDIR)' describe --always --dirty 2>/dev/null || echo devel)
+endif
 LDFLAGS  = -X main.version=$(VERSION)
 
 # Build tags: PAM support (cgo) when the libpam headers are installed.
@@ -179,7 +183,9 @@ install: build
 # (no name or time stamp inside), the copyright file is generated from the
 # modules actually compiled in. Needs the libpam headers (make setup).
 PKG_ARCH       ?= $(shell $(GO) env GOARCH)
-PKG_VERSION    ?= $(shell packaging/version.sh)
+ifndef PKG_VERSION
+PKG_VERSION    := $(shell packaging/version.sh)
+endif
 PKG_RELEASE     = 1
 PKG_MAINTAINER  = mppd authors <mppd@example.org>
 PKG_BUILD       = dist/build
