@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,8 +14,7 @@ import (
 // another run at once (see Limit).
 type Limited struct {
 	next  Authenticator
-	slots *slots.Slots
-	log   *slog.Logger
+	slots *slots.Limiter
 }
 
 // Limit caps the authentications that run at once against next: at most
@@ -25,22 +23,15 @@ type Limited struct {
 // flood of logins thus cannot pile up threads (PAM pins one per
 // transaction, and Go's limit is 10,000) or connections to the directory.
 func Limit(next Authenticator, max int, queueTimeout time.Duration, log *slog.Logger) *Limited {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Limited{next: next, slots: slots.New(max, queueTimeout), log: log}
+	return &Limited{next: next, slots: slots.NewLimiter(max, queueTimeout, log)}
 }
 
 func (l *Limited) String() string { return fmt.Sprintf("%v, %v", l.next, l.slots) }
 
 // Authenticate waits for a slot, then asks next.
 func (l *Limited) Authenticate(ctx context.Context, req Request) (Identity, error) {
-	if err := l.slots.Acquire(ctx); err != nil {
-		if errors.Is(err, slots.ErrBusy) {
-			l.log.Warn("too many authentications at once, login refused", logkey.Event, logkey.EventAuthnBusy,
-				logkey.Session, req.Session, logkey.Client, req.Client, logkey.User, req.User, "max", l.slots.Max(), "waited", l.slots.Timeout())
-			err = fmt.Errorf("%d authentications already running", l.slots.Max())
-		}
+	if err := l.slots.Acquire(ctx, "authentications", "too many authentications at once, login refused",
+		logkey.Event, logkey.EventAuthnBusy, logkey.Session, req.Session, logkey.Client, req.Client, logkey.User, req.User); err != nil {
 		return Identity{}, Unavailable("busy", err)
 	}
 	defer l.slots.Release()

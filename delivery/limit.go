@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,8 +15,7 @@ import (
 // another run at once (see Limit).
 type Limited struct {
 	next  Deliverer
-	slots *slots.Slots
-	log   *slog.Logger
+	slots *slots.Limiter
 }
 
 // Limit caps the deliveries that run at once through next (each one is a
@@ -25,22 +23,15 @@ type Limited struct {
 // one waits up to queueTimeout for a free slot, then fails with
 // Temporary("busy"): the client gets 451 and may send it again.
 func Limit(next Deliverer, max int, queueTimeout time.Duration, log *slog.Logger) *Limited {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Limited{next: next, slots: slots.New(max, queueTimeout), log: log}
+	return &Limited{next: next, slots: slots.NewLimiter(max, queueTimeout, log)}
 }
 
 func (l *Limited) String() string { return fmt.Sprintf("%v, %v", l.next, l.slots) }
 
 // Deliver waits for a slot, then hands the message to next.
 func (l *Limited) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
-	if err := l.slots.Acquire(ctx); err != nil {
-		if errors.Is(err, slots.ErrBusy) {
-			l.log.Warn("too many deliveries at once, message refused", logkey.Event, logkey.EventDeliveryBusy,
-				"session", env.Session, "max", l.slots.Max(), "waited", l.slots.Timeout())
-			err = fmt.Errorf("%d deliveries already running", l.slots.Max())
-		}
+	if err := l.slots.Acquire(ctx, "deliveries", "too many deliveries at once, message refused",
+		logkey.Event, logkey.EventDeliveryBusy, "session", env.Session); err != nil {
 		return Temporary("busy", err)
 	}
 	defer l.slots.Release()
