@@ -218,32 +218,25 @@ func TestFailureMidway(t *testing.T) {
 		wantTemporary(t, err, "read-message")
 		checkClean(t, root)
 	})
-	t.Run("read-only tmp of the second recipient", func(t *testing.T) {
-		if os.Geteuid() == 0 {
-			t.Skip("skipping: running as root, which ignores directory permissions; run the tests as an ordinary user to check this case")
-		}
-		d, root := newTestBackend(t)
-		makeMaildirAt(t, root, "bob@example.com")
-		ro := filepath.Join(root, "bob@example.com", "tmp")
-		os.Chmod(ro, 0o500)
-		defer os.Chmod(ro, 0o700)
-		err := d.Deliver(context.Background(), env("alice@example.com", "bob@example.com"), strings.NewReader(testMsg))
-		wantTemporary(t, err, "permission")
-		checkClean(t, root)
-	})
-	t.Run("read-only new of the second recipient: first copy taken back", func(t *testing.T) {
-		if os.Geteuid() == 0 {
-			t.Skip("skipping: running as root, which ignores directory permissions; run the tests as an ordinary user to check this case")
-		}
-		d, root := newTestBackend(t)
-		makeMaildirAt(t, root, "bob@example.com")
-		ro := filepath.Join(root, "bob@example.com", "new")
-		os.Chmod(ro, 0o500)
-		defer os.Chmod(ro, 0o700)
-		err := d.Deliver(context.Background(), env("alice@example.com", "bob@example.com"), strings.NewReader(testMsg))
-		wantTemporary(t, err, "permission")
-		checkClean(t, root)
-	})
+	// TestFailureMidwayUnprivileged runs these two as an ordinary user.
+	for _, tc := range []struct{ name, sub string }{
+		{"read-only tmp of the second recipient", "tmp"},
+		{"read-only new of the second recipient: first copy taken back", "new"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if os.Geteuid() == 0 {
+				t.Skip("skipping: running as root, which ignores directory permissions; run the tests as an ordinary user to check this case")
+			}
+			d, root := newTestBackend(t)
+			makeMaildirAt(t, root, "bob@example.com")
+			ro := filepath.Join(root, "bob@example.com", tc.sub)
+			os.Chmod(ro, 0o500)
+			defer os.Chmod(ro, 0o700)
+			err := d.Deliver(context.Background(), env("alice@example.com", "bob@example.com"), strings.NewReader(testMsg))
+			wantTemporary(t, err, "permission")
+			checkClean(t, root)
+		})
+	}
 	t.Run("rename fails after the first copy moved: first copy taken back", func(t *testing.T) {
 		// Works as root too: once both copies are written, carol's new/
 		// is replaced by a file, so moving her copy fails after bob's
