@@ -21,8 +21,7 @@ import (
 // request arrives (a server that closed the connection while it was idle,
 // the client learning of it only when it writes).
 type fakeDirectory struct {
-	l        net.Listener
-	accepts  atomic.Int64
+	l        *loopbackServer
 	binds    atomic.Int64
 	extended atomic.Int64
 
@@ -35,11 +34,32 @@ type fakeDirectory struct {
 
 func startFakeDirectory(t *testing.T) *fakeDirectory {
 	t.Helper()
+	f := &fakeDirectory{dropNext: map[net.Conn]bool{}}
+	f.l = listenLoopback(t, func(c net.Conn) {
+		f.mu.Lock()
+		f.conns = append(f.conns, c)
+		f.mu.Unlock()
+		f.serve(c)
+	})
+	return f
+}
+
+// loopbackServer is a listener on loopback, closed when the test ends,
+// that counts the connections it accepts.
+type loopbackServer struct {
+	net.Listener
+	accepts atomic.Int64
+}
+
+// listenLoopback starts a loopbackServer that hands every connection to
+// serve, in a goroutine of its own.
+func listenLoopback(t *testing.T, serve func(net.Conn)) *loopbackServer {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeDirectory{l: l, dropNext: map[net.Conn]bool{}}
+	s := &loopbackServer{Listener: l}
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -47,14 +67,11 @@ func startFakeDirectory(t *testing.T) *fakeDirectory {
 			if err != nil {
 				return
 			}
-			f.accepts.Add(1)
-			f.mu.Lock()
-			f.conns = append(f.conns, c)
-			f.mu.Unlock()
-			go f.serve(c)
+			s.accepts.Add(1)
+			go serve(c)
 		}
 	}()
-	return f
+	return s
 }
 
 // dropAll marks every open connection to die at its next request.
@@ -170,7 +187,7 @@ func TestPooledConnectionDeadOnUse(t *testing.T) {
 	if id, err := req("pw"); err != nil || id.Addresses[0] != "alice@example.com" {
 		t.Fatalf("first login: %+v, %v", id, err)
 	}
-	if n := f.accepts.Load(); n != 1 {
+	if n := f.l.accepts.Load(); n != 1 {
 		t.Fatalf("%d connections after one login", n)
 	}
 	for i, pw := range []string{"pw", "wrong", "pw"} {
@@ -183,7 +200,7 @@ func TestPooledConnectionDeadOnUse(t *testing.T) {
 			t.Fatalf("wrong password after the connection died: %+v, %v", id, err)
 		}
 	}
-	if n := f.accepts.Load(); n != 4 {
+	if n := f.l.accepts.Load(); n != 4 {
 		t.Errorf("%d connections, want 4 (one, then one per dead connection)", n)
 	}
 	_, _, reused := b.PoolStats()

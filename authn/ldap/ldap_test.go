@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,32 +231,11 @@ func TestIdentity(t *testing.T) {
 	}
 }
 
-// listener accepts connections on loopback, counts them and never answers:
-// a stalled directory.
-type listener struct {
-	net.Listener
-	accepts atomic.Int64
-}
-
-func stalledServer(t *testing.T) *listener {
+// stalledServer accepts connections on loopback, counts them and never
+// answers: a stalled directory.
+func stalledServer(t *testing.T) *loopbackServer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &listener{Listener: l}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s.accepts.Add(1)
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
-	return s
+	return listenLoopback(t, func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
 }
 
 func stalledConfig(l net.Listener) config.LDAP {
