@@ -11,6 +11,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // backend is a recording authenticator: alice's password is "right";
@@ -212,16 +213,12 @@ func TestNoPasswordHeld(t *testing.T) {
 func TestParallelRepeatsCoalesced(t *testing.T) {
 	c, b, _ := newCache(t, 100)
 	b.gate = make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, 10)
-	for i := 0; i < 10; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := login(c, "alice", "wrong")
-			errs <- err
-		}()
-	}
+	wait := testenv.Concurrently(t, 10, func() error {
+		if _, err := login(c, "alice", "wrong"); authn.Reason(err) != "bad-password" {
+			return fmt.Errorf("a coalesced request got %v", err)
+		}
+		return nil
+	})
 	// Wait until the first request reached the backend and the others
 	// had the time to queue behind it, then let it answer.
 	for b.count() == 0 {
@@ -229,13 +226,7 @@ func TestParallelRepeatsCoalesced(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	close(b.gate)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if authn.Reason(err) != "bad-password" {
-			t.Errorf("a coalesced request got %v", err)
-		}
-	}
+	wait()
 	if b.count() != 1 {
 		t.Fatalf("backend asked %d times for 10 parallel repeats, want 1", b.count())
 	}

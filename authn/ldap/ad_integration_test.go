@@ -4,11 +4,11 @@ package ldap
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -193,19 +193,14 @@ func TestADAccountStates(t *testing.T) {
 func storm(t *testing.T, a authn.Authenticator, user string, spacing time.Duration) {
 	t.Helper()
 	req := authn.Request{User: user, Password: "stale-saved-pw", Client: "127.0.0.1"}
-	var wg sync.WaitGroup
-	for i := 0; i < 10; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			if _, err := a.Authenticate(ctx, req); !authn.IsBadCredentials(err) {
-				t.Errorf("parallel repeat: %v, want a refusal", err)
-			}
-		}()
-	}
-	wg.Wait()
+	testenv.Concurrently(t, 10, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if _, err := a.Authenticate(ctx, req); !authn.IsBadCredentials(err) {
+			return fmt.Errorf("parallel repeat: %v, want a refusal", err)
+		}
+		return nil
+	})()
 	for i := 0; i < 4; i++ {
 		time.Sleep(spacing)
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -10,13 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/authn/ldap/ldaptest"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // The test directory of package ldaptest.
@@ -314,28 +315,19 @@ func TestIntegrationPoolReuse(t *testing.T) {
 	b := newBackend(t, cfg)
 	before := s.Accepts()
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, 200)
-	for g := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 10 {
-				user, pw := "alice", "alice-pw"
-				if (g+i)%2 == 1 {
-					user, pw = "carol", "carol-pw"
-				}
-				if _, err := login(b, user, pw); err != nil {
-					errs <- fmt.Errorf("%s: %w", user, err)
-				}
+	var n atomic.Int64
+	testenv.Concurrently(t, 20, func() error {
+		for range 10 {
+			user, pw := "alice", "alice-pw"
+			if n.Add(1)%2 == 1 {
+				user, pw = "carol", "carol-pw"
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+			if _, err := login(b, user, pw); err != nil {
+				return fmt.Errorf("%s: %w", user, err)
+			}
+		}
+		return nil
+	})()
 	elapsed := time.Since(start)
 	sd, bd, reused := b.PoolStats()
 	// slapd logs every connection the pools dialled; wait for its log.

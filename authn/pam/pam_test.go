@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -415,21 +416,13 @@ func TestOneThreadPerTransaction(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "tid")
 	b, _ := newUnit(t, "auth required MOD tid="+file+" expect=pw sleep=5\naccount required MOD tid="+file+"\n",
 		func(c *config.PAM) { c.Workers = 8 })
-	var wg sync.WaitGroup
-	errs := make(chan error, 40)
-	for i := range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := login(b, fmt.Sprintf("u%d", i), "pw", ""); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+	var n atomic.Int64
+	testenv.Concurrently(t, 40, func() error {
+		_, err := login(b, fmt.Sprintf("u%d", n.Add(1)), "pw", "")
+		return err
+	})()
+	if t.Failed() {
+		t.FailNow()
 	}
 	data, _ := os.ReadFile(file)
 	tids := map[string]map[string]string{}
@@ -490,18 +483,10 @@ func TestQueueWaitsForWorker(t *testing.T) {
 		c.Workers = 1
 		c.QueueTimeout = config.Duration(5 * time.Second)
 	})
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i := range errs {
-		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = login(b, "alice", "pw", "") }()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.Concurrently(t, 3, func() error {
+		_, err := login(b, "alice", "pw", "")
+		return err
+	})()
 }
 
 func TestCanceledContext(t *testing.T) {
