@@ -33,6 +33,21 @@ func (v *validator) fail(key, format string, args ...any) {
 	v.errs = append(v.errs, fmt.Sprintf("%s: %s: %s", v.path, key, msg))
 }
 
+// prefixes parses key's list of networks in CIDR form, masked; each entry
+// that is not one is reported with examples of the form.
+func (v *validator) prefixes(key string, list []string, examples string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range list {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			v.fail(key, "%q is not a network in CIDR form (like %s)", n, examples)
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
 func (v *validator) line(key string) int {
 	for k := key; k != ""; {
 		if n, ok := v.lines[k]; ok {
@@ -111,24 +126,8 @@ func (c *Config) validate(lines map[string]int) error {
 	if c.EngineUser == "" || c.EngineUser == "root" || strings.ContainsAny(c.EngineUser, " \t\r\n:/") {
 		v.fail("engine_user", "%q is not an account name mppd's engine may run as", c.EngineUser)
 	}
-	c.trusted = nil
-	for _, n := range c.TrustedNetworks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			v.fail("trusted_networks", "%q is not a network in CIDR form (like \"192.0.2.0/24\" or \"2001:db8::/32\")", n)
-			continue
-		}
-		c.trusted = append(c.trusted, p.Masked())
-	}
-	c.proxyFrom = nil
-	for _, n := range c.ProxyProtocolFrom {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			v.fail("proxy_protocol_from", "%q is not a network in CIDR form (like \"192.0.2.10/32\" or \"2001:db8::/64\")", n)
-			continue
-		}
-		c.proxyFrom = append(c.proxyFrom, p.Masked())
-	}
+	c.trusted = v.prefixes("trusted_networks", c.TrustedNetworks, `"192.0.2.0/24" or "2001:db8::/32"`)
+	c.proxyFrom = v.prefixes("proxy_protocol_from", c.ProxyProtocolFrom, `"192.0.2.10/32" or "2001:db8::/64"`)
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if err := c.level.UnmarshalText([]byte(c.Log.Level)); err != nil {

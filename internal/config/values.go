@@ -15,21 +15,17 @@ func (c *Config) UserPattern() *regexp.Regexp {
 }
 
 // Trusted reports whether a client address is in trusted_networks.
-func (c *Config) Trusted(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range c.trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func (c *Config) Trusted(ip netip.Addr) bool { return inPrefixes(c.trusted, ip) }
 
 // ProxyFrom reports whether a peer address is in proxy_protocol_from: a
 // load balancer whose connections start with a PROXY protocol header.
-func (c *Config) ProxyFrom(ip netip.Addr) bool {
+func (c *Config) ProxyFrom(ip netip.Addr) bool { return inPrefixes(c.proxyFrom, ip) }
+
+// inPrefixes reports whether ip (an IPv4-mapped IPv6 address counting as
+// the IPv4 one) is in one of prefixes.
+func inPrefixes(prefixes []netip.Prefix, ip netip.Addr) bool {
 	ip = ip.Unmap()
-	for _, p := range c.proxyFrom {
+	for _, p := range prefixes {
 		if p.Contains(ip) {
 			return true
 		}
