@@ -15,6 +15,7 @@ import (
 	"github.com/mppd/mppd/internal/config"
 	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/internal/sendlimit"
+	"github.com/mppd/mppd/internal/testharness"
 	"github.com/mppd/mppd/internal/throttle"
 	"github.com/mppd/mppd/protocol"
 )
@@ -74,27 +75,7 @@ func TestProtocolConfigDefaults(t *testing.T) {
 // TestProtocolConfigAllKeys: every [session] and [message] key reaches
 // the engine.
 func TestProtocolConfigAllKeys(t *testing.T) {
-	c, dir := loadTest(t, `
-[session]
-max_line = 2000
-idle_timeout = "1m"
-session_timeout = "2m"
-min_data_rate = 0
-max_errors = 5
-max_junk_commands = 9
-user_pattern = '^[a-z]+$'
-auth_failure_delay = "0s"
-
-[message]
-max_size = 2048
-max_header_size = 1024
-max_recipients = 4
-max_received = 6
-sender_policy = "reject"
-received_client_address = false
-staging_dir = "."
-memory_threshold = 0
-`+testBackends)
+	c, dir := loadTest(t, testharness.EngineKeysTOML+testBackends)
 	p := protocolConfig(c)
 	want := protocol.Limits{
 		MaxLine: 2000, MaxMessage: 2048, MaxHeader: 1024, MaxRecipients: 4, MaxReceived: 6,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/message"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // backends is the smallest valid backend configuration.
@@ -72,27 +73,7 @@ trusted_networks = ["10.0.0.0/8"]
 [log]
 level = "debug"
 format = "json"
-
-[session]
-max_line = 2000
-idle_timeout = "1m"
-session_timeout = "2m"
-min_data_rate = 0
-max_errors = 5
-max_junk_commands = 9
-user_pattern = '^[a-z]+$'
-auth_failure_delay = "0s"
-
-[message]
-max_size = 2048
-max_header_size = 1024
-max_recipients = 4
-max_received = 6
-sender_policy = "reject"
-received_client_address = false
-staging_dir = "."
-memory_threshold = 0
-` + backends
+` + testharness.EngineKeysTOML + backends
 	path := filepath.Join(dir, "mppd.toml")
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,31 @@ import (
 // another connection on a busy machine before mppd binds it.
 const AnyPort = "127.0.0.1:0"
 
+// EngineKeysTOML sets every [session] and [message] key, for the tests
+// that check that config.Load reads each one and that each reaches the
+// engine.
+const EngineKeysTOML = `
+[session]
+max_line = 2000
+idle_timeout = "1m"
+session_timeout = "2m"
+min_data_rate = 0
+max_errors = 5
+max_junk_commands = 9
+user_pattern = '^[a-z]+$'
+auth_failure_delay = "0s"
+
+[message]
+max_size = 2048
+max_header_size = 1024
+max_recipients = 4
+max_received = 6
+sender_policy = "reject"
+received_client_address = false
+staging_dir = "."
+memory_threshold = 0
+`
+
 // BaseConfig is what every test daemon gets before the test's own TOML:
 // loopback with a port the kernel picks, a quick drain, no artificial PASS
 // delay, debug logs in text form.
