@@ -117,6 +117,13 @@ func (l *pidList) Set(v string) error {
 	return nil
 }
 
+const benchUsage = `usage: mpp bench [options]
+
+Drives an MPP server with concurrent sessions and reports rates, latencies
+and errors; see mpp(1). Use it only on servers you run.
+
+`
+
 func (c *cli) bench(args []string) int {
 	fs := flag.NewFlagSet("mpp bench", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
@@ -134,11 +141,7 @@ func (c *cli) bench(args []string) int {
 	fs.DurationVar(&o.hold, "hold", 2*time.Second, "with --idle, how long to hold the sessions open before measuring")
 	fs.Var(&o.serverPIDs, "server-pid", "`pid` of the server on this machine, to report its RSS and CPU from /proc; repeat it for a server of several processes (mppd's monitor and engine), whose figures are summed")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: mpp bench [options]\n\nDrives an MPP server with concurrent sessions and reports rates, latencies\nand errors; see mpp(1). Use it only on servers you run.\n\n")
-		fs.PrintDefaults()
-	}
-	if st, done := c.parseFlags(fs, args); done {
+	if st, done := c.parseFlags(fs, benchUsage, args); done {
 		return st
 	}
 	if fs.NArg() > 0 {

@@ -147,10 +147,15 @@ func isHelp(arg string) bool {
 	return arg == "-h" || arg == "-help" || arg == "--help"
 }
 
-// parseFlags parses args into fs. Asked for help (-h, --help), it prints
+// parseFlags parses args into fs, whose usage is the text usage followed
+// by the flags and their defaults. Asked for help (-h, --help), it prints
 // the usage on standard output and returns exOK, done; a bad flag gives
 // the error and usage on standard error and exUsage, done.
-func (c *cli) parseFlags(fs *flag.FlagSet, args []string) (status int, done bool) {
+func (c *cli) parseFlags(fs *flag.FlagSet, usage string, args []string) (status int, done bool) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	var out strings.Builder
 	fs.SetOutput(&out)
 	err := fs.Parse(args)

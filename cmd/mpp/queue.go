@@ -199,11 +199,7 @@ func (c *cli) flush(args []string) int {
 	var o flushOptions
 	fs.BoolVar(&o.all, "a", false, "post every queued message, also those whose retry time has not come")
 	fs.BoolVar(&o.quiet, "q", false, "say nothing about messages that only stay queued (for cron)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), flushUsage)
-		fs.PrintDefaults()
-	}
-	if st, done := c.parseFlags(fs, args); done {
+	if st, done := c.parseFlags(fs, flushUsage, args); done {
 		return st
 	}
 	if fs.NArg() > 0 {
@@ -258,14 +254,7 @@ func (c *cli) flushQueue(cf *connFlags, o flushOptions) int {
 	}
 
 	// Only now, with something to post, the password.
-	if s.user == "" {
-		return c.errorf(exUsage, "no user name: use -u, or set %s", envUser)
-	}
-	var trace io.Writer
-	if cf.verbose {
-		trace = c.stderr
-	}
-	opt, err := s.clientOptions(trace)
+	opt, err := c.sessionOptions(s, cf.verbose, "use -u, or set "+envUser)
 	if err != nil {
 		return c.errorf(exitStatusOf(err), "%v", err)
 	}
@@ -372,11 +361,7 @@ func (c *cli) queue(args []string) int {
 	fs := flag.NewFlagSet("mpp queue", flag.ContinueOnError)
 	requeue := fs.String("requeue", "", "put the failed message `ID` (or all of them) back in the queue")
 	config := fs.String("config", "", "config `file` (as for mpp send)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), queueUsage)
-		fs.PrintDefaults()
-	}
-	if st, done := c.parseFlags(fs, args); done {
+	if st, done := c.parseFlags(fs, queueUsage, args); done {
 		return st
 	}
 	if fs.NArg() > 0 {

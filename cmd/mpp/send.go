@@ -33,11 +33,7 @@ func (c *cli) send(args []string) int {
 	fs.SetOutput(c.stderr)
 	var cf connFlags
 	cf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), sendUsage)
-		fs.PrintDefaults()
-	}
-	if st, done := c.parseFlags(fs, args); done {
+	if st, done := c.parseFlags(fs, sendUsage, args); done {
 		return st
 	}
 	if fs.NArg() > 1 {
@@ -47,14 +43,7 @@ func (c *cli) send(args []string) int {
 	if err != nil {
 		return c.errorf(exitStatusOf(err), "%v", err)
 	}
-	if s.user == "" {
-		return c.errorf(exUsage, "no user name: use -u, or set %s", envUser)
-	}
-	var trace io.Writer
-	if cf.verbose {
-		trace = c.stderr
-	}
-	opt, err := s.clientOptions(trace)
+	opt, err := c.sessionOptions(s, cf.verbose, "use -u, or set "+envUser)
 	if err != nil {
 		return c.errorf(exitStatusOf(err), "%v", err)
 	}

@@ -179,14 +179,7 @@ func (c *cli) sendmail(args []string) int {
 	if a.noQueue {
 		s.queue = false
 	}
-	if s.user == "" {
-		return c.errorf(exUsage, "no user name: set %s or user in the config file", envUser)
-	}
-	var trace io.Writer
-	if a.verbose {
-		trace = c.stderr
-	}
-	opt, err := s.clientOptions(trace)
+	opt, err := c.sessionOptions(s, a.verbose, "set "+envUser+" or user in the config file")
 	if err != nil {
 		return c.errorf(exitStatusOf(err), "%v", err)
 	}

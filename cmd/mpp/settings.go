@@ -373,6 +373,20 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// sessionOptions checks that s names a user to log in as (howToSet says
+// how to name one) and returns the client options, with the dialogue
+// traced on standard error when verbose.
+func (c *cli) sessionOptions(s *settings, verbose bool, howToSet string) (mppclient.Options, error) {
+	if s.user == "" {
+		return mppclient.Options{}, &usageError{"no user name: " + howToSet}
+	}
+	var trace io.Writer
+	if verbose {
+		trace = c.stderr
+	}
+	return s.clientOptions(trace)
+}
+
 // clientOptions builds the mppclient options for s.
 func (s *settings) clientOptions(trace io.Writer) (mppclient.Options, error) {
 	opt := mppclient.Options{Timeout: s.timeout, Trace: trace}
