@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // runBench runs mpp bench with --json and decodes its report.
@@ -132,7 +134,7 @@ func TestBenchCountsErrors(t *testing.T) {
 	}
 	// No server: connection errors.
 	r, _, _ = runBench(t, map[string]string{"MPP_PASSWORD": "pw"},
-		"-s", closedPort(t), "-u", "alice", "-n", "2", "--to", "x@y.test")
+		"-s", testharness.ClosedAddr(t), "-u", "alice", "-n", "2", "--to", "x@y.test")
 	checkAddsUp(t, r)
 	if r.Errors["connection dial"] != 2 {
 		t.Errorf("report %+v", r)

@@ -185,7 +185,7 @@ func TestMailPrograms(t *testing.T) {
 
 			// Server down: the program succeeds, the message waits in
 			// the queue, and mpp flush delivers it.
-			e = newProgramEnv(t, closedPort(t))
+			e = newProgramEnv(t, testharness.ClosedAddr(t))
 			p.send(t, e, sendmail, "down "+p.name, rcpt("to"), rcpt("cc"), rcpt("bcc"))
 			if n := queuedCount(t, e.queue); n != 1 {
 				t.Fatalf("server down: %d messages queued, want 1", n)
@@ -295,7 +295,7 @@ func TestCronMail(t *testing.T) {
 	// The server goes away: the next job's mail is queued in root's
 	// queue.
 	queue := filepath.Join(spool, "queue")
-	writeConfig(closedPort(t))
+	writeConfig(testharness.ClosedAddr(t))
 	waitFor("queued mail", func() bool { return queuedCount(t, queue) > 0 })
 	cmd.Process.Kill()
 	cmd.Wait()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mppd/mppd/internal/mppqueue"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // queueEnv is the environment of a sendmail run with its own queue.
@@ -47,7 +48,7 @@ func queued(t *testing.T, dir string, failed bool) []mppqueue.Entry {
 // given at queueing kept. The queue then is empty, and held no password.
 func TestQueueWhileServerDown(t *testing.T) {
 	d := "@" + realDomain
-	env := queueEnv(t, closedPort(t))
+	env := queueEnv(t, testharness.ClosedAddr(t))
 	c, st := runCLI(env, "To: q1"+d+"\nSubject: down\n\nbody\n", "sendmail", "-oi", "q1"+d, "hidden"+d)
 	if st != exOK || !strings.HasPrefix(c.stderr.String(), "mpp: queued ") || !strings.Contains(c.stderr.String(), "mpp flush will post it") {
 		t.Fatalf("server down: status %d, stderr %q", st, c.stderr.String())
@@ -168,7 +169,7 @@ func TestQueueServerReplies(t *testing.T) {
 	}
 
 	// Refused at flush time: moved aside, listed as failed, requeued.
-	env["MPP_SERVER"] = closedPort(t)
+	env["MPP_SERVER"] = testharness.ClosedAddr(t)
 	for range 2 {
 		runCLI(env, msg, "sendmail", "-t")
 	}
@@ -216,7 +217,7 @@ func TestQueueCannotBeWritten(t *testing.T) {
 
 // Two flushes at once never post a message twice.
 func TestConcurrentFlushes(t *testing.T) {
-	env := queueEnv(t, closedPort(t))
+	env := queueEnv(t, testharness.ClosedAddr(t))
 	const n = 12
 	for i := range n {
 		if _, st := runCLI(env, "x\n", "sendmail", "c"+string(rune('a'+i))+"@"+realDomain); st != exOK {
@@ -243,7 +244,7 @@ func TestConcurrentFlushes(t *testing.T) {
 
 // A message queued by one user is not posted by another.
 func TestFlushOtherUser(t *testing.T) {
-	env := queueEnv(t, closedPort(t))
+	env := queueEnv(t, testharness.ClosedAddr(t))
 	runCLI(env, "x\n", "sendmail", "o@"+realDomain)
 	srv := fakeServer(t, nil)
 	env["MPP_SERVER"], env["MPP_USER"] = srv.Addr(), "bob"

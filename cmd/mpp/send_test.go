@@ -1,13 +1,13 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mppd/mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // testCLI is a cli with a fake environment and no terminal.
@@ -116,26 +116,35 @@ func TestSendUserFromEnv(t *testing.T) {
 }
 
 // Each way the server can say no ends in one line naming its reply and
-// the sysexits.h status a caller can act on.
-func TestSendFailures(t *testing.T) {
+// the sysexits.h status a caller can act on, the same in mpp send and in
+// sendmail mode (with the queue off).
+func TestServerFailures(t *testing.T) {
 	cases := []struct {
 		name    string
 		replies map[string]string
 		status  int
-		line    string
+		line    string // "" for the hang-up, checked by its start
 	}{
 		{"bad password", map[string]string{"PASS": "530 Authentication Failure."}, exNoPerm,
 			"mpp: server refused the password: 530 Authentication Failure."},
 		{"auth backend down", map[string]string{"PASS": "451 Local error encountered."}, exTempFail,
 			"mpp: server refused the password: 451 Local error encountered."},
+		{"try later", map[string]string{"PASS": "451 Authentication service unavailable, try again later."}, exTempFail,
+			"mpp: server refused the password: 451 Authentication service unavailable, try again later."},
 		{"bad user name", map[string]string{"USER": "501 Argument syntax error."}, exNoUser,
 			"mpp: server refused the user name: 501 Argument syntax error."},
 		{"password syntax", map[string]string{"PASS": "501 Argument syntax error."}, exNoPerm,
 			"mpp: server refused the password: 501 Argument syntax error."},
 		{"message refused", map[string]string{"message": "550 Error."}, exDataErr,
 			"mpp: server refused the message: 550 Error."},
+		{"message refused by the mail system", map[string]string{"message": "550 Message refused by the mail system."}, exDataErr,
+			"mpp: server refused the message: 550 Message refused by the mail system."},
+		{"recipient refused", map[string]string{"message": "550 To: recipient bob@x refused: no such domain"}, exNoUser,
+			"mpp: server refused the message: 550 To: recipient bob@x refused: no such domain"},
 		{"message not queued", map[string]string{"message": "451 Local error encountered."}, exTempFail,
 			"mpp: server refused the message: 451 Local error encountered."},
+		{"not queued, try later", map[string]string{"message": "451 Message not queued, try again later."}, exTempFail,
+			"mpp: server refused the message: 451 Message not queued, try again later."},
 		{"overloaded", map[string]string{"greeting": "451 Too busy, try later."}, exTempFail,
 			"mpp: server refused the connection: 451 Too busy, try later."},
 		{"DATA out of sequence", map[string]string{"DATA": "503 Illegal command sequence."}, exProtocol,
@@ -144,41 +153,50 @@ func TestSendFailures(t *testing.T) {
 			`mpp: malformed reply from the server to greeting: "SSH-2.0-OpenSSH_9.2"`},
 		{"hangs up", map[string]string{"PASS": mpptest.Close}, exUnavailable, ""},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := fakeServer(t, tc.replies)
+	modes := []struct {
+		name string
+		run  func(t *testing.T, addr string) (*testCLI, int)
+	}{
+		{"send", func(t *testing.T, addr string) (*testCLI, int) {
 			c := newTestCLI("To: bob\n\nhi\n", map[string]string{"USER": "alice", "MPP_PASSWORD": "pw"})
-			st := c.run([]string{"send", "-s", srv.Addr()})
-			if st != tc.status {
-				t.Errorf("status %d, want %d (stderr %q)", st, tc.status, c.stderr.String())
-			}
-			lines := strings.Split(strings.TrimSuffix(c.stderr.String(), "\n"), "\n")
-			if len(lines) != 1 {
-				t.Errorf("stderr has %d lines: %q", len(lines), c.stderr.String())
-			}
-			if tc.line != "" && lines[0] != tc.line {
-				t.Errorf("stderr %q, want %q", lines[0], tc.line)
-			}
-			if tc.line == "" && !strings.HasPrefix(lines[0], "mpp: connection to "+srv.Addr()+" closed by the server during PASS") {
-				t.Errorf("stderr %q", lines[0])
-			}
-		})
+			return c, c.run([]string{"send", "-s", addr})
+		}},
+		{"sendmail", func(t *testing.T, addr string) (*testCLI, int) {
+			return sendmailCLI(t, addr, "To: bob@x.test\n\nhi\n", map[string]string{"MPP_QUEUE": "off"}, "-t")
+		}},
+	}
+	for _, m := range modes {
+		for _, tc := range cases {
+			t.Run(m.name+"/"+tc.name, func(t *testing.T) {
+				srv := fakeServer(t, tc.replies)
+				c, st := m.run(t, srv.Addr())
+				if st != tc.status {
+					t.Errorf("status %d, want %d (stderr %q)", st, tc.status, c.stderr.String())
+				}
+				stderr := c.stderr.String()
+				if tc.line != "" && stderr != tc.line+"\n" {
+					t.Errorf("stderr %q, want the one line %q", stderr, tc.line)
+				}
+				if tc.line == "" && (strings.Count(stderr, "\n") != 1 ||
+					!strings.HasPrefix(stderr, "mpp: connection to "+srv.Addr()+" closed by the server during PASS")) {
+					t.Errorf("stderr %q", stderr)
+				}
+			})
+		}
 	}
 }
 
-func TestSendConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+// With no server to reach, both modes say so in one line, EX_UNAVAILABLE.
+func TestConnectionRefused(t *testing.T) {
+	addr := testharness.ClosedAddr(t)
+	want := "mpp: cannot connect to " + addr + ": connect: connection refused\n"
 	c := newTestCLI("To: bob\n\nhi\n", map[string]string{"USER": "alice", "MPP_PASSWORD": "pw"})
-	if st := c.run([]string{"send", "-s", addr}); st != exUnavailable {
-		t.Errorf("status %d, want %d", st, exUnavailable)
+	if st := c.run([]string{"send", "-s", addr}); st != exUnavailable || c.stderr.String() != want {
+		t.Errorf("send: status %d stderr %q, want %d %q", st, c.stderr.String(), exUnavailable, want)
 	}
-	if want := "mpp: cannot connect to " + addr + ": connect: connection refused\n"; c.stderr.String() != want {
-		t.Errorf("stderr %q, want %q", c.stderr.String(), want)
+	c, st := sendmailCLI(t, addr, "To: bob@x.test\n\nhi\n", nil, "--no-queue", "-t")
+	if st != exUnavailable || c.stderr.String() != want {
+		t.Errorf("sendmail: status %d stderr %q, want %d %q", st, c.stderr.String(), exUnavailable, want)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -234,43 +233,6 @@ func TestSendmailRefusals(t *testing.T) {
 	noMail(t, root)
 }
 
-// The server's refusals in sendmail mode: the same one-line errors and
-// sysexits.h statuses as mpp send.
-func TestSendmailServerFailures(t *testing.T) {
-	cases := []struct {
-		name    string
-		replies map[string]string
-		status  int
-		line    string
-	}{
-		{"bad password", map[string]string{"PASS": "530 Authentication Failure."}, exNoPerm,
-			"mpp: server refused the password: 530 Authentication Failure.\n"},
-		{"try later", map[string]string{"PASS": "451 Authentication service unavailable, try again later."}, exTempFail,
-			"mpp: server refused the password: 451 Authentication service unavailable, try again later.\n"},
-		{"message refused", map[string]string{"message": "550 Message refused by the mail system."}, exDataErr,
-			"mpp: server refused the message: 550 Message refused by the mail system.\n"},
-		{"recipient refused", map[string]string{"message": "550 To: recipient bob@x refused: no such domain"}, exNoUser,
-			"mpp: server refused the message: 550 To: recipient bob@x refused: no such domain\n"},
-		{"not queued", map[string]string{"message": "451 Message not queued, try again later."}, exTempFail,
-			"mpp: server refused the message: 451 Message not queued, try again later.\n"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := fakeServer(t, tc.replies)
-			c, st := sendmailCLI(t, srv.Addr(), "To: bob@x.test\n\nhi\n", map[string]string{"MPP_QUEUE": "off"}, "-t")
-			if st != tc.status || c.stderr.String() != tc.line {
-				t.Errorf("status %d stderr %q, want %d %q", st, c.stderr.String(), tc.status, tc.line)
-			}
-		})
-	}
-	// No server at all.
-	addr := closedPort(t)
-	c, st := sendmailCLI(t, addr, "To: bob@x.test\n\nhi\n", nil, "--no-queue", "-t")
-	if st != exUnavailable || !strings.HasPrefix(c.stderr.String(), "mpp: cannot connect to "+addr) {
-		t.Errorf("no server: %d %q", st, c.stderr.String())
-	}
-}
-
 // -v shows the dialogue with the password masked, the Bcc mpp adds is on
 // the wire (and is the server's to strip), and "mpp sendmail" is the same
 // as the binary called sendmail.
@@ -312,16 +274,4 @@ func TestSendmailConfigFile(t *testing.T) {
 	if st := c.main([]string{"sendmail", "-t"}); st != exConfig || !strings.Contains(c.stderr.String(), "chmod 600") {
 		t.Errorf("group-readable config: %d %q", st, c.stderr.String())
 	}
-}
-
-// closedPort returns a loopback address nothing listens on (a moment ago).
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

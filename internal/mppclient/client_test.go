@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/testharness"
 )
 
 // pipeSession runs the fake server on one end of a net.Pipe and returns a
@@ -231,13 +232,8 @@ func TestServerHangsUp(t *testing.T) {
 }
 
 func TestDialRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, err = Dial(context.Background(), addr, Options{})
+	addr := testharness.ClosedAddr(t)
+	_, err := Dial(context.Background(), addr, Options{})
 	var ce *ConnError
 	if !errors.As(err, &ce) || ce.Step != "dial" {
 		t.Fatalf("got %T %v, want *ConnError at dial", err, err)
@@ -247,22 +243,20 @@ func TestDialRefused(t *testing.T) {
 	}
 }
 
+// silentServer accepts connections and never greets; it returns its
+// address.
+func silentServer(t *testing.T) string {
+	return testharness.Serve(t, func(conn net.Conn) {
+		io.Copy(io.Discard, conn)
+		conn.Close()
+	})
+}
+
 // A server that accepts but never greets: Options.Timeout bounds the wait.
 func TestGreetingTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		conn, err := ln.Accept()
-		if err == nil {
-			io.Copy(io.Discard, conn)
-			conn.Close()
-		}
-	}()
+	addr := silentServer(t)
 	start := time.Now()
-	_, err = Dial(context.Background(), ln.Addr().String(), Options{Timeout: 100 * time.Millisecond})
+	_, err := Dial(context.Background(), addr, Options{Timeout: 100 * time.Millisecond})
 	var ce *ConnError
 	var ne net.Error
 	if !errors.As(err, &ce) || !errors.As(err, &ne) || !ne.Timeout() {
@@ -275,21 +269,10 @@ func TestGreetingTimeout(t *testing.T) {
 
 // Cancelling the context of Dial stops the wait for the greeting.
 func TestDialContextCancel(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		conn, err := ln.Accept()
-		if err == nil {
-			io.Copy(io.Discard, conn)
-			conn.Close()
-		}
-	}()
+	addr := silentServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err = Dial(ctx, ln.Addr().String(), Options{Timeout: time.Minute})
+	_, err := Dial(ctx, addr, Options{Timeout: time.Minute})
 	var ce *ConnError
 	if !errors.As(err, &ce) {
 		t.Fatalf("got %T %v, want *ConnError", err, err)
@@ -403,16 +386,7 @@ func TestTraceMasksPassword(t *testing.T) {
 // when shutting down) may break the client's write; the client still
 // reports the server's reply rather than a broken pipe.
 func TestReplyDuringText(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	addr := testharness.Serve(t, func(conn net.Conn) {
 		defer conn.Close()
 		r := bufio.NewReader(conn)
 		io.WriteString(conn, "220 Ready.\r\n")
@@ -427,8 +401,8 @@ func TestReplyDuringText(t *testing.T) {
 			}
 			io.WriteString(conn, "250 OK.\r\n")
 		}
-	}()
-	c, err := Dial(context.Background(), ln.Addr().String(), Options{Timeout: 5 * time.Second})
+	})
+	c, err := Dial(context.Background(), addr, Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

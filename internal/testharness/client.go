@@ -233,3 +233,16 @@ func Serve(t testing.TB, serve func(net.Conn)) string {
 	})
 	return ln.Addr().String()
 }
+
+// ClosedAddr returns a loopback address that nothing listened on a moment
+// ago, for tests of a server that cannot be reached.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", AnyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
