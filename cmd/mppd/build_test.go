@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,15 +21,14 @@ import (
 	"github.com/mppd/mppd/protocol"
 )
 
-// testBackends is the smallest valid backend configuration.
-const testBackends = `
-[authn.passwdfile]
-path = "passwd"
-mail_domain = "example.test"
+// backendsTOML is the smallest valid backend configuration, with the
+// password file at passwd (relative to the config file).
+func backendsTOML(passwd string) string {
+	return fmt.Sprintf("\n[authn.passwdfile]\npath = %q\nmail_domain = \"example.test\"\n\n[delivery.maildir]\nroot = \"maildir\"\n", passwd)
+}
 
-[delivery.maildir]
-root = "maildir"
-`
+// testBackends has the password file beside the config file.
+var testBackends = backendsTOML("passwd")
 
 // loadTest writes doc as mppd.toml, with an empty password file beside
 // it, and loads it.

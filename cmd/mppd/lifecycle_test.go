@@ -160,14 +160,7 @@ func TestExitOnIdle(t *testing.T) {
 	case <-time.After(400 * time.Millisecond):
 	}
 	close(release)
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit on idle")
-	}
+	waitRun(t, errc, 10*time.Second, "no exit on idle")
 	n.wait(t, "STOPPING=1")
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Error("still accepting after the exit on idle")

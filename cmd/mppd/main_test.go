@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/testharness"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,44 +48,27 @@ func TestRunExitStatus(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")
 	os.WriteFile(filepath.Join(dir, "passwd"), nil, 0o600)
-	os.WriteFile(good, []byte(`
-[authn.passwdfile]
-path = "passwd"
-mail_domain = "example.test"
-[delivery.maildir]
-root = "maildir"
-`), 0o644)
+	os.WriteFile(good, []byte(testBackends), 0o644)
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("max_sessions = -1\n"), 0o644)
 	noBackend := filepath.Join(dir, "nobackend.toml")
-	os.WriteFile(noBackend, []byte(`
-[authn.passwdfile]
-path = "missing"
-mail_domain = "example.test"
-[delivery.maildir]
-root = "maildir"
-`), 0o644)
+	os.WriteFile(noBackend, []byte(backendsTOML("missing")), 0o644)
 
 	// An LDAP directory nobody answers for: --check-config tries it and
 	// fails; with --offline it does not try.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadPort := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	deadAddr := testharness.ClosedAddr(t)
 	ldapDown := filepath.Join(dir, "ldap.toml")
 	os.WriteFile(ldapDown, []byte(fmt.Sprintf(`
 [authn]
 backend = "ldap"
 [authn.ldap]
-uris = ["ldap://127.0.0.1:%d"]
+uris = ["ldap://%s"]
 insecure_plaintext = true
 user_dn = "uid={user},dc=example,dc=test"
 dial_timeout = "2s"
 [delivery.maildir]
 root = "maildir"
-`, deadPort)), 0o644)
+`, deadAddr)), 0o644)
 
 	for _, tc := range []struct {
 		args   []string
@@ -120,7 +103,7 @@ func TestRunNoCoreDumps(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "passwd"), nil, 0o600)
 	cfg := filepath.Join(dir, "mppd.toml")
-	os.WriteFile(cfg, []byte("[authn.passwdfile]\npath = \"passwd\"\nmail_domain = \"example.test\"\n[delivery.maildir]\nroot = \"maildir\"\n"), 0o644)
+	os.WriteFile(cfg, []byte(testBackends), 0o644)
 	if status := run([]string{"--check-config", "--config", cfg}, strings.NewReader(""), &stdout, &stderr); status != exitOK {
 		t.Fatalf("status %d: %s", status, stderr.String())
 	}
@@ -138,13 +121,7 @@ func TestRunNoCoreDumps(t *testing.T) {
 func TestPasswdDefaultsToConfigPath(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "mppd.toml")
-	os.WriteFile(cfg, []byte(`
-[authn.passwdfile]
-path = "users"
-mail_domain = "example.test"
-[delivery.maildir]
-root = "maildir"
-`), 0o644)
+	os.WriteFile(cfg, []byte(backendsTOML("users")), 0o644)
 	var stdout, stderr bytes.Buffer
 	status := run([]string{"passwd", "--config", cfg, "--address", "bob@example.test", "--address", "b@example.test", "bob"},
 		strings.NewReader("bob-password\n"), &stdout, &stderr)

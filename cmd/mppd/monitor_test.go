@@ -85,14 +85,7 @@ func monitorConfig(t *testing.T, hostname string) string {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "passwd"), nil, 0o600)
 	path := filepath.Join(dir, "mppd.toml")
-	os.WriteFile(path, []byte(fmt.Sprintf(`hostname = %q
-listen = ["127.0.0.1:0"]
-[authn.passwdfile]
-path = "passwd"
-mail_domain = "example.test"
-[delivery.maildir]
-root = "maildir"
-`, hostname)), 0o644)
+	os.WriteFile(path, []byte(fmt.Sprintf("hostname = %q\nlisten = [\"127.0.0.1:0\"]\n", hostname)+testBackends), 0o644)
 	return path
 }
 

@@ -223,35 +223,58 @@ func TestTotalCapAndRelease(t *testing.T) {
 	}
 }
 
-// TestDrainTimeout: a session that ignores the shutdown has its
-// connection closed after drain_timeout, and run waits for it to return.
-func TestDrainTimeout(t *testing.T) {
+// drainDaemon runs a daemon whose sessions are serve, with the given drain
+// timeout, on a new loopback listener, until cancel is called; run's
+// result comes on errc.
+func drainDaemon(t *testing.T, drainTimeout time.Duration, serve func(context.Context, net.Conn)) (d *daemon, addr string, cancel context.CancelFunc, errc chan error) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sawCancel := make(chan bool, 1)
-	returned := make(chan struct{})
-	d := &daemon{
-		serve: func(ctx context.Context, conn net.Conn) {
-			defer close(returned)
-			conn.Write([]byte("220 hello\r\n"))
-			// A stubborn session: it reads until its connection is
-			// closed under it.
-			io.Copy(io.Discard, conn)
-			sawCancel <- ctx.Err() != nil
-		},
+	d = &daemon{
+		serve:        serve,
 		refuse:       func(net.Conn, string) {},
 		log:          quietLog(),
 		maxSessions:  10,
 		maxPerClient: 10,
 		trusted:      func(netip.Addr) bool { return true },
-		drainTimeout: 100 * time.Millisecond,
+		drainTimeout: drainTimeout,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
+	errc = make(chan error, 1)
 	go func() { errc <- d.run(ctx, nil, []net.Listener{l}) }()
-	c, err := net.Dial("tcp", l.Addr().String())
+	return d, l.Addr().String(), cancel, errc
+}
+
+// waitRun waits up to timeout for run's result on errc; an error, or no
+// result in time (what says what that means), fails the test.
+func waitRun(t *testing.T, errc <-chan error, timeout time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(timeout):
+		t.Fatal(what)
+	}
+}
+
+// TestDrainTimeout: a session that ignores the shutdown has its
+// connection closed after drain_timeout, and run waits for it to return.
+func TestDrainTimeout(t *testing.T) {
+	sawCancel := make(chan bool, 1)
+	returned := make(chan struct{})
+	_, addr, cancel, errc := drainDaemon(t, 100*time.Millisecond, func(ctx context.Context, conn net.Conn) {
+		defer close(returned)
+		conn.Write([]byte("220 hello\r\n"))
+		// A stubborn session: it reads until its connection is
+		// closed under it.
+		io.Copy(io.Discard, conn)
+		sawCancel <- ctx.Err() != nil
+	})
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,14 +285,7 @@ func TestDrainTimeout(t *testing.T) {
 	}
 	start := time.Now()
 	cancel()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("run did not return after the drain timeout")
-	}
+	waitRun(t, errc, 5*time.Second, "run did not return after the drain timeout")
 	if e := time.Since(start); e < 100*time.Millisecond {
 		t.Errorf("run returned after %v, before the drain timeout", e)
 	}
@@ -286,30 +302,15 @@ func TestDrainTimeout(t *testing.T) {
 // TestDrainWaitsForSessions: a session that ends by itself within the
 // drain timeout is not cut short, and run returns as soon as it ends.
 func TestDrainWaitsForSessions(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	finished := make(chan error, 1)
-	d := &daemon{
-		serve: func(ctx context.Context, conn net.Conn) {
-			defer conn.Close()
-			<-ctx.Done()
-			time.Sleep(50 * time.Millisecond) // finishing a message
-			_, err := conn.Write([]byte("250 done\r\n"))
-			finished <- err
-		},
-		refuse:       func(net.Conn, string) {},
-		log:          quietLog(),
-		maxSessions:  10,
-		maxPerClient: 10,
-		trusted:      func(netip.Addr) bool { return true },
-		drainTimeout: 10 * time.Second,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- d.run(ctx, nil, []net.Listener{l}) }()
-	c, err := net.Dial("tcp", l.Addr().String())
+	d, addr, cancel, errc := drainDaemon(t, 10*time.Second, func(ctx context.Context, conn net.Conn) {
+		defer conn.Close()
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond) // finishing a message
+		_, err := conn.Write([]byte("250 done\r\n"))
+		finished <- err
+	})
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,48 +343,33 @@ func TestDrainWaitsForSessions(t *testing.T) {
 // its client at that moment is stopped at once. run returns when both
 // have ended.
 func TestDrainTimeoutSparesDelivery(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	delivering := make(chan struct{})
 	delivered := make(chan struct{}) // the delivery returns
 	replyErr := make(chan error, 1)
 	readErr := make(chan error, 1)
-	d := &daemon{
-		serve: func(ctx context.Context, conn net.Conn) {
-			defer conn.Close()
-			buf := make([]byte, 1)
-			if _, err := conn.Read(buf); err != nil {
-				t.Errorf("first read: %v", err)
-				return
-			}
-			if buf[0] == 'D' {
-				// A message was read; its delivery runs past the
-				// drain timeout, then the reply is due.
-				close(delivering)
-				<-delivered
-				_, err := conn.Write([]byte("250 queued\r\n"))
-				replyErr <- err
-				return
-			}
-			// A client that stays silent: this read must end at the
-			// drain timeout, not hang.
-			_, err := conn.Read(buf)
-			readErr <- err
-		},
-		refuse:       func(net.Conn, string) {},
-		log:          quietLog(),
-		maxSessions:  10,
-		maxPerClient: 10,
-		trusted:      func(netip.Addr) bool { return true },
-		drainTimeout: 50 * time.Millisecond,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- d.run(ctx, nil, []net.Listener{l}) }()
+	d, addr, cancel, errc := drainDaemon(t, 50*time.Millisecond, func(ctx context.Context, conn net.Conn) {
+		defer conn.Close()
+		buf := make([]byte, 1)
+		if _, err := conn.Read(buf); err != nil {
+			t.Errorf("first read: %v", err)
+			return
+		}
+		if buf[0] == 'D' {
+			// A message was read; its delivery runs past the
+			// drain timeout, then the reply is due.
+			close(delivering)
+			<-delivered
+			_, err := conn.Write([]byte("250 queued\r\n"))
+			replyErr <- err
+			return
+		}
+		// A client that stays silent: this read must end at the
+		// drain timeout, not hang.
+		_, err := conn.Read(buf)
+		readErr <- err
+	})
 	dialSend := func(b string) net.Conn {
-		c, err := net.Dial("tcp", l.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,6 +71,18 @@ func namedFile(t *testing.T, f *os.File, name string) *os.File {
 	return os.NewFile(uintptr(fd), name)
 }
 
+// socketFile is namedFile for a socket: a named duplicate of its
+// descriptor, the socket itself left open.
+func socketFile(t *testing.T, s interface{ File() (*os.File, error) }, name string) *os.File {
+	t.Helper()
+	f, err := s.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return namedFile(t, f, name)
+}
+
 func listenerFile(t *testing.T, name string) (*os.File, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -78,12 +90,7 @@ func listenerFile(t *testing.T, name string) (*os.File, string) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	f, err := l.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	return namedFile(t, f, name), l.Addr().String()
+	return socketFile(t, l.(*net.TCPListener), name), l.Addr().String()
 }
 
 // TestFromActivation: sockets are mapped to roles by name; an unknown
@@ -135,12 +142,7 @@ func TestFromActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	cf, err := client.(*net.TCPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cf.Close()
-	if _, err := fromActivation([]*os.File{namedFile(t, cf, "mpp")}, sd); err == nil || !strings.Contains(err.Error(), "Accept=yes is not supported") {
+	if _, err := fromActivation([]*os.File{socketFile(t, client.(*net.TCPConn), "mpp")}, sd); err == nil || !strings.Contains(err.Error(), "Accept=yes is not supported") {
 		t.Errorf("connection: %v", err)
 	}
 
@@ -149,12 +151,7 @@ func TestFromActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer udp.Close()
-	uf, err := udp.(*net.UDPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uf.Close()
-	if _, err := fromActivation([]*os.File{namedFile(t, uf, "mpp")}, sd); err == nil || !strings.Contains(err.Error(), "not a stream socket") {
+	if _, err := fromActivation([]*os.File{socketFile(t, udp.(*net.UDPConn), "mpp")}, sd); err == nil || !strings.Contains(err.Error(), "not a stream socket") {
 		t.Errorf("datagram: %v", err)
 	}
 
