@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mppd/mppd/internal/testenv"
 	"github.com/mppd/mppd/internal/testharness"
 )
 
@@ -120,12 +121,8 @@ func TestNotify(t *testing.T) {
 	c := dialGreeting(t, addr)
 	defer c.Close()
 	n.wait(t, "STATUS=serving: 1 session")
-	for deadline := time.Now().Add(10 * time.Second); n.wait(t, "WATCHDOG=1") < 3; {
-		if time.Now().After(deadline) {
-			t.Fatal("fewer than 3 WATCHDOG=1 in 10s at a 40ms interval")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, func() bool { return n.wait(t, "WATCHDOG=1") >= 3 },
+		"fewer than 3 WATCHDOG=1 in 10s at a 40ms interval")
 	close(release)
 	n.wait(t, "STATUS=serving: 0 sessions") // again, from the ticker
 	cancel()

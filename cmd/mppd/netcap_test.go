@@ -127,19 +127,11 @@ func TestPerNetworkCap(t *testing.T) {
 	}
 
 	close(h.release)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.WaitFor(t, 5*time.Second, func() bool {
 		h.d.mu.Lock()
-		left := len(h.d.perNet) + len(h.d.perIP)
-		h.d.mu.Unlock()
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("per-network counts left behind")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer h.d.mu.Unlock()
+		return len(h.d.perNet)+len(h.d.perIP) == 0
+	}, "per-network counts left behind")
 	if got := greetingFrom(t, h.addr, "fd00:0:0:1::99"); got != "220" {
 		t.Fatalf("after the sessions ended: %s", got)
 	}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // errListener fails Accept with err a number of times, then blocks until
@@ -205,13 +207,7 @@ func TestTotalCapAndRelease(t *testing.T) {
 		}
 	}
 	close(h.release) // both sessions end
-	deadline := time.Now().Add(5 * time.Second)
-	for h.d.count() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("sessions not released")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 5*time.Second, func() bool { return h.d.count() == 0 }, "sessions not released")
 	h.d.mu.Lock()
 	left := len(h.d.perIP)
 	h.d.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mppd/mppd/internal/mppclient/mpptest"
+	"github.com/mppd/mppd/internal/testenv"
 	"github.com/mppd/mppd/internal/testharness"
 )
 
@@ -310,19 +311,10 @@ func TestInputErrorAbortsMessage(t *testing.T) {
 		t.Fatalf("got %T %v, want *InputError", err, err)
 	}
 	c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ss := srv.Sessions()
-		if len(ss[0].Texts) == 1 {
-			if ss[0].Complete {
-				t.Fatalf("server saw a complete message: %q", ss[0].Texts[0])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("server never saw the aborted text")
-		}
-		time.Sleep(10 * time.Millisecond)
+	testenv.WaitFor(t, 5*time.Second, func() bool { return len(srv.Sessions()[0].Texts) == 1 },
+		"server never saw the aborted text")
+	if ss := srv.Sessions(); ss[0].Complete {
+		t.Fatalf("server saw a complete message: %q", ss[0].Texts[0])
 	}
 }
 

@@ -3,6 +3,7 @@ package testenv
 import (
 	"sync"
 	"testing"
+	"time"
 )
 
 // Gate lets a stand-in backend hold its calls: each call Passes the gate,
@@ -57,4 +58,18 @@ func Concurrently(t testing.TB, n int, call func() error) (wait func()) {
 		}()
 	}
 	return wg.Wait
+}
+
+// WaitFor calls done every few milliseconds until it reports true; when
+// that takes longer than timeout, the test stops with the message format
+// makes of args.
+func WaitFor(t testing.TB, timeout time.Duration, done func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
