@@ -68,13 +68,7 @@ func fakeEngine() int {
 	case "attack.test":
 		return attackMonitor(conn, term)
 	case "garbage.test":
-		conn.Write([]byte("this is not a frame"))
-		select {
-		case <-term:
-			return 0
-		case <-time.After(30 * time.Second):
-			return 9
-		}
+		return sendGarbage(conn, term, "this is not a frame")
 	}
 	return 6
 }
@@ -175,7 +169,13 @@ func attackMonitor(conn *net.UnixConn, term chan os.Signal) int {
 	deliver("no fd", 6, t1, "s1", "alice@example.test")
 	deliver("two fds", 7, t1, "s1", "alice@example.test", staged(), staged())
 	deliver("good", 8, t1, "s1", "alice@example.test", staged())
-	conn.Write([]byte("garbage"))
+	return sendGarbage(conn, term, "garbage")
+}
+
+// sendGarbage writes what is no frame and waits for the SIGTERM the
+// monitor must answer it with: 0 when it comes, 9 when it does not.
+func sendGarbage(conn *net.UnixConn, term chan os.Signal, garbage string) int {
+	conn.Write([]byte(garbage))
 	select {
 	case <-term:
 		return 0
