@@ -54,27 +54,25 @@ func TestDefaultMailDomain(t *testing.T) {
 // The default fills both backends' mail_domain; a set one is kept; a
 // domain without a dot is reported for the backend in use.
 func TestMailDomainFromMailname(t *testing.T) {
-	withMailDomainSources(t, "example.org\n", nil)
-	c, err := parse(filepath.Join(t.TempDir(), "c.toml"), []byte("hostname = \"host\"\n[authn]\nbackend = \"pam\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Authn.PAM.MailDomain != "example.org" || c.Authn.Passwdfile.MailDomain != "example.org" {
-		t.Errorf("mail_domain: pam %q, passwdfile %q", c.Authn.PAM.MailDomain, c.Authn.Passwdfile.MailDomain)
-	}
-	if d := c.MailDomainHasNoDot(); d != "" {
-		t.Errorf("MailDomainHasNoDot = %q", d)
-	}
-
-	withMailDomainSources(t, "", nil)
-	c, err = parse(filepath.Join(t.TempDir(), "c.toml"), []byte("hostname = \"host\"\n[authn]\nbackend = \"pam\"\n[authn.passwdfile]\nmail_domain = \"example.net\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Authn.PAM.MailDomain != "host" || c.Authn.Passwdfile.MailDomain != "example.net" {
-		t.Errorf("mail_domain: pam %q, passwdfile %q", c.Authn.PAM.MailDomain, c.Authn.Passwdfile.MailDomain)
-	}
-	if d := c.MailDomainHasNoDot(); d != "host" {
-		t.Errorf("MailDomainHasNoDot = %q, want \"host\"", d)
+	for _, tc := range []struct {
+		name, mailname, doc    string
+		pam, passwdfile, noDot string
+	}{
+		{"from /etc/mailname", "example.org\n", "", "example.org", "example.org", ""},
+		{"a set one is kept", "", "[authn.passwdfile]\nmail_domain = \"example.net\"\n", "host", "example.net", "host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withMailDomainSources(t, tc.mailname, nil)
+			c, err := parse(filepath.Join(t.TempDir(), "c.toml"), []byte("hostname = \"host\"\n[authn]\nbackend = \"pam\"\n"+tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Authn.PAM.MailDomain != tc.pam || c.Authn.Passwdfile.MailDomain != tc.passwdfile {
+				t.Errorf("mail_domain: pam %q, passwdfile %q; want %q, %q", c.Authn.PAM.MailDomain, c.Authn.Passwdfile.MailDomain, tc.pam, tc.passwdfile)
+			}
+			if d := c.MailDomainHasNoDot(); d != tc.noDot {
+				t.Errorf("MailDomainHasNoDot = %q, want %q", d, tc.noDot)
+			}
+		})
 	}
 }

@@ -21,6 +21,18 @@ func newQueue(t *testing.T) *Queue {
 	return q
 }
 
+// queueOne returns a new queue holding text, queued for alice, and the
+// message's ID.
+func queueOne(t *testing.T, text string) (*Queue, string) {
+	t.Helper()
+	q := newQueue(t)
+	id, err := q.Add(Meta{User: "alice"}, strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, id
+}
+
 // A message goes in and comes out byte for byte, with its metadata; the
 // files are private to the user; IDs sort oldest first.
 func TestAddListMessage(t *testing.T) {
@@ -77,17 +89,13 @@ func TestAddListMessage(t *testing.T) {
 
 // A queued message that changed on disk is refused, not posted.
 func TestDamagedMessage(t *testing.T) {
-	q := newQueue(t)
-	id, err := q.Add(Meta{User: "alice"}, strings.NewReader("To: a@x.test\n\nhello\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, id := queueOne(t, "To: a@x.test\n\nhello\n")
 	path := filepath.Join(q.Dir, id+entryExt)
 	data, _ := os.ReadFile(path)
 	if err := os.WriteFile(path, []byte(strings.Replace(string(data), "a@x.test", "z@x.test", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = q.Message(id)
+	_, _, err := q.Message(id)
 	var de *DamagedError
 	if !errors.As(err, &de) {
 		t.Errorf("changed message: err %v, want a DamagedError", err)
@@ -103,11 +111,7 @@ func TestDamagedMessage(t *testing.T) {
 // Retry pushes the next try back; MoveAside takes the message out of the
 // queue into failed/ with its reason; Requeue brings it back.
 func TestRetryMoveAsideRequeue(t *testing.T) {
-	q := newQueue(t)
-	id, err := q.Add(Meta{User: "alice"}, strings.NewReader("To: a@x.test\n\nx\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, id := queueOne(t, "To: a@x.test\n\nx\n")
 	now := time.Now()
 	s, err := q.Retry(id, now, "451 try later")
 	if err != nil {
