@@ -203,27 +203,26 @@ func ParseV2(buf []byte) (Header, error) {
 	case 0x00: // UNSPEC: use the connection's own addresses
 		return Header{Version: 2, Local: true}, nil
 	case 0x11: // TCP over IPv4
-		if len(payload) < 12 {
-			return Header{}, errors.New("PROXY v2 TCP4 addresses cut short")
-		}
-		src := netip.AddrFrom4([4]byte(payload[0:4]))
-		dst := netip.AddrFrom4([4]byte(payload[4:8]))
-		return Header{Version: 2,
-			Source:      netip.AddrPortFrom(src, binary.BigEndian.Uint16(payload[8:10])),
-			Destination: netip.AddrPortFrom(dst, binary.BigEndian.Uint16(payload[10:12])),
-		}, nil
+		return tcpAddresses(payload, 4, "TCP4")
 	case 0x21: // TCP over IPv6
-		if len(payload) < 36 {
-			return Header{}, errors.New("PROXY v2 TCP6 addresses cut short")
-		}
-		src := netip.AddrFrom16([16]byte(payload[0:16]))
-		dst := netip.AddrFrom16([16]byte(payload[16:32]))
-		return Header{Version: 2,
-			Source:      netip.AddrPortFrom(src, binary.BigEndian.Uint16(payload[32:34])),
-			Destination: netip.AddrPortFrom(dst, binary.BigEndian.Uint16(payload[34:36])),
-		}, nil
+		return tcpAddresses(payload, 16, "TCP6")
 	}
 	return Header{}, fmt.Errorf("PROXY v2 address family %#x is not TCP over IPv4 or IPv6", buf[13])
+}
+
+// tcpAddresses reads the address block of a v2 TCP header: the source and
+// destination addresses, size octets each, then their two ports.
+func tcpAddresses(payload []byte, size int, family string) (Header, error) {
+	if len(payload) < 2*size+4 {
+		return Header{}, fmt.Errorf("PROXY v2 %s addresses cut short", family)
+	}
+	src, _ := netip.AddrFromSlice(payload[:size])
+	dst, _ := netip.AddrFromSlice(payload[size : 2*size])
+	ports := payload[2*size:]
+	return Header{Version: 2,
+		Source:      netip.AddrPortFrom(src, binary.BigEndian.Uint16(ports[0:2])),
+		Destination: netip.AddrPortFrom(dst, binary.BigEndian.Uint16(ports[2:4])),
+	}, nil
 }
 
 // Looks reports whether b starts like a PROXY header of either version
