@@ -18,19 +18,14 @@ import (
 // second per silent connection); and a TLS client over the cap still gets
 // its 451 inside TLS.
 func TestTLSRefusalsDoNotStall(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, pool := testCert(t, dir, "localhost")
-	extra, _ := devBackends(t, alice)
-	m := testharness.Start(t, "max_sessions_per_client = 1\ntrusted_networks = []\n"+
-		tlsConfigTOML(testharness.AnyPort, certFile, keyFile)+extra)
-	tlsAddr := m.ListenAddr("mpps")
+	m := startTLS(t, "localhost", "max_sessions_per_client = 1\ntrusted_networks = []\n")
 
-	dialTLS(t, tlsAddr, pool) // 127.0.0.1 is now at its cap
+	dialTLS(t, m.tlsAddr, m.pool) // 127.0.0.1 is now at its cap
 	for i := 0; i < 10; i++ {
-		testharness.Dial(t, tlsAddr, "127.0.0.1") // says nothing
+		testharness.Dial(t, m.tlsAddr, "127.0.0.1") // says nothing
 	}
 	start := time.Now()
-	other := tlsFrom(t, tlsAddr, "127.0.0.2", pool)
+	other := tlsFrom(t, m.tlsAddr, "127.0.0.2", m.pool)
 	other.Expect(220)
 	took := time.Since(start)
 	t.Logf("greeting of another client after ten silent refused connections: %v", took)
@@ -40,7 +35,7 @@ func TestTLSRefusalsDoNotStall(t *testing.T) {
 		t.Errorf("greeting took %v", took)
 	}
 
-	over := tlsFrom(t, tlsAddr, "127.0.0.1", pool)
+	over := tlsFrom(t, m.tlsAddr, "127.0.0.1", m.pool)
 	over.Expect(451)
 	m.WaitLogCount(0, "reason=max-sessions-per-client", 11)
 }

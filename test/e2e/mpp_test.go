@@ -54,11 +54,7 @@ func runMpp(t *testing.T, bin, stdin string, env []string, args ...string) (stri
 
 func TestMppClient(t *testing.T) {
 	bin := buildMpp(t)
-	dir := t.TempDir()
-	certFile, keyFile, _ := testCert(t, dir, "mppd.test")
-	extra, root := devBackends(t, alice)
-	m := testharness.Start(t, tlsConfigTOML(testharness.AnyPort, certFile, keyFile)+extra)
-	tlsAddr := m.ListenAddr("mpps")
+	m := startTLS(t, "mppd.test", "")
 	env := []string{"MPP_USER=" + alice.name, "MPP_PASSWORD=" + alice.password}
 
 	t.Run("send over TCP", func(t *testing.T) {
@@ -66,7 +62,7 @@ func TestMppClient(t *testing.T) {
 		if st != 0 {
 			t.Fatalf("status %d: %s", st, stderr)
 		}
-		_, body := headerBody(t, waitDelivered(t, root, "tcp@example.test", 1)[0])
+		_, body := headerBody(t, waitDelivered(t, m.root, "tcp@example.test", 1)[0])
 		if body != ".\nover TCP\n" {
 			t.Errorf("body %q", body)
 		}
@@ -74,16 +70,16 @@ func TestMppClient(t *testing.T) {
 
 	t.Run("send over TLS", func(t *testing.T) {
 		_, stderr, st := runMpp(t, bin, "To: tls@example.test\n\nover TLS\n", env,
-			"send", "-v", "-s", "mpps://"+tlsAddr, "--ca-file", certFile)
+			"send", "-v", "-s", "mpps://"+m.tlsAddr, "--ca-file", m.certFile)
 		if st != 0 {
 			t.Fatalf("status %d: %s", st, stderr)
 		}
 		if !strings.Contains(stderr, "C: PASS ********\n") || strings.Contains(stderr, alice.password) {
 			t.Errorf("trace:\n%s", stderr)
 		}
-		waitDelivered(t, root, "tls@example.test", 1)
+		waitDelivered(t, m.root, "tls@example.test", 1)
 		// The daemon's certificate is not trusted without the CA file.
-		_, stderr, st = runMpp(t, bin, "To: no@example.test\n\nx\n", env, "send", "-s", "mpps://"+tlsAddr)
+		_, stderr, st = runMpp(t, bin, "To: no@example.test\n\nx\n", env, "send", "-s", "mpps://"+m.tlsAddr)
 		if st != 69 || !strings.Contains(stderr, "failed during TLS handshake") {
 			t.Errorf("untrusted certificate: %d %q", st, stderr)
 		}
@@ -94,14 +90,14 @@ func TestMppClient(t *testing.T) {
 		if err := os.Symlink(bin, link); err != nil {
 			t.Fatal(err)
 		}
-		e := append([]string{"MPP_SERVER=mpps://" + tlsAddr, "MPP_CA_FILE=" + certFile}, env...)
+		e := append([]string{"MPP_SERVER=mpps://" + m.tlsAddr, "MPP_CA_FILE=" + m.certFile}, env...)
 		_, stderr, st := runMpp(t, link, "To: to@example.test\nSubject: s\n\nbody\n", e,
 			"-oi", "to@example.test", "hidden@example.test")
 		if st != 0 || stderr != "" {
 			t.Fatalf("status %d: %q", st, stderr)
 		}
 		for _, r := range []string{"to@example.test", "hidden@example.test"} {
-			header, _ := headerBody(t, waitDelivered(t, root, r, 1)[0])
+			header, _ := headerBody(t, waitDelivered(t, m.root, r, 1)[0])
 			if strings.Contains(strings.ToLower(header), "bcc:") {
 				t.Errorf("%s: Bcc delivered:\n%s", r, header)
 			}
@@ -114,7 +110,7 @@ func TestMppClient(t *testing.T) {
 	})
 
 	t.Run("bench", func(t *testing.T) {
-		stdout, stderr, st := runMpp(t, bin, "", env, "bench", "--json", "-s", "mpps://"+tlsAddr, "--ca-file", certFile,
+		stdout, stderr, st := runMpp(t, bin, "", env, "bench", "--json", "-s", "mpps://"+m.tlsAddr, "--ca-file", m.certFile,
 			"-c", "2", "-n", "4", "-m", "2", "--to", "bench@example.test", "--server-pid", strconv.Itoa(m.Cmd.Process.Pid))
 		if st != 0 {
 			t.Fatalf("status %d: %s", st, stderr)
@@ -134,6 +130,6 @@ func TestMppClient(t *testing.T) {
 			!(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max) {
 			t.Errorf("report %+v\n%s", r, stdout)
 		}
-		waitDelivered(t, root, "bench@example.test", 8)
+		waitDelivered(t, m.root, "bench@example.test", 8)
 	})
 }

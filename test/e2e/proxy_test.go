@@ -19,11 +19,7 @@ import (
 // header, in the same segment, so this also shows the header is read to
 // its last octet and no further.
 func TestProxyProtocolListeners(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, pool := testCert(t, dir, "localhost")
-	extra, root := devBackends(t, alice)
-	m := testharness.Start(t, "proxy_protocol_from = [\"127.0.0.1/32\"]\n"+
-		tlsConfigTOML(testharness.AnyPort, certFile, keyFile)+extra)
+	m := startTLS(t, "localhost", "proxy_protocol_from = [\"127.0.0.1/32\"]\n")
 
 	dst := netip.MustParseAddrPort("192.0.2.1:218")
 	plain := testharness.Dial(t, m.Addr(), "127.0.0.1")
@@ -32,7 +28,7 @@ func TestProxyProtocolListeners(t *testing.T) {
 	plain.Login(alice.name, alice.password)
 	plain.Post("To: bob@example.test\nSubject: plain-proxied\n\nx\n", 250)
 
-	raw, err := net.DialTimeout("tcp", m.ListenAddr("mpps"), testharness.IOTimeout)
+	raw, err := net.DialTimeout("tcp", m.tlsAddr, testharness.IOTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +36,7 @@ func TestProxyProtocolListeners(t *testing.T) {
 	if _, err := raw.Write(hdr); err != nil {
 		t.Fatal(err)
 	}
-	tc := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+	tc := tls.Client(raw, &tls.Config{RootCAs: m.pool, ServerName: "localhost", MinVersion: tls.VersionTLS12})
 	_ = tc.SetDeadline(time.Now().Add(testharness.IOTimeout))
 	if err := tc.Handshake(); err != nil {
 		t.Fatalf("TLS after the PROXY header: %v", err)
@@ -51,7 +47,7 @@ func TestProxyProtocolListeners(t *testing.T) {
 	c.Login(alice.name, alice.password)
 	c.Post("To: bob@example.test\nSubject: tls-proxied\n\nx\n", 250)
 
-	for _, msg := range waitDelivered(t, root, "bob@example.test", 2) {
+	for _, msg := range waitDelivered(t, m.root, "bob@example.test", 2) {
 		h, _ := headerBody(t, msg)
 		want := "Received: from [198.51.100.7]"
 		if strings.Contains(h, "tls-proxied") {

@@ -58,26 +58,43 @@ func tlsConfigTOML(addr, certFile, keyFile string) string {
 	return fmt.Sprintf("listen_tls = [%q]\n[tls]\ncert_file = %q\nkey_file = %q\n", addr, certFile, keyFile)
 }
 
+// tlsDaemon is a running mppd with the development backends (alice) and,
+// next to its plain listener, an mpps listener with a fresh certificate.
+type tlsDaemon struct {
+	*testharness.Daemon
+	tlsAddr  string         // the mpps listener
+	certFile string         // the certificate, in a directory of its own
+	pool     *x509.CertPool // trusts it
+	root     string         // the maildir root
+}
+
+// startTLS starts mppd with settings (lines of the top-level table)
+// followed by the mpps listener, with a certificate for cn, and the
+// development backends for alice.
+func startTLS(t testing.TB, cn, settings string) tlsDaemon {
+	t.Helper()
+	certFile, keyFile, pool := testCert(t, t.TempDir(), cn)
+	extra, root := devBackends(t, alice)
+	m := testharness.Start(t, settings+tlsConfigTOML(testharness.AnyPort, certFile, keyFile)+extra)
+	return tlsDaemon{Daemon: m, tlsAddr: m.ListenAddr("mpps"), certFile: certFile, pool: pool, root: root}
+}
+
 // TestTLSListenerAndReload: an mpps listener (listen_tls) serves MPP inside
 // TLS with a test-generated certificate; TLS 1.1 is refused; SIGHUP loads
 // a new certificate without dropping the session in progress; a broken
 // certificate at the next SIGHUP is logged and the previous one stays in
 // use.
 func TestTLSListenerAndReload(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, pool1 := testCert(t, dir, "first")
-	extra, root := devBackends(t, alice)
-	m := testharness.Start(t, tlsConfigTOML(testharness.AnyPort, certFile, keyFile)+extra)
-	tlsAddr := m.ListenAddr("mpps")
+	m := startTLS(t, "first", "")
 
-	c := dialTLSCert(t, tlsAddr, pool1, "first")
+	c := dialTLSCert(t, m.tlsAddr, m.pool, "first")
 	c.Login(alice.name, alice.password)
 	c.Post("To: bob@example.test\nSubject: over TLS\n\nsecret\n", 250)
-	waitDelivered(t, root, "bob@example.test", 1)
+	waitDelivered(t, m.root, "bob@example.test", 1)
 
 	// TLS 1.1 and below are refused.
-	old, err := tls.DialWithDialer(&net.Dialer{Timeout: testharness.IOTimeout}, "tcp", tlsAddr,
-		&tls.Config{RootCAs: pool1, MaxVersion: tls.VersionTLS11})
+	old, err := tls.DialWithDialer(&net.Dialer{Timeout: testharness.IOTimeout}, "tcp", m.tlsAddr,
+		&tls.Config{RootCAs: m.pool, MaxVersion: tls.VersionTLS11})
 	if err == nil {
 		old.Close()
 		t.Error("a TLS 1.1 handshake succeeded")
@@ -85,22 +102,22 @@ func TestTLSListenerAndReload(t *testing.T) {
 
 	// A new pair, then SIGHUP: new connections get it, the open session
 	// goes on.
-	_, _, pool2 := testCert(t, dir, "second")
+	_, _, pool2 := testCert(t, filepath.Dir(m.certFile), "second")
 	if err := m.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	m.WaitLog("result=ok cert_file=")
 	c.Cmd("NOOP", 250)
-	dialTLSCert(t, tlsAddr, pool2, "second") // after SIGHUP
+	dialTLSCert(t, m.tlsAddr, pool2, "second") // after SIGHUP
 
 	// A broken certificate: logged, and the second pair stays.
-	testharness.WriteAtomic(t, certFile, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), 0o644)
+	testharness.WriteAtomic(t, m.certFile, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), 0o644)
 	if err := m.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	m.WaitLog("certificate reload failed, keeping the one in use")
 	c.Cmd("NOOP", 250)
-	c2 := dialTLSCert(t, tlsAddr, pool2, "second") // the failed reload kept it
+	c2 := dialTLSCert(t, m.tlsAddr, pool2, "second") // the failed reload kept it
 	c2.Cmd("QUIT", 221)
 	c.Cmd("QUIT", 221)
 	if strings.Contains(m.Log(), alice.password) {
