@@ -51,15 +51,7 @@ type benchRig struct {
 
 func newBenchRig(b *testing.B) *benchRig {
 	b.Helper()
-	mconn, ef, err := Pair()
-	if err != nil {
-		b.Fatal(err)
-	}
-	econn, err := FileConn(ef)
-	ef.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
+	mconn, econn := connPair(b)
 	mon := &Monitor{
 		Auth:           &fakeAuth{release: make(chan struct{})},
 		Delivery:       discard{},

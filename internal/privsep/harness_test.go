@@ -171,17 +171,26 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-func newRig(t *testing.T, tweak ...func(*Monitor)) *rig {
+// connPair is Pair with the engine's end turned into a connection, as
+// the engine does with the descriptor it inherits: the monitor's end, then
+// the engine's.
+func connPair(t testing.TB) (mconn, econn *net.UnixConn) {
 	t.Helper()
 	mconn, ef, err := Pair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	econn, err := FileConn(ef)
+	econn, err = FileConn(ef)
 	ef.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mconn, econn
+}
+
+func newRig(t *testing.T, tweak ...func(*Monitor)) *rig {
+	t.Helper()
+	mconn, econn := connPair(t)
 	r := &rig{
 		t:        t,
 		auth:     &fakeAuth{release: make(chan struct{})},
@@ -279,6 +288,18 @@ func (r *rig) login(id uint64, user, password, session string) string {
 		r.t.Fatalf("login %s: %+v", user, rep)
 	}
 	return rep.Token
+}
+
+// holdDelivery logs alice in and sends a delivery of msgText that the
+// backend starts and then holds until rec.hold is closed; it returns once
+// the delivery has started.
+func (r *rig) holdDelivery() {
+	r.t.Helper()
+	r.rec.holdNext()
+	tok := r.login(1, "alice", "secret", "s1")
+	r.sendRaw(deliverRequest{Type: typeDeliver, ID: 2, Token: tok, Session: "s1", Sender: "alice@example.org",
+		Recipients: []string{"bob@example.org"}}, stagedFile(r.t, msgText))
+	<-r.rec.started
 }
 
 // waitServe returns Serve's result, failing the test if it takes long.

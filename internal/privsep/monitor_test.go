@@ -389,11 +389,7 @@ func TestViolations(t *testing.T) {
 // delivery runs. Serve lets it finish before returning nil.
 func TestWaitsForDeliveryWhenEngineGoes(t *testing.T) {
 	r := newRig(t)
-	r.rec.holdNext()
-	tok := r.login(1, "alice", "secret", "s1")
-	r.sendRaw(deliverRequest{Type: typeDeliver, ID: 2, Token: tok, Session: "s1", Sender: "alice@example.org",
-		Recipients: []string{"bob@example.org"}}, stagedFile(t, msgText))
-	<-r.rec.started
+	r.holdDelivery()
 	r.engine.Close()
 	r.stillServing()
 	time.Sleep(50 * time.Millisecond)
@@ -411,11 +407,7 @@ func TestWaitsForDeliveryWhenEngineGoes(t *testing.T) {
 // the delivery finish before Serve returns the violation.
 func TestViolationWaitsForDelivery(t *testing.T) {
 	r := newRig(t)
-	r.rec.holdNext()
-	tok := r.login(1, "alice", "secret", "s1")
-	r.sendRaw(deliverRequest{Type: typeDeliver, ID: 2, Token: tok, Session: "s1", Sender: "alice@example.org",
-		Recipients: []string{"bob@example.org"}}, stagedFile(t, msgText))
-	<-r.rec.started
+	r.holdDelivery()
 	r.sendRaw("garbage")
 	select {
 	case <-r.violated:
