@@ -160,15 +160,8 @@ func TestShutdownIdle(t *testing.T) {
 // acknowledged; the client's QUIT then gets 221, as any other time.
 func TestShutdownDuringTextThenQuit(t *testing.T) {
 	ts := newTestServer(t, nil)
-	c := ts.dial()
-	c.Login("alice", "alice-pw")
-	c.Cmd("DATA", 354)
-	c.Send(simpleMessage)
-	time.Sleep(50 * time.Millisecond)
-	ts.cancel()
-	time.Sleep(50 * time.Millisecond)
-	c.Send("more text\r\n.\r\n")
-	c.Expect(250)
+	c := ts.login()
+	textAcrossShutdown(ts, c)
 	c.Cmd("QUIT", 221)
 	c.ExpectClosed()
 	if len(ts.del.Messages()) != 1 {
@@ -181,6 +174,16 @@ func TestShutdownDuringTextThenQuit(t *testing.T) {
 func TestShutdownDuringText(t *testing.T) {
 	ts := newTestServer(t, nil)
 	c := ts.login()
+	textAcrossShutdown(ts, c)
+	c.Expect(451)
+	c.ExpectClosed()
+	ts.wantDelivered(1) // not lost at shutdown
+}
+
+// textAcrossShutdown sends DATA and the start of a message on c, shuts
+// the server down, ends the text, and wants the message acknowledged.
+func textAcrossShutdown(ts *testServer, c *client) {
+	ts.t.Helper()
 	c.Cmd("DATA", 354)
 	c.Send(simpleMessage)
 	time.Sleep(50 * time.Millisecond)
@@ -188,9 +191,6 @@ func TestShutdownDuringText(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	c.Send("more text\r\n.\r\n")
 	c.Expect(250)
-	c.Expect(451)
-	c.ExpectClosed()
-	ts.wantDelivered(1) // not lost at shutdown
 }
 
 // A session cut during its text while the server shuts down (here by the
