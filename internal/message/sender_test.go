@@ -102,16 +102,9 @@ func TestFromAndSender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := testOptions()
-			o.Sender = tt.policy
-			in := hdr(append(slices.Clone(tt.fields), "To: bob@example.com")...)
-			res, err := Prepare(in, testTrace(), o)
-			if tt.reject != "" {
-				wantRejection(t, err, tt.reject)
+			res, ok := prepareUnder(t, tt.policy, tt.reject, append(slices.Clone(tt.fields), "To: bob@example.com")...)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			fs := mustParse(t, res.Header)
 			if got := named(fs, "from"); fmt.Sprint(got) != fmt.Sprint(tt.from) {
@@ -122,6 +115,24 @@ func TestFromAndSender(t *testing.T) {
 			}
 		})
 	}
+}
+
+// prepareUnder prepares a message of fields under the sender policy. With
+// reject set it wants that rejection and returns false; otherwise it wants
+// the message prepared.
+func prepareUnder(t *testing.T, policy SenderPolicy, reject string, fields ...string) (Result, bool) {
+	t.Helper()
+	o := testOptions()
+	o.Sender = policy
+	res, err := Prepare(hdr(fields...), testTrace(), o)
+	if reject != "" {
+		wantRejection(t, err, reject)
+		return Result{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, true
 }
 
 // TestResentBlock: a resent message's block follows the From:/Sender:
@@ -188,16 +199,9 @@ func TestResentBlock(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := testOptions()
-			o.Sender = tt.policy
-			in := hdr(append(slices.Clone(tt.fields), "From: someone@elsewhere.example", "To: x@example.com")...)
-			res, err := Prepare(in, testTrace(), o)
-			if tt.reject != "" {
-				wantRejection(t, err, tt.reject)
+			res, ok := prepareUnder(t, tt.policy, tt.reject, append(slices.Clone(tt.fields), "From: someone@elsewhere.example", "To: x@example.com")...)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			var got, firstRun []string
 			inRun, runDone := false, false
