@@ -221,10 +221,13 @@ func scanAddressField(v string, limit int) scanResult {
 		switch {
 		case c == ' ' || c == '\t':
 			i++
-		case c == '"':
+		case c == '"' || c == '[': // a quoted string or a domain literal
+			closer := byte('"')
+			if c == '[' {
+				literal, closer = true, ']'
+			}
 			n++
-			i++
-			end, ok := skipPast(v, i, '"')
+			end, ok := skipPast(v, i+1, closer)
 			if !ok {
 				return scanUnbalanced
 			}
@@ -254,15 +257,6 @@ func scanAddressField(v string, limit int) scanResult {
 			}
 		case c == ')' || c == ']':
 			return scanUnbalanced
-		case c == '[':
-			literal = true
-			n++
-			i++
-			end, ok := skipPast(v, i, ']')
-			if !ok {
-				return scanUnbalanced
-			}
-			i = end
 		case isSpecial(c):
 			n++
 			i++
