@@ -38,10 +38,7 @@ recipients_per_hour = 4
 	for i := 1; i <= 3; i++ {
 		c.Post(fmt.Sprintf("To: a@example.test\nSubject: %d\n\nmessage %d\n", i, i), 250)
 	}
-	got := c.Post("To: a@example.test\nSubject: 4\n\nmessage 4\n", 451)
-	if !strings.Contains(got, "Sending limit reached (3 messages an hour)") {
-		t.Errorf("reply %q", got)
-	}
+	postRefused(t, c, "To: a@example.test\nSubject: 4\n\nmessage 4\n", 451, "Sending limit reached (3 messages an hour)")
 	c.Close()
 	c = login(t, m, alice)
 	c.Post("To: a@example.test\nSubject: 5\n\nmessage 5\n", 451)
@@ -55,17 +52,12 @@ recipients_per_hour = 4
 	// carol's own limit: 4 recipients an hour.
 	c = login(t, m, carol)
 	c.Post("To: c1@example.test, c2@example.test\nBcc: c3@example.test\n\none\n", 250)
-	got = c.Post("To: c4@example.test, c5@example.test\n\ntwo\n", 451)
-	if !strings.Contains(got, "Sending limit reached (4 recipients an hour)") {
-		t.Errorf("reply %q", got)
-	}
+	postRefused(t, c, "To: c4@example.test, c5@example.test\n\ntwo\n", 451, "Sending limit reached (4 recipients an hour)")
 	c.Close()
 	c = login(t, m, carol)
 	c.Post("To: c6@example.test\n\nthree\n", 250)
-	got = c.Post("To: c1@example.test, c2@example.test, c3@example.test, c4@example.test, c5@example.test\n\nfour\n", 550)
-	if !strings.Contains(got, "more recipients than the sending limit allows") {
-		t.Errorf("reply %q", got)
-	}
+	postRefused(t, c, "To: c1@example.test, c2@example.test, c3@example.test, c4@example.test, c5@example.test\n\nfour\n", 550,
+		"more recipients than the sending limit allows")
 	c.Close()
 
 	// Nothing past a limit reached a mailbox.
@@ -125,5 +117,13 @@ recipients_per_hour = 4
 	}
 	if t.Failed() {
 		t.Logf("log:\n%s", log)
+	}
+}
+
+// postRefused posts text on c, wants code, and a reply that says why.
+func postRefused(t *testing.T, c *testharness.Client, text string, code int, why string) {
+	t.Helper()
+	if got := c.Post(text, code); !strings.Contains(got, why) {
+		t.Errorf("reply %q, want it to say %q", got, why)
 	}
 }
