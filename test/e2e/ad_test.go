@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,10 +25,7 @@ import (
 func adConfig(t *testing.T, d *adtest.DC, userDN string, cache bool) string {
 	t.Helper()
 	dir := t.TempDir()
-	secret := filepath.Join(dir, "ldap.secret")
-	if err := os.WriteFile(secret, []byte(adtest.ServicePW+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secret := serviceSecret(t, dir, adtest.ServicePW)
 	find := fmt.Sprintf(`search_filter = "(&(objectCategory=person)(objectClass=user)(sAMAccountName={user}))"
 service_dn = %q
 service_password_file = %q`, adtest.ServiceDN, secret)
@@ -259,8 +255,7 @@ func TestADCheckConfig(t *testing.T) {
 	}
 
 	wrong := adConfig(t, d, "", true)
-	secret := filepath.Join(t.TempDir(), "wrong.secret")
-	os.WriteFile(secret, []byte("not-the-service-pw\n"), 0o600)
+	secret := serviceSecret(t, t.TempDir(), "not-the-service-pw")
 	path = testharness.WriteConfig(t, wrong, fmt.Sprintf("[authn.ldap]\nservice_password_file = %q\n", secret))
 	out, code = testharness.Run(t, "", "--check-config", "--config", path)
 	if code != 78 || !strings.Contains(out, "service-credentials") || strings.Contains(out, "not-the-service-pw") {

@@ -23,10 +23,7 @@ import (
 func ldapBackends(t *testing.T, s *ldaptest.Server) (extraTOML, root string) {
 	t.Helper()
 	dir := t.TempDir()
-	secret := filepath.Join(dir, "ldap.secret")
-	if err := os.WriteFile(secret, []byte(ldaptest.ServicePW+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secret := serviceSecret(t, dir, ldaptest.ServicePW)
 	root = filepath.Join(dir, "maildir")
 	return fmt.Sprintf(`
 [authn]
@@ -48,6 +45,17 @@ backend = "maildir"
 [delivery.maildir]
 root = %q
 `, s.URI, s.CAFile, ldaptest.BaseDN, ldaptest.ServiceDN, secret, ldaptest.PostersDN, root), root
+}
+
+// serviceSecret writes the service account's password pw, as a secret
+// file holds it (one line, mode 0600), into dir and returns its path.
+func serviceSecret(t *testing.T, dir, pw string) string {
+	t.Helper()
+	secret := filepath.Join(dir, "ldap.secret")
+	if err := os.WriteFile(secret, []byte(pw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return secret
 }
 
 // A directory user logs in over TCP and posts; the delivered message's

@@ -53,10 +53,7 @@ func TestEngineHoldsNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	secret := filepath.Join(dir, "ldap-service-password")
-	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secret := serviceSecret(t, dir, "s3cret")
 	extra, root := devBackends(t, alice)
 	passwd := regexp.MustCompile(`path = "([^"]+/passwd)"`).FindStringSubmatch(extra)[1]
 	if err := os.Chmod(filepath.Dir(passwd), 0o755); err != nil {
