@@ -34,17 +34,7 @@ service_password_file = %q`, adtest.ServiceDN, secret)
 		// form: the backslash stays one.
 		find = fmt.Sprintf("user_dn = '%s'", userDN)
 	}
-	return fmt.Sprintf(`
-trusted_networks = ["127.0.0.0/8"]
-
-[authn]
-backend = "ldap"
-
-[authn.ldap]
-uris = [%q]
-ca_file = %q
-search_base = %q
-%s
+	return "\ntrusted_networks = [\"127.0.0.0/8\"]\n" + ldapSection(adtest.LDAPSURI, d.CAFile, adtest.BaseDN, fmt.Sprintf(`%s
 group_filter = "(memberOf:1.2.840.113556.1.4.1941:=%s)"
 address_attributes = ["mail", "proxyAddresses"]
 account_attribute = "sAMAccountName"
@@ -55,7 +45,7 @@ request_timeout = "2s"
 enabled = %v
 ttl = "1s"
 
-`, adtest.LDAPSURI, d.CAFile, adtest.BaseDN, find, adtest.GroupDN, cache) + testharness.MaildirTOML(filepath.Join(dir, "maildir"))
+`, find, adtest.GroupDN, cache)) + testharness.MaildirTOML(filepath.Join(dir, "maildir"))
 }
 
 // adLogin logs in as user with pw on a new connection and returns the

@@ -25,26 +25,20 @@ func ldapBackends(t *testing.T, s *ldaptest.Server) (extraTOML, root string) {
 	dir := t.TempDir()
 	secret := serviceSecret(t, dir, ldaptest.ServicePW)
 	root = filepath.Join(dir, "maildir")
-	return fmt.Sprintf(`
-[authn]
-backend = "ldap"
-
-[authn.ldap]
-uris = [%q]
-ca_file = %q
-search_base = %q
-search_filter = "(&(objectClass=inetOrgPerson)(uid={user}))"
+	return ldapSection(s.URI, s.CAFile, ldaptest.BaseDN, fmt.Sprintf(`search_filter = "(&(objectClass=inetOrgPerson)(uid={user}))"
 service_dn = %q
 service_password_file = %q
 group_filter = "(memberOf=%s)"
 address_attributes = ["mail", "mailLocalAddress"]
 
-[delivery]
-backend = "maildir"
+`, ldaptest.ServiceDN, secret, ldaptest.PostersDN)) + testharness.MaildirTOML(root), root
+}
 
-[delivery.maildir]
-root = %q
-`, s.URI, s.CAFile, ldaptest.BaseDN, ldaptest.ServiceDN, secret, ldaptest.PostersDN, root), root
+// ldapSection is the [authn] section for the LDAP backend at uri, trusting
+// caFile and searching below base; settings are the rest of [authn.ldap]
+// and what follows it.
+func ldapSection(uri, caFile, base, settings string) string {
+	return fmt.Sprintf("\n[authn]\nbackend = \"ldap\"\n\n[authn.ldap]\nuris = [%q]\nca_file = %q\nsearch_base = %q\n", uri, caFile, base) + settings
 }
 
 // serviceSecret writes the service account's password pw, as a secret
