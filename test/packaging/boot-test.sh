@@ -177,6 +177,26 @@ mpp_login() {
   mpp_expect "$1" 250
 }
 
+# text_open NAME SUBJECT: logs alice in on session NAME (port 218) and
+# sends DATA and the header of a message with SUBJECT; the text stays open.
+text_open() {
+  mpp_login "$1" 218 alice alice-Pw-1
+  mpp_send "$1" DATA
+  mpp_expect "$1" 354
+  mpp_send "$1" "To: alice@boottest.example.org"
+  mpp_send "$1" "Subject: $2"
+  mpp_send "$1" ""
+}
+# text_close NAME: ends the open text (250 within 30 s), then QUIT (221).
+text_close() {
+  mpp_send "$1" "the rest of the text"
+  mpp_send "$1" "."
+  mpp_expect "$1" 250 30
+  mpp_send "$1" QUIT
+  mpp_expect "$1" 221
+  mpp_close "$1"
+}
+
 # post USER PASSWORD SUBJECT [mpp flags]: one message to alice with the
 # packaged client inside the container; prints mpp's output, returns its
 # status.
@@ -389,21 +409,11 @@ out=$(post alice alice-Pw-1 "after watchdog") || fail "post after the watchdog r
 say "result 'watchdog', then restarted by systemd (NRestarts $restarts)"
 
 step stop-during-data "systemctl stop while a message is being received: 250, delivered"
-mpp_login stop 218 alice alice-Pw-1
-mpp_send stop DATA
-mpp_expect stop 354
-mpp_send stop "To: alice@boottest.example.org"
-mpp_send stop "Subject: during stop"
-mpp_send stop ""
+text_open stop "during stop"
 in_c systemctl stop mppd.service &
 stopper=$!
 wait_for 10 "mppd deactivating after systemctl stop" state_is mppd.service deactivating
-mpp_send stop "the rest of the text"
-mpp_send stop "."
-mpp_expect stop 250 30
-mpp_send stop QUIT
-mpp_expect stop 221
-mpp_close stop
+text_close stop
 timeout 60 tail --pid="$stopper" -f /dev/null || fail "systemctl stop did not return"
 wait "$stopper" || fail "systemctl stop mppd failed"
 state_is mppd.service inactive || fail "mppd.service is $(prop mppd.service ActiveState) after stop"
@@ -544,21 +554,11 @@ step upgrade "an upgrade to a second build during DATA: 250, the changed conffil
 sed -i 's/^#drain_timeout = "30s"/drain_timeout = "45s"/' "$root/etc/mppd/mppd.toml"
 grep -q '^drain_timeout = "45s"' "$root/etc/mppd/mppd.toml" || fail "could not change the conffile"
 before_pid=$(prop mppd.service MainPID)
-mpp_login up 218 alice alice-Pw-1
-mpp_send up DATA
-mpp_expect up 354
-mpp_send up "To: alice@boottest.example.org"
-mpp_send up "Subject: during upgrade"
-mpp_send up ""
+text_open up "during upgrade"
 in_c apt-get install -y -q --no-install-recommends /var/tmp/mppd2.deb >"$work/upgrade.log" 2>&1 &
 upgrader=$!
 wait_for 90 "mppd stopping for the upgrade" state_is mppd.service deactivating
-mpp_send up "the rest of the text"
-mpp_send up "."
-mpp_expect up 250 30
-mpp_send up QUIT
-mpp_expect up 221
-mpp_close up
+text_close up
 timeout 120 tail --pid="$upgrader" -f /dev/null || fail "the upgrade did not finish"
 wait "$upgrader" || fail "the upgrade failed: $(tail -n 20 "$work/upgrade.log")"
 [ "$(in_c dpkg-query -W -f='${Version}' mppd)" = "$v2" ] || fail "installed: $(in_c dpkg-query -W -f='${Version}' mppd), not $v2"
