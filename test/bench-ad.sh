@@ -17,6 +17,7 @@
 # Bounded: each run lasts BENCH_SECONDS (default 10). The DC and mppd it
 # starts are stopped on exit (the DC by its pid file).
 set -euo pipefail
+. "$(dirname "$0")/bench-lib.sh"
 
 bindir=${1:-bin}
 seconds=${BENCH_SECONDS:-10}
@@ -118,32 +119,11 @@ root = "$tmp/maildir"
 EOF
 }
 
-# listen_addr PID: 127.0.0.1:PORT of the process's listening TCP socket.
-listen_addr() {
-  local inodes port
-  inodes=$(ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]/\1/p')
-  [ -n "$inodes" ] || return 0
-  for ino in $inodes; do
-    port=$(awk -v ino="$ino" '$10 == ino && $4 == "0A" { split($2, a, ":"); print a[2] }' /proc/net/tcp)
-    if [ -n "$port" ]; then
-      echo "127.0.0.1:$((16#$port))"
-      return 0
-    fi
-  done
-}
-
 run_mppd() { # run_mppd CACHE LABEL
   write_conf "$1"
   "$bindir/mppd" --config "$tmp/mppd.toml" >"$tmp/mppd.log" 2>&1 &
   mppd_pid=$!
-  addr=""
-  for _ in $(seq 1 100); do
-    addr=$(listen_addr "$mppd_pid")
-    [ -n "$addr" ] && break
-    kill -0 "$mppd_pid" 2>/dev/null || { cat "$tmp/mppd.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$addr" ] || { echo "bench-ad.sh: mppd did not listen" >&2; cat "$tmp/mppd.log" >&2; exit 1; }
+  wait_listen "$mppd_pid" "$tmp/mppd.log"
   echo "-- $2 (${seconds}s each)"
   for c in 1 8; do
     echo "\$ mpp bench -m 0 -c $c"

@@ -11,6 +11,7 @@
 # without it. Every process it starts is stopped on exit; each load run
 # lasts BENCH_SECONDS (default 10).
 set -euo pipefail
+. "$(dirname "$0")/bench-lib.sh"
 
 bindir=${1:-bin}
 mppd=$bindir/mppd
@@ -74,38 +75,12 @@ root = "$tmp/maildir"
 CONF
 }
 
-# listen_addr PID: 127.0.0.1:PORT of the process's listening TCP socket.
-listen_addr() {
-  local inodes port ino
-  inodes=$(ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]/\1/p')
-  for ino in $inodes; do
-    port=$(awk -v ino="$ino" '$10 == ino && $4 == "0A" { split($2, a, ":"); print a[2] }' /proc/net/tcp)
-    if [ -n "$port" ]; then
-      echo "127.0.0.1:$((16#$port))"
-      return 0
-    fi
-  done
-}
-
 # start NAME: starts the instance NAME; sets pid and addr.
 start() {
   "$mppd" --config "$tmp/$1.toml" >"$tmp/$1.log" 2>&1 &
   pid=$!
   pids+=("$pid")
-  addr=""
-  for _ in $(seq 1 100); do
-    # The listener is held by mppd's engine, the child it starts (the
-    # monitor, $pid, keeps none once the engine runs).
-    for p in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-      addr=$(listen_addr "$p")
-      [ -n "$addr" ] && return 0
-    done
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "bench-balancer.sh: mppd $1 did not listen" >&2
-  cat "$tmp/$1.log" >&2
-  exit 1
+  wait_listen "$pid" "$tmp/$1.log"
 }
 
 # listening PORT: whether a TCP socket listens on PORT.

@@ -1,0 +1,30 @@
+# Shared by test/bench-ad.sh and test/bench-balancer.sh (sourced): where a
+# started mppd listens.
+
+# mppd_addr PID: 127.0.0.1:PORT of the listening TCP socket of mppd PID.
+# Its engine (the child it starts) holds the listener once it runs; PID
+# itself holds it only until then.
+mppd_addr() {
+  local p inodes port
+  for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    inodes=$(ls -l "/proc/$p/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]/\1/p' | tr '\n' ' ')
+    # /proc/net/tcp: local_address is hex IP:port, st 0A is LISTEN, the
+    # tenth field the socket's inode.
+    port=$(awk -v inodes=" $inodes" '$4 == "0A" && index(inodes, " " $10 " ") { split($2, a, ":"); print a[2]; exit }' /proc/net/tcp)
+    [ -z "$port" ] || { echo "127.0.0.1:$((16#$port))"; return 0; }
+  done
+}
+
+# wait_listen PID LOG: waits up to 10 s for mppd PID to listen and sets
+# addr; if it does not (or exits), prints its LOG and exits 1.
+wait_listen() {
+  for _ in $(seq 1 100); do
+    addr=$(mppd_addr "$1")
+    [ -n "$addr" ] && return 0
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "${0##*/}: mppd did not listen; its log, $2:" >&2
+  cat "$2" >&2
+  exit 1
+}
