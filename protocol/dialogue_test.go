@@ -3,7 +3,6 @@ package protocol
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -12,12 +11,9 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"github.com/mppd/mppd/authn/authntest"
-	"github.com/mppd/mppd/delivery/deliverytest"
 	"github.com/mppd/mppd/internal/dialogue"
 	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/internal/sendlimit"
-	"github.com/mppd/mppd/internal/testenv"
 	"github.com/mppd/mppd/internal/testharness"
 )
 
@@ -53,24 +49,17 @@ func TestDialogues(t *testing.T) {
 
 // playInProcess runs one dialogue against a fresh engine.
 func playInProcess(t *testing.T, s *dialogue.Script) {
-	cfg := testConfig()
-	cfg.Hostname = "mppd.test"
-	cfg.StagingDir = t.TempDir()
-	limits := applyDialogueConfig(t, &cfg, s.Config)
-	log := &testenv.LogBuffer{}
-	del := &deliverytest.Recorder{}
-	srv := &Server{
-		Config:    cfg,
-		Auth:      authntest.New(map[string]string{"alice": "alice-adv-pw", "bob": "bob-adv-pw"}),
-		Delivery:  del,
-		Log:       slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		SendLimit: limits,
-	}
+	var limits *sendlimit.Limiter
+	ts := newTestEngine(t, map[string]string{"alice": "alice-adv-pw", "bob": "bob-adv-pw"}, func(cfg *Config) {
+		cfg.Hostname = "mppd.test"
+		limits = applyDialogueConfig(t, cfg, s.Config)
+	})
+	ts.srv.SendLimit = limits
 	server, client := net.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(context.Background(), loopbackConn{server})
+		ts.srv.Serve(context.Background(), loopbackConn{server})
 	}()
 	c := testharness.NewClient(t, client)
 	c.Expect(220)
@@ -83,12 +72,12 @@ func playInProcess(t *testing.T, s *dialogue.Script) {
 	}
 
 	var copies []string
-	for _, m := range del.Messages() {
+	for _, m := range ts.del.Messages() {
 		for range m.Envelope.Recipients {
 			copies = append(copies, m.Text)
 		}
 	}
-	testharness.CheckOutcome(t, s, log.String(), copies)
+	testharness.CheckOutcome(t, s, ts.logBuf.String(), copies)
 }
 
 // applyDialogueConfig sets what a dialogue's config lines (mppd.conf TOML)

@@ -53,7 +53,21 @@ func testConfig() Config {
 	}
 }
 
+// newTestServer serves the engine of newTestEngine, with alice and bob,
+// on a loopback listener.
 func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
+	t.Helper()
+	ts := newTestEngine(t, map[string]string{"alice": "alice-pw", "bob": "bob-pw"}, mutate)
+	ts.ctx, ts.cancel = context.WithCancel(context.Background())
+	ts.addr = testharness.Serve(t, func(conn net.Conn) { ts.srv.Serve(ts.ctx, conn) })
+	t.Cleanup(ts.cancel) // runs first: the sessions end, then the listener
+	return ts
+}
+
+// newTestEngine is a testServer that does not listen: the engine with
+// testConfig (changed by mutate), fake backends that know users (name to
+// password), and its log at debug level in logBuf.
+func newTestEngine(t *testing.T, users map[string]string, mutate func(*Config)) *testServer {
 	t.Helper()
 	cfg := testConfig()
 	cfg.StagingDir = t.TempDir()
@@ -62,7 +76,7 @@ func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
 	}
 	ts := &testServer{
 		t:      t,
-		auth:   authntest.New(map[string]string{"alice": "alice-pw", "bob": "bob-pw"}),
+		auth:   authntest.New(users),
 		del:    &deliverytest.Recorder{},
 		logBuf: &testenv.LogBuffer{},
 	}
@@ -72,9 +86,6 @@ func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
 		Delivery: ts.del,
 		Log:      slog.New(slog.NewTextHandler(ts.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	ts.ctx, ts.cancel = context.WithCancel(context.Background())
-	ts.addr = testharness.Serve(t, func(conn net.Conn) { ts.srv.Serve(ts.ctx, conn) })
-	t.Cleanup(ts.cancel) // runs first: the sessions end, then the listener
 	return ts
 }
 
