@@ -5,17 +5,14 @@ package pam
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -253,45 +250,29 @@ func TestSystemConcurrentLogins(t *testing.T) {
 // binary runs itself as nobody, without and with the shadow group.
 func TestSystemPrivilegeNeeded(t *testing.T) {
 	needSystem(t)
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
+	uid, gid := testenv.Nobody(t)
 	shadow, err := user.LookupGroup("shadow")
 	if err != nil {
 		testenv.Missing(t, "group shadow", "Debian's passwd package creates it")
 	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
 	sgid, _ := strconv.Atoi(shadow.Gid)
 
 	// A copy of the test binary that nobody can execute.
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "mppd-pam-priv-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "pam.test")
-	copyFile(t, self, bin)
+	bin := testenv.CopyTestBinary(t)
 
-	run := func(groups []uint32) string {
+	run := func(groups ...uint32) string {
 		cmd := exec.Command(bin)
 		cmd.Dir = "/"
 		cmd.Env = []string{helperEnv + "=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
+		testenv.AsUser(cmd, uid, gid, groups...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("helper: %v\n%s", err, out)
 		}
 		return strings.TrimSpace(string(out))
 	}
-	plain := run([]uint32{})
-	withShadow := run([]uint32{uint32(sgid)})
+	plain := run()
+	withShadow := run(uint32(sgid))
 	t.Logf("as nobody: %s", plain)
 	t.Logf("as nobody in group shadow: %s", withShadow)
 	if !strings.HasPrefix(withShadow, "right=ok wrong=bad-password") {
@@ -302,25 +283,6 @@ func TestSystemPrivilegeNeeded(t *testing.T) {
 	}
 	if !strings.Contains(plain, "cannot read /etc/shadow") {
 		t.Errorf("no start-up warning without shadow access: %s", plain)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -3,12 +3,11 @@ package maildir
 import (
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/mppd/mppd/internal/testenv"
 )
 
 // TestFailureMidwayUnprivileged: the read-only-directory cases of
@@ -21,33 +20,12 @@ func TestFailureMidwayUnprivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("not root: TestFailureMidway ran its read-only cases itself")
 	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Fatalf("no unprivileged user to run the read-only cases as: %v", err)
-	}
-	uid, _ := strconv.ParseUint(nobody.Uid, 10, 32)
-	gid, _ := strconv.ParseUint(nobody.Gid, 10, 32)
+	uid, gid := testenv.Nobody(t)
 
 	// A directory nobody can enter, holding a copy of this test binary
 	// and a temporary directory of its own.
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "maildir.test")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := testenv.CopyTestBinary(t)
+	dir := filepath.Dir(bin)
 	tmp := filepath.Join(dir, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
@@ -59,12 +37,12 @@ func TestFailureMidwayUnprivileged(t *testing.T) {
 	cmd := exec.Command(bin, "-test.run", "^TestFailureMidway$/^read-only", "-test.v", "-test.count=1")
 	cmd.Dir = tmp
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + tmp, "HOME=" + tmp}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	testenv.AsUser(cmd, uid, gid)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("the read-only cases as %s (uid %d): %v\n%s", nobody.Username, uid, err, out)
+		t.Fatalf("the read-only cases as nobody (uid %d): %v\n%s", uid, err, out)
 	}
 	if n := strings.Count(string(out), "--- PASS: TestFailureMidway/read-only"); n != 2 {
-		t.Fatalf("%d read-only cases passed as %s, want 2:\n%s", n, nobody.Username, out)
+		t.Fatalf("%d read-only cases passed as nobody, want 2:\n%s", n, out)
 	}
 }

@@ -3,12 +3,9 @@
 package privdrop
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/mppd/mppd/internal/testenv"
@@ -49,33 +46,12 @@ func TestStartAsRootWithoutNoNewPrivs(t *testing.T) {
 // binary is copied where nobody may run it.
 func nonRootHelper(t *testing.T, env ...string) *exec.Cmd {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "privdrop-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyExe := filepath.Join(dir, "privdrop.test")
-	if err := os.WriteFile(copyExe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	copyExe := testenv.CopyTestBinary(t)
 	cmd := helperCmd(t, "start-child", env...)
 	cmd.Path, cmd.Args[0] = copyExe, copyExe
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential:  &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}},
-		AmbientCaps: []uintptr{6, 7}, // CAP_SETGID, CAP_SETUID
-	}
+	testenv.AsUser(cmd, nobody, nobody)
+	cmd.SysProcAttr.AmbientCaps = []uintptr{6, 7} // CAP_SETGID, CAP_SETUID
 	return cmd
 }
 

@@ -1,0 +1,63 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+)
+
+// Nobody returns the uid and gid of the unprivileged account nobody, for
+// tests that run a process as a user without rights.
+func Nobody(t testing.TB) (uid, gid uint32) {
+	t.Helper()
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("no unprivileged user nobody: %v", err)
+	}
+	id, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(id), uint32(gr)
+}
+
+// CopyTestBinary copies the running test binary into a fresh directory
+// that every user may enter and read, and returns the copy's path, for a
+// test that runs itself as another user: the binary go test built lies
+// in a directory only its owner may enter.
+func CopyTestBinary(t testing.TB) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, filepath.Base(self))
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// AsUser makes cmd run with uid and gid and with exactly the
+// supplementary groups given (none when there are none).
+func AsUser(cmd *exec.Cmd, uid, gid uint32, groups ...uint32) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: append([]uint32{}, groups...)}}
+}
