@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mppd/mppd/internal/message"
 	"github.com/mppd/mppd/internal/mppclient"
 	"github.com/mppd/mppd/internal/mppqueue"
 )
@@ -69,21 +70,6 @@ func (c *cli) openQueue(s *settings) (*mppqueue.Queue, int) {
 	return q, exOK
 }
 
-// readRecorder remembers whether reading the message failed, so that a
-// failed Add can be blamed on the input or on the queue.
-type readRecorder struct {
-	r   io.Reader
-	err error
-}
-
-func (r *readRecorder) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		r.err = err
-	}
-	return n, err
-}
-
 // queueAndPost writes the message to the queue, then posts it at once.
 // What the server takes is removed again; what it cannot take now stays
 // for mpp flush, and mpp exits 0 after saying so; what it refuses is
@@ -94,10 +80,10 @@ func (c *cli) queueAndPost(s *settings, password string, opt mppclient.Options, 
 	if q == nil {
 		return st
 	}
-	in := &readRecorder{r: msg}
+	in := &message.SourceReader{R: msg}
 	id, err := q.Add(meta, in)
-	if in.err != nil {
-		return c.errorf(exIOErr, "reading the message: %v", in.err)
+	if in.Err != nil {
+		return c.errorf(exIOErr, "reading the message: %v", in.Err)
 	}
 	if err != nil {
 		return c.errorf(exCantCreat, "cannot queue in %s: %v", s.queueDir, err)

@@ -60,6 +60,7 @@ import (
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/message"
 )
 
 // Backend writes messages into Maildirs. It is safe for concurrent use.
@@ -378,11 +379,11 @@ func writeTmp(dir *os.Root, path string, src io.Reader) (n int64, err error) {
 			dir.Remove(path)
 		}
 	}()
-	r := &errReader{r: src}
+	r := &message.SourceReader{R: src}
 	n, err = io.Copy(f, r)
 	if err != nil {
-		if r.err != nil {
-			return n, delivery.Temporary("read-message", r.err)
+		if r.Err != nil {
+			return n, delivery.Temporary("read-message", r.Err)
 		}
 		return n, diskError("writing the file", err)
 	}
@@ -395,21 +396,6 @@ func writeTmp(dir *os.Root, path string, src io.Reader) (n int64, err error) {
 		return n, diskError("closing the file", err)
 	}
 	return n, nil
-}
-
-// errReader remembers a read error, to tell it from a write error after
-// io.Copy.
-type errReader struct {
-	r   io.Reader
-	err error
-}
-
-func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
 }
 
 // syncDir syncs the directory name in parent.

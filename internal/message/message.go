@@ -9,6 +9,10 @@
 // limit enforced, and delivers Result.Header followed by the body, which
 // this package never sees.
 //
+// SourceReader serves the code that copies a whole message (the mpp
+// client, its queue, the maildir backend): it tells a failing source
+// from a failing destination.
+//
 // Decisions (mppd(8) documents them):
 //
 //   - The header block is parsed strictly. Every line is a field

@@ -31,6 +31,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mppd/mppd/internal/message"
 )
 
 // DefaultPort is the port assigned to MPP (RFC 1204 §3.2).
@@ -284,7 +286,7 @@ func (c *Client) Send(msg io.Reader) error {
 		return err
 	}
 	tw := newTextWriter(c.w)
-	src := &inputReader{r: msg}
+	src := &message.SourceReader{R: msg}
 	buf := make([]byte, writeBuffer)
 	var err error
 	for err == nil {
@@ -296,9 +298,9 @@ func (c *Client) Send(msg io.Reader) error {
 			}
 		}
 	}
-	if src.err != nil {
+	if src.Err != nil {
 		c.Close()
-		return &InputError{Err: src.err}
+		return &InputError{Err: src.Err}
 	}
 	if err := tw.Close(); err != nil {
 		return c.writeFailed("message", err)
@@ -510,19 +512,4 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 func (d *deadlineConn) Write(p []byte) (int, error) {
 	d.Conn.SetWriteDeadline(time.Now().Add(d.timeout))
 	return d.Conn.Write(p)
-}
-
-// inputReader remembers a read error of the message source, so that it is
-// not mistaken for a network error.
-type inputReader struct {
-	r   io.Reader
-	err error
-}
-
-func (i *inputReader) Read(p []byte) (int, error) {
-	n, err := i.r.Read(p)
-	if err != nil && err != io.EOF {
-		i.err = err
-	}
-	return n, err
 }
