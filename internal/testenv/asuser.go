@@ -35,6 +35,19 @@ func Nobody(t testing.TB) (uid, gid uint32) {
 // in a directory only its owner may enter.
 func CopyTestBinary(t testing.TB) string {
 	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return InstallTestBinary(t, dir, filepath.Base(os.Args[0]))
+}
+
+// InstallTestBinary copies the running test binary into dir as name,
+// executable by everyone, and returns its path.
+func InstallTestBinary(t testing.TB, dir, name string) string {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -43,17 +56,11 @@ func CopyTestBinary(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bin := filepath.Join(dir, filepath.Base(self))
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return bin
+	return p
 }
 
 // AsUser makes cmd run with uid and gid and with exactly the
