@@ -54,17 +54,15 @@ func (b *backend) count() int {
 	return b.calls
 }
 
-type clock struct{ t time.Time }
-
-func newCache(t *testing.T, max int) (*Cache, *backend, *clock) {
+func newCache(t *testing.T, max int) (*Cache, *backend, *testenv.Clock) {
 	t.Helper()
 	b := &backend{}
 	cfg := config.DefaultCache()
 	cfg.Enabled = true
 	cfg.MaxEntries = max
 	c := New(b, cfg, nil)
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c.now = func() time.Time { return clk.t }
+	clk := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c.now = clk.Now
 	return c, b, clk
 }
 
@@ -83,14 +81,14 @@ func TestSuccessCachedForTTL(t *testing.T) {
 	if b.count() != 1 {
 		t.Fatalf("backend asked %d times, want 1", b.count())
 	}
-	clk.t = clk.t.Add(time.Minute - time.Nanosecond)
+	clk.Advance(time.Minute - time.Nanosecond)
 	login(c, "alice", "right")
 	if b.count() != 1 {
 		t.Fatal("asked again within the TTL")
 	}
 	// A cached success never outlives its TTL, even with the backend
 	// down: then the login fails.
-	clk.t = clk.t.Add(time.Nanosecond)
+	clk.Advance(time.Nanosecond)
 	b.down = true
 	if _, err := login(c, "alice", "right"); err == nil || authn.IsBadCredentials(err) || authn.Reason(err) != "connect" {
 		t.Fatalf("expired success with the backend down: %v", err)
@@ -139,7 +137,7 @@ func TestUnavailableNotCached(t *testing.T) {
 		t.Fatalf("backend asked %d times, want 4 (1 + 3 uncached outages)", b.count())
 	}
 	b.down = false
-	clk.t = clk.t.Add(time.Second)
+	clk.Advance(time.Second)
 	if _, err := login(c, "alice", "right"); err != nil {
 		t.Fatalf("after the outage: %v", err)
 	}
@@ -241,7 +239,7 @@ func TestFailureTTLRenewed(t *testing.T) {
 		if _, err := login(c, "alice", "wrong"); authn.Reason(err) != "bad-password" {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
-		clk.t = clk.t.Add(62 * time.Second) // 40 minutes in all, past failure_ttl
+		clk.Advance(62 * time.Second) // 40 minutes in all, past failure_ttl
 	}
 	if b.count() != 1 {
 		t.Fatalf("backend asked %d times for repeats 62 s apart", b.count())
@@ -251,7 +249,7 @@ func TestFailureTTLRenewed(t *testing.T) {
 		t.Fatalf("from another address: %v, backend asked %d times", err, b.count())
 	}
 	// Left alone for failure_ttl, it is asked again.
-	clk.t = clk.t.Add(30 * time.Minute)
+	clk.Advance(30 * time.Minute)
 	login(c, "alice", "wrong")
 	if b.count() != 2 {
 		t.Fatalf("backend asked %d times after failure_ttl, want 2", b.count())
@@ -272,7 +270,7 @@ func TestStateRefusalShort(t *testing.T) {
 	b.mu.Lock()
 	b.locked = false
 	b.mu.Unlock()
-	clk.t = clk.t.Add(StateTTL)
+	clk.Advance(StateTTL)
 	if _, err := login(c, "alice", "right"); err != nil {
 		t.Fatalf("after the unlock and %s: %v", StateTTL, err)
 	}

@@ -143,7 +143,7 @@ type rig struct {
 	engine *net.UnixConn
 	mconn  *net.UnixConn
 	served chan error
-	clock  *clock
+	clock  *testenv.Clock
 	notes  chan string
 	// violated is closed by the monitor's OnViolation.
 	violated chan struct{}
@@ -153,23 +153,6 @@ type rig struct {
 
 // releaseAuth lets every blocked login finish.
 func (r *rig) releaseAuth() { r.releaseOnce.Do(func() { close(r.auth.release) }) }
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // connPair is Pair with the engine's end turned into a connection, as
 // the engine does with the descriptor it inherits: the monitor's end, then
@@ -199,7 +182,7 @@ func newRig(t *testing.T, tweak ...func(*Monitor)) *rig {
 		engine:   econn,
 		mconn:    mconn,
 		served:   make(chan error, 1),
-		clock:    &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		clock:    testenv.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
 		notes:    make(chan string, 10),
 		violated: make(chan struct{}),
 	}

@@ -252,7 +252,7 @@ func TestRefusals(t *testing.T) {
 	}
 
 	// An expired token is refused and forgotten.
-	r.clock.Add(20 * time.Minute)
+	r.clock.Advance(20 * time.Minute)
 	d.ID = 501
 	r.sendRaw(d, stagedFile(t, msgText))
 	if rep := r.readReply(); rep.Result != resultRefused || rep.Reason != "expired-token" {

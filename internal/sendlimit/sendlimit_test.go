@@ -9,18 +9,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testenv"
 )
-
-// clock is a manual clock for the limiter.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 // start is the top of an hour, so that slot edges are easy to see.
 var start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
-func newTest(t *testing.T, def Limits, mutate func(*Config)) (*Limiter, *clock, *bytes.Buffer) {
+func newTest(t *testing.T, def Limits, mutate func(*Config)) (*Limiter, *testenv.Clock, *bytes.Buffer) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Default = def
@@ -29,8 +25,8 @@ func newTest(t *testing.T, def Limits, mutate func(*Config)) (*Limiter, *clock, 
 	}
 	var logs bytes.Buffer
 	l := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	c := &clock{t: start}
-	l.now = c.now
+	c := testenv.NewClock(start)
+	l.now = c.Now
 	return l, c, &logs
 }
 
@@ -79,7 +75,7 @@ func TestMessagesPerHour(t *testing.T) {
 	l, c, _ := newTest(t, Limits{MessagesPerHour: 200}, nil)
 	for i := 0; i < 200; i++ {
 		send(t, l, "alice", 1)
-		c.advance(10 * time.Second)
+		c.Advance(10 * time.Second)
 	}
 	ref := refused(t, l, "alice", 1, MessagesPerHour)
 	if ref.Max != 200 || ref.Count != 200 || ref.Permanent || !ref.First {
@@ -97,16 +93,16 @@ func TestMessagesPerHour(t *testing.T) {
 // out of the window, between 59 and 60 minutes later, and not after.
 func TestEdgeOfTheHour(t *testing.T) {
 	l, c, _ := newTest(t, Limits{MessagesPerHour: 2}, nil)
-	c.advance(30 * time.Second) // 10:00:30
+	c.Advance(30 * time.Second) // 10:00:30
 	send(t, l, "alice", 1)
-	c.advance(15 * time.Minute) // 10:15:30
+	c.Advance(15 * time.Minute) // 10:15:30
 	send(t, l, "alice", 1)
-	c.t = start.Add(59*time.Minute + 59*time.Second) // 10:59:59
+	c.Set(start.Add(59*time.Minute + 59*time.Second)) // 10:59:59
 	refused(t, l, "alice", 1, MessagesPerHour)
-	c.t = start.Add(time.Hour) // 11:00:00: the 10:00 slot is out
+	c.Set(start.Add(time.Hour)) // 11:00:00: the 10:00 slot is out
 	send(t, l, "alice", 1)
 	refused(t, l, "alice", 1, MessagesPerHour)
-	c.t = start.Add(time.Hour + 15*time.Minute) // 11:15:00: 10:15 is out
+	c.Set(start.Add(time.Hour + 15*time.Minute)) // 11:15:00: 10:15 is out
 	send(t, l, "alice", 1)
 	if m, _, _ := l.Counts("alice"); m != 2 {
 		t.Fatalf("%d messages in the hour, want 2", m)
@@ -124,7 +120,7 @@ func TestSeveralLimits(t *testing.T) {
 	if ref.Count != 50 || ref.Max != 50 {
 		t.Fatalf("refusal %+v", *ref)
 	}
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	for i := 0; i < 5; i++ {
 		send(t, l, "alice", 1)
 	}
@@ -132,7 +128,7 @@ func TestSeveralLimits(t *testing.T) {
 		send(t, l, "alice", 2)
 	}
 	refused(t, l, "alice", 1, MessagesPerHour)
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	send(t, l, "alice", 30) // 50 + 15 + 30 = 95 today
 	ref = refused(t, l, "alice", 6, RecipientsPerDay)
 	if ref.Count != 95 || ref.Max != 100 {
@@ -141,9 +137,9 @@ func TestSeveralLimits(t *testing.T) {
 	send(t, l, "alice", 5) // exactly 100 is allowed
 	// The day window forgets the first hour's 50 between 23½ and 24
 	// hours later.
-	c.t = start.Add(23*time.Hour + 59*time.Minute)
+	c.Set(start.Add(23*time.Hour + 59*time.Minute))
 	refused(t, l, "alice", 1, RecipientsPerDay)
-	c.t = start.Add(24 * time.Hour)
+	c.Set(start.Add(24 * time.Hour))
 	send(t, l, "alice", 50)
 	if m, r, d := l.Counts("alice"); m != 1 || r != 50 || d != 100 {
 		t.Fatalf("counts %d %d %d, want 1 50 100", m, r, d)
@@ -209,7 +205,7 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("after Cancel: %d %d %d", m, rh, d)
 	}
 	r = send(t, l, "alice", 5)
-	c.advance(2 * time.Hour)
+	c.Advance(2 * time.Hour)
 	send(t, l, "alice", 5)
 	r.Cancel() // the hour slot is gone; the day slot still counts 5
 	if m, _, d := l.Counts("alice"); m != 1 || d != 5 {
@@ -256,7 +252,7 @@ func TestTableCap(t *testing.T) {
 	}
 	refused(t, l, "user249", 1, MessagesPerHour) // still known
 	send(t, l, "user0", 1)                       // evicted: forgotten
-	c.advance(25 * time.Hour)
+	c.Advance(25 * time.Hour)
 	l.Sweep()
 	if l.Size() != 0 {
 		t.Fatalf("%d entries after a day of silence, want 0", l.Size())
@@ -269,7 +265,7 @@ func TestTableCap(t *testing.T) {
 func TestRefusalWindowSummary(t *testing.T) {
 	l, c, logs := newTest(t, Limits{MessagesPerHour: 1}, nil)
 	send(t, l, "alice", 3)
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	if !refused(t, l, "alice", 2, MessagesPerHour).First {
 		t.Fatal("first refusal not marked")
 	}
@@ -282,7 +278,7 @@ func TestRefusalWindowSummary(t *testing.T) {
 	if logs.Len() != 0 {
 		t.Fatalf("summary before the window is over: %s", logs)
 	}
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	l.Sweep()
 	l.Sweep()
 	got := logs.String()
@@ -292,13 +288,13 @@ func TestRefusalWindowSummary(t *testing.T) {
 		t.Fatalf("summary:\n%s", got)
 	}
 	send(t, l, "alice", 1)
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	if !refused(t, l, "alice", 1, MessagesPerHour).First {
 		t.Fatal("the first refusal of a new window is not marked")
 	}
 	// Without Sweep, the login's next message writes the summary.
 	logs.Reset()
-	c.advance(time.Hour)
+	c.Advance(time.Hour)
 	send(t, l, "alice", 1)
 	if !strings.Contains(logs.String(), "refused_messages=1") {
 		t.Fatalf("summary on the next message:\n%s", logs)

@@ -7,23 +7,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mppd/mppd/internal/testenv"
 )
 
-// clock is a manual clock for the throttle.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
-func newTest(t *testing.T, mutate func(*Config)) (*Throttle, *clock) {
+func newTest(t *testing.T, mutate func(*Config)) (*Throttle, *testenv.Clock) {
 	t.Helper()
 	cfg := DefaultConfig()
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	th := New(cfg, nil)
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	th.now = c.now
+	c := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	th.now = c.Now
 	return th, c
 }
 
@@ -85,11 +81,11 @@ func TestBlockPerAddress(t *testing.T) {
 	if th.Admit(netip.MustParseAddr("::ffff:192.0.2.7")) {
 		t.Fatal("the IPv4-mapped form of a blocked address is admitted")
 	}
-	clk.advance(15*time.Minute - time.Second)
+	clk.Advance(15*time.Minute - time.Second)
 	if th.Admit(ip) {
 		t.Fatal("block ended early")
 	}
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	if !th.Admit(ip) {
 		t.Fatal("block did not end after the window")
 	}
@@ -270,7 +266,7 @@ func TestWindowExpires(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		fail(t, th, "192.0.2.1", "alice", fmt.Sprint(i))
 	}
-	clk.advance(16 * time.Minute)
+	clk.Advance(16 * time.Minute)
 	if got := fail(t, th, "192.0.2.1", "carol", "x"); got != 2*time.Second {
 		t.Fatalf("penalty %v after the window, want the first step", got)
 	}
