@@ -35,13 +35,7 @@ func Nobody(t testing.TB) (uid, gid uint32) {
 // in a directory only its owner may enter.
 func CopyTestBinary(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return InstallTestBinary(t, dir, filepath.Base(os.Args[0]))
+	return InstallTestBinary(t, tempDirMode(t, 0o755), filepath.Base(os.Args[0]))
 }
 
 // InstallTestBinary copies the running test binary into dir as name,

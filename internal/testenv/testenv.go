@@ -191,9 +191,16 @@ func NeedPAMService(t testing.TB, services ...string) {
 // (t.TempDir is the test's own, mode 0700).
 func OpenTempDir(t testing.TB) string {
 	t.Helper()
+	return tempDirMode(t, 0o777)
+}
+
+// tempDirMode returns a fresh t.TempDir whose mode, and its parent's, is
+// mode.
+func tempDirMode(t testing.TB, mode os.FileMode) string {
+	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o777); err != nil {
+		if err := os.Chmod(d, mode); err != nil {
 			t.Fatal(err)
 		}
 	}
