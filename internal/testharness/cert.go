@@ -27,31 +27,19 @@ type Cert struct {
 // SelfSigned makes a certificate with common name and DNS name host, for
 // the loopback addresses too, valid from an hour ago for a day.
 func SelfSigned(host string) (*Cert, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
+	der, key, err := newCert(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: host},
 		DNSNames:              []string{host},
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err := keyToPEM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +48,85 @@ func SelfSigned(host string) (*Cert, error) {
 		return nil, err
 	}
 	return &Cert{
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		CertPEM: certToPEM(der),
+		KeyPEM:  keyPEM,
 		Leaf:    leaf,
 		TLS:     tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
 	}, nil
+}
+
+// CA is a throwaway certificate authority, for tests that need
+// certificates signed by a CA: a server's and a client's, say.
+type CA struct {
+	CertPEM []byte // the CA's certificate, for the other side to trust
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+}
+
+// NewCA makes a CA with common name cn, valid from an hour ago for a day.
+func NewCA(cn string) (*CA, error) {
+	der, key, err := newCert(&x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{CertPEM: certToPEM(der), cert: cert, key: key}, nil
+}
+
+// Issue makes a fresh key and a certificate of tmpl (its names and
+// extended key usage) signed by the CA, valid from an hour ago for a day,
+// and returns both in PEM (the key in PKCS #8).
+func (ca *CA) Issue(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, key, err := newCert(tmpl, ca.cert, ca.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err = keyToPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certToPEM(der), keyPEM, nil
+}
+
+// newCert makes a fresh P-256 key and a certificate of tmpl for it with a
+// random serial number, valid from an hour ago for a day, signed by
+// parent and parentKey, or by itself when parent is nil.
+func newCert(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (der []byte, key *ecdsa.PrivateKey, err error) {
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	tmpl.SerialNumber, err = rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	return der, key, err
+}
+
+func certToPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func keyToPEM(key *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 // ServerConfig is a TLS server configuration presenting the certificate.
