@@ -13,7 +13,6 @@ package adtest
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -22,7 +21,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,11 +91,7 @@ type DC struct {
 	CAFile string // the PEM of the CA that signed the DC's certificate
 	conf   string
 	lock   *os.File
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  testenv.LogBuffer
+	proc   testenv.Process
 }
 
 // Start copies the provisioned domain, starts a DC on it and stops it when
@@ -185,20 +179,15 @@ func (d *DC) Start() {
 	// -F: in the foreground, as the leader of a new process group (so
 	// that Hang reaches every child); --debug-stdout: its log for Log.
 	cmd := exec.Command(d.samba, "-F", "--debug-stdout", "-s", d.conf)
-	cmd.Stdout, cmd.Stderr = &d.log, &d.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	done, err := d.proc.Start(cmd)
+	if err != nil {
 		d.t.Fatalf("starting samba: %v", err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	d.mu.Lock()
-	d.cmd, d.done = cmd, done
-	d.mu.Unlock()
 
-	roots := x509.NewCertPool()
-	if pem, err := os.ReadFile(d.CAFile); err != nil || !roots.AppendCertsFromPEM(pem) {
-		d.t.Fatalf("reading the test CA %s: %v", d.CAFile, err)
+	roots, err := testenv.CertPool(d.CAFile)
+	if err != nil {
+		d.t.Fatalf("reading the test CA: %v", err)
 	}
 	for i := 0; i < 600; i++ {
 		select {
@@ -222,10 +211,7 @@ func (d *DC) Start() {
 // Stop stops samba by its pid file (SIGTERM; the samba root process ends
 // its children) and waits for the LDAP ports to close.
 func (d *DC) Stop() {
-	d.mu.Lock()
-	cmd, done := d.cmd, d.done
-	d.cmd = nil
-	d.mu.Unlock()
+	cmd, done := d.proc.Take()
 	if cmd == nil {
 		return
 	}
@@ -264,9 +250,7 @@ func (d *DC) Hang() { d.signalGroup(syscall.SIGSTOP) }
 func (d *DC) Resume() { d.signalGroup(syscall.SIGCONT) }
 
 func (d *DC) signalGroup(sig syscall.Signal) {
-	d.mu.Lock()
-	cmd := d.cmd
-	d.mu.Unlock()
+	cmd := d.proc.Running()
 	if cmd == nil {
 		d.t.Fatal("adtest: the DC is not running")
 	}
@@ -276,13 +260,11 @@ func (d *DC) signalGroup(sig syscall.Signal) {
 }
 
 // Log returns samba's log so far.
-func (d *DC) Log() string { return d.log.String() }
+func (d *DC) Log() string { return d.proc.Log.String() }
 
 // TLSConfig is a client configuration that trusts the DC's certificate.
 func (d *DC) TLSConfig() *tls.Config {
-	roots := x509.NewCertPool()
-	pem, _ := os.ReadFile(d.CAFile)
-	roots.AppendCertsFromPEM(pem)
+	roots, _ := testenv.CertPool(d.CAFile) // Start has read it
 	return &tls.Config{RootCAs: roots, ServerName: ServerName}
 }
 

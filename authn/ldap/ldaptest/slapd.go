@@ -6,22 +6,18 @@
 package ldaptest
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,10 +57,7 @@ type Server struct {
 	// signed by the same CA, for Options.RequireClientCert.
 	ClientCert, ClientKey string
 
-	mu   sync.Mutex
-	log  bytes.Buffer
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc testenv.Process
 }
 
 // Options change the server StartWith makes.
@@ -192,36 +185,22 @@ var errPortTaken = errors.New("a port is already in use")
 // stderr, and waits until it serves both ports.
 func (s *Server) start() error {
 	cmd := exec.Command(s.bin, "-f", s.conf, "-h", s.URI+"/ "+s.LDAPSURI+"/", "-d", "stats")
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
+	logStart := len(s.Log())
+	done, err := s.proc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("starting slapd: %v", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.log.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-		}
-	}()
-	go func() { cmd.Wait(); pw.Close(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
 
 	// Ready means the TLS port answers with a certificate of this
 	// server's own CA. slapd listens on its ports one after the other and
 	// exits when one is taken, so a connection to the first port alone
 	// could reach a slapd about to exit, or another process.
-	roots := x509.NewCertPool()
-	if pem, err := os.ReadFile(s.CAFile); err != nil || !roots.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("reading the test CA %s: %v", s.CAFile, err)
+	roots, err := testenv.CertPool(s.CAFile)
+	if err != nil {
+		return fmt.Errorf("reading the test CA: %v", err)
 	}
 	addr := strings.TrimPrefix(s.LDAPSURI, "ldaps://")
 	tcfg := &tls.Config{RootCAs: roots}
-	logStart := len(s.Log())
 	for i := 0; i < 400; i++ {
 		select {
 		case <-done:
@@ -245,10 +224,7 @@ func (s *Server) start() error {
 // Stop terminates slapd and waits for it (slapd shuts down cleanly on
 // SIGTERM, closing every client connection).
 func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
+	cmd, done := s.proc.Take()
 	if cmd == nil {
 		return
 	}
@@ -262,11 +238,7 @@ func (s *Server) Stop() {
 }
 
 // Log returns slapd's log so far.
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
+func (s *Server) Log() string { return s.proc.Log.String() }
 
 var (
 	acceptRE = regexp.MustCompile(`conn=(\d+) fd=\d+ ACCEPT from`)
