@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -58,11 +59,32 @@ func maxStaged(cfg *config.Config) int64 {
 	return cfg.Message.MaxSize + int64(cfg.Message.MaxHeaderSize) + 64<<10
 }
 
+// monitorProcs is how many goroutines of the monitor may run Go code at
+// once (GOMAXPROCS), or 0 to keep Go's default (one per CPU). The
+// monitor's work is system calls, cgo calls into PAM and NSS, and its
+// children; its own Go code is a few microseconds per request. With one
+// processor the Go scheduler hands a woken goroutine to the running thread
+// instead of waking a second one to look for work, which spared about a
+// tenth of the monitor's CPU time per session (BENCHMARKS.md). A blocking
+// system call or cgo call still lets another goroutine run (the runtime
+// hands the processor on), so concurrent PAM logins and sendmail runs
+// still overlap. The password-file backend is the exception: its argon2id
+// hash is Go code, and concurrent logins need every CPU.
+func monitorProcs(cfg *config.Config) int {
+	if cfg.Authn.Backend == "passwdfile" {
+		return 0
+	}
+	return 1
+}
+
 // runMonitor is the privileged process: it takes or binds the sockets,
 // starts the engine with them and with nothing else, answers the engine's
 // requests, and forwards signals. It returns the process's exit status.
 func runMonitor(ms monitorSetup) int {
 	cfg, log := ms.cfg, ms.log
+	if n := monitorProcs(cfg); n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
 
 	// SIGHUP before anything else: its default action ends the process.
 	hup := make(chan os.Signal, 1)

@@ -229,3 +229,15 @@ func TestCompromisedEngine(t *testing.T) {
 		t.Errorf("%d messages delivered, want the one good one: %v", len(msgs), msgs)
 	}
 }
+
+// The monitor runs its Go code on one processor, except with the password
+// file, whose hash is Go code that concurrent logins run side by side.
+func TestMonitorProcs(t *testing.T) {
+	for backend, want := range map[string]int{"pam": 1, "ldap": 1, "passwdfile": 0} {
+		cfg := &config.Config{}
+		cfg.Authn.Backend = backend
+		if got := monitorProcs(cfg); got != want {
+			t.Errorf("authn.backend %q: monitorProcs = %d, want %d", backend, got, want)
+		}
+	}
+}
