@@ -253,10 +253,11 @@ func stageStdin(msg io.Reader) (*os.File, func(), error) {
 // bytes of its stdout and stderr.
 func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *os.File) (*capped, error) {
 	out := &capped{limit: outputLimit}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(b.cfg.Timeout))
-	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return out, delivery.Temporary("cancelled", err)
+	}
 
-	cmd := exec.CommandContext(ctx, argv[0])
+	cmd := exec.Command(argv[0])
 	cmd.Args = argv
 	cmd.Dir = "/"
 	cmd.Env = []string{
@@ -280,11 +281,8 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 			Groups: acct.Groups,
 		}
 	}
-	// On timeout (or cancellation) kill the whole group, not just the
-	// leader, then give the pipes waitDelay to close.
-	cmd.Cancel = func() error {
-		return b.killGroup(cmd.Process.Pid, "timeout")
-	}
+	// Once sendmail has exited (or been killed), Wait gives its output
+	// pipes waitDelay to close.
 	cmd.WaitDelay = b.waitDelay
 
 	// Inherited descriptors: os/exec gives the child fds 0, 1 and 2, and
@@ -303,14 +301,42 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 	// no_new_privs: postdrop is set-group-ID. One such thread serves
 	// every message, rather than a new one each time.
 	if _, err := b.starter.Start(cmd); err != nil {
-		if ctx.Err() != nil {
-			return out, delivery.Temporary("cancelled", ctx.Err())
-		}
 		return out, delivery.Temporary("exec", err)
 	}
 	pgid := cmd.Process.Pid
-	awaitExit(pgid)
+	// On timeout or cancellation kill the whole group, not just the
+	// leader. A timer and a context callback do it, rather than
+	// exec.CommandContext, which keeps a goroutine waiting for every
+	// run. killed is set under mu, and no kill is sent once sendmail is
+	// known to have exited, so its process group id, free again once
+	// Wait reaps it, is never signalled after.
+	var (
+		mu     sync.Mutex
+		killed string // "timeout" or "cancelled"
+		exited bool
+	)
+	kill := func(why string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if exited || killed != "" {
+			return
+		}
+		killed = why
+		_ = b.killGroup(pgid, why)
+	}
+	timer := time.AfterFunc(time.Duration(b.cfg.Timeout), func() { kill("timeout") })
+	stopCtx := context.AfterFunc(ctx, func() { kill("cancelled") })
+	ended := awaitExit(pgid)
+	mu.Lock()
+	exited = ended
+	mu.Unlock()
 	err := cmd.Wait()
+	timer.Stop()
+	stopCtx()
+	mu.Lock()
+	exited = true
+	why := killed
+	mu.Unlock()
 
 	if isExitZero(cmd) {
 		// Exit 0: the MTA has the message, whatever else went wrong
@@ -330,12 +356,11 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 	// After exit 0 the group is left alone unless it held the pipes: an
 	// MTA may leave a background delivery process running (Exim -odb).
 	_ = b.killGroup(pgid, "failed")
-	if ctx.Err() != nil {
-		// cmd.Cancel killed the process group.
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return out, delivery.Temporary("timeout", fmt.Errorf("sendmail ran longer than %s and was killed", b.cfg.Timeout))
-		}
-		return out, delivery.Temporary("cancelled", ctx.Err())
+	switch why {
+	case "timeout":
+		return out, delivery.Temporary("timeout", fmt.Errorf("sendmail ran longer than %s and was killed", b.cfg.Timeout))
+	case "cancelled":
+		return out, delivery.Temporary("cancelled", context.Cause(ctx))
 	}
 	var exitErr *exec.ExitError
 	switch {
@@ -351,29 +376,36 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 }
 
 // awaitExit returns once the child pid has ended, so that cmd.Wait, called
-// next, reaps it at once. It waits in the runtime's network poller on a
-// pidfd, which becomes readable when the process ends, rather than in a
-// blocking waitid(2) as cmd.Wait does: a goroutine blocked in a system call
-// for all of sendmail's run ties up an OS thread and keeps the Go
-// scheduler's monitor thread waking every 20 µs to look at it, which was
-// the largest part of mppd's own CPU time per message. When a pidfd cannot
-// be had or polled, it returns at once and cmd.Wait blocks as before.
-func awaitExit(pid int) {
+// next, reaps it at once, and reports whether it saw it end. It waits in
+// the runtime's network poller on a pidfd, which becomes readable when the
+// process ends, rather than in a blocking waitid(2) as cmd.Wait does: a
+// goroutine blocked in a system call for all of sendmail's run ties up an
+// OS thread and keeps the Go scheduler's monitor thread waking every 20 µs
+// to look at it, which was the largest part of mppd's own CPU time per
+// message. When a pidfd cannot be had or polled, it returns false at once
+// and cmd.Wait blocks as before.
+func awaitExit(pid int) bool {
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
-		return
+		return false
 	}
 	f := os.NewFile(uintptr(fd), "pidfd")
 	defer f.Close()
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return
+		return false
 	}
-	_ = rc.Read(func(fd uintptr) bool {
+	ended := false
+	err = rc.Read(func(fd uintptr) bool {
 		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(p, 0)
-		return err != nil || n > 0 // done, or cannot tell: let Wait block
+		if err != nil {
+			return true // cannot tell: let Wait block
+		}
+		ended = n > 0
+		return ended
 	})
+	return err == nil && ended
 }
 
 // killGroup sends SIGKILL to the process group pgid. A group that is
@@ -447,6 +479,27 @@ func (c *capped) Write(p []byte) (int, error) {
 	}
 	c.dropped += int64(len(p) - room)
 	return len(p), nil
+}
+
+// ReadFrom reads r to its end into c with a small buffer. os/exec copies
+// sendmail's output pipe into c with io.Copy, which uses this instead of
+// allocating 32 KiB for every run.
+func (c *capped) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, 2048)
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			c.Write(buf[:m])
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // String returns the kept output with surrounding space trimmed, noting

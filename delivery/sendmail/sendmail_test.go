@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/mppd/mppd/delivery"
@@ -708,6 +709,50 @@ func TestFaults(t *testing.T) {
 	runFaultCases(t, b, logs, dir, testEnvelope())
 }
 
+// Cancelling the context kills sendmail's whole process group, like the
+// timeout; a context done before the start starts nothing.
+func TestCancelKillsGroup(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := newUnprivileged(t, "/nonexistent")
+	b.cfg.Timeout = config.Duration(time.Hour)
+	b.waitDelay = 500 * time.Millisecond
+	pidFile := filepath.Join(dir, "grandchild.pid")
+	b.cfg.Path = writeScript(t, dir, "sendmail", "cd "+dir+" || exit 71\n(sleep 3600) & echo $! >grandchild.pid; sleep 3600")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Deliver(ctx, testEnvelope(), strings.NewReader(testMessage)); outcome(err) != "temp:cancelled" {
+		t.Errorf("Deliver with a done context = %v, want temporary cancelled", err)
+	}
+	if _, err := os.Stat(pidFile); err == nil {
+		t.Fatal("sendmail ran with a done context")
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		for range 500 {
+			if _, err := os.Stat(pidFile); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	start := time.Now()
+	err := b.Deliver(ctx, testEnvelope(), strings.NewReader(testMessage))
+	if outcome(err) != "temp:cancelled" {
+		t.Errorf("Deliver cancelled while running = %v, want temporary cancelled", err)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("Deliver took %s", took)
+	}
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, strings.TrimSpace(string(pid)))
+}
+
 func TestMissingSendmail(t *testing.T) {
 	for _, path := range []string{"/nonexistent/sendmail", filepath.Join(t.TempDir(), "not-executable")} {
 		os.WriteFile(path, []byte("#!/bin/sh\nexit 0\n"), 0o644)
@@ -774,6 +819,24 @@ func TestCapped(t *testing.T) {
 	}
 	if reflect.ValueOf(c.buf).Cap() > 64 {
 		t.Errorf("capped grew to %d", cap(c.buf))
+	}
+}
+
+// io.Copy into capped (what os/exec does with sendmail's output pipe) goes
+// through its ReadFrom: the whole input is counted, the cap holds, and a
+// read error comes back.
+func TestCappedReadFrom(t *testing.T) {
+	c := &capped{limit: 10}
+	n, err := io.Copy(c, iotest.HalfReader(strings.NewReader("0123456789abcdef")))
+	if n != 16 || err != nil {
+		t.Fatalf("io.Copy = %d, %v", n, err)
+	}
+	if got := c.String(); got != "0123456789 [6 more bytes dropped]" {
+		t.Errorf("capped = %q", got)
+	}
+	boom := errors.New("boom")
+	if _, err := io.Copy(&capped{limit: 10}, iotest.ErrReader(boom)); err != boom {
+		t.Errorf("io.Copy from a failing reader = %v", err)
 	}
 }
 
