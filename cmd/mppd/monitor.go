@@ -69,9 +69,10 @@ func maxStaged(cfg *config.Config) int64 {
 // system call or cgo call still lets another goroutine run (the runtime
 // hands the processor on), so concurrent PAM logins and sendmail runs
 // still overlap. The password-file backend is the exception: its argon2id
-// hash is Go code, and concurrent logins need every CPU.
+// hash is Go code, and concurrent logins need every CPU. A GOMAXPROCS set
+// in the environment is left to the runtime.
 func monitorProcs(cfg *config.Config) int {
-	if cfg.Authn.Backend == "passwdfile" {
+	if cfg.Authn.Backend == "passwdfile" || os.Getenv("GOMAXPROCS") != "" {
 		return 0
 	}
 	return 1

@@ -232,12 +232,20 @@ func TestCompromisedEngine(t *testing.T) {
 
 // The monitor runs its Go code on one processor, except with the password
 // file, whose hash is Go code that concurrent logins run side by side.
+// GOMAXPROCS in the environment wins.
 func TestMonitorProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "")
 	for backend, want := range map[string]int{"pam": 1, "ldap": 1, "passwdfile": 0} {
 		cfg := &config.Config{}
 		cfg.Authn.Backend = backend
 		if got := monitorProcs(cfg); got != want {
 			t.Errorf("authn.backend %q: monitorProcs = %d, want %d", backend, got, want)
 		}
+	}
+	t.Setenv("GOMAXPROCS", "4")
+	cfg := &config.Config{}
+	cfg.Authn.Backend = "pam"
+	if got := monitorProcs(cfg); got != 0 {
+		t.Errorf("with GOMAXPROCS=4: monitorProcs = %d, want 0", got)
 	}
 }
