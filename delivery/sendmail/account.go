@@ -166,7 +166,13 @@ func (b *Backend) resolve(name string) (account, error) {
 // PASS like a wrong password, not after uploading a message. It returns
 // nil, a *delivery.PermanentError with the reason, or a
 // *delivery.TemporaryError when NSS cannot answer. Deliver checks again.
+// An account that passed in the last recentTTL passes again without a new
+// NSS lookup: a user who posts message after message (what the auth cache
+// is for) is resolved once every recentTTL, not at every login.
 func (b *Backend) CheckAccount(login, name string) error {
+	if _, ok := b.recentAccount(name); ok {
+		return nil
+	}
 	acct, err := b.resolve(name)
 	if err == nil && name != "" && acct.Name == name {
 		b.remember(acct)
@@ -175,10 +181,11 @@ func (b *Backend) CheckAccount(login, name string) error {
 }
 
 // recentTTL is how long an account CheckAccount resolved at login is used
-// as it is by the delivery that follows, instead of asking NSS again. An
-// NSS lookup (the passwd entry, then every group) is the largest part of
-// what the privileged process spends per message; a login and its
-// delivery are normally a few milliseconds apart.
+// as it is by the delivery that follows and by the same account's next
+// logins, instead of asking NSS again. An NSS lookup (the passwd entry,
+// then every group; with systemd's NSS module a hundred system calls) is
+// the largest part of what the privileged process spends per message; a
+// login and its delivery are normally a few milliseconds apart.
 const recentTTL = 5 * time.Second
 
 // maxRecent bounds the accounts remembered; past it the old ones go.
@@ -211,16 +218,26 @@ func (b *Backend) remember(acct account) {
 	b.recent[acct.Name] = recentAccount{acct, time.Now()}
 }
 
+// recentAccount returns the account called name if a login resolved it,
+// and it passed the policy, in the last recentTTL.
+func (b *Backend) recentAccount(name string) (account, bool) {
+	if name == "" {
+		return account{}, false
+	}
+	b.recentMu.Lock()
+	r, ok := b.recent[name]
+	b.recentMu.Unlock()
+	if ok && time.Since(r.at) < recentTTL {
+		return r.acct, true
+	}
+	return account{}, false
+}
+
 // resolveForDelivery is resolve, but takes an account resolved at login in
 // the last recentTTL as it is.
 func (b *Backend) resolveForDelivery(name string) (account, error) {
-	if name != "" {
-		b.recentMu.Lock()
-		r, ok := b.recent[name]
-		b.recentMu.Unlock()
-		if ok && time.Since(r.at) < recentTTL {
-			return r.acct, nil
-		}
+	if acct, ok := b.recentAccount(name); ok {
+		return acct, nil
 	}
 	return b.resolve(name)
 }

@@ -866,6 +866,9 @@ func TestDeliveryAfterLoginLooksUpOnce(t *testing.T) {
 	if lookups != 1 {
 		t.Fatalf("%d lookups for a login and its delivery, want 1", lookups)
 	}
+	if err := b.CheckAccount("alice", env.Account); err != nil || lookups != 1 {
+		t.Fatalf("a second login: CheckAccount = %v after %d lookups, want nil after 1", err, lookups)
+	}
 	if r := readRecord(t, dir); r == nil || r.StdinLen != int64(len(testMessage)) {
 		t.Fatalf("the child's record: %+v", r)
 	}
@@ -879,6 +882,14 @@ func TestDeliveryAfterLoginLooksUpOnce(t *testing.T) {
 	}
 	if lookups != 2 {
 		t.Fatalf("%d lookups after the remembered account expired, want 2", lookups)
+	}
+	b.recentMu.Lock()
+	r = b.recent[env.Account]
+	r.at = r.at.Add(-recentTTL)
+	b.recent[env.Account] = r
+	b.recentMu.Unlock()
+	if err := b.CheckAccount("alice", env.Account); err != nil || lookups != 3 {
+		t.Fatalf("a login after the remembered account expired: CheckAccount = %v after %d lookups, want nil after 3", err, lookups)
 	}
 	if err := b.CheckAccount("bob", "low"); !delivery.IsPermanent(err) {
 		t.Fatalf("CheckAccount(low uid) = %v", err)
