@@ -330,11 +330,11 @@ func startEngine(eng engineID, listeners []*os.File, stderr io.Writer, log *slog
 }
 
 // engineEnv is the engine's whole environment: only what its log format
-// depends on. NOTIFY_SOCKET in particular stays with the monitor, which
-// is the unit's main process.
+// depends on, and GOMAXPROCS when the administrator set it. NOTIFY_SOCKET
+// in particular stays with the monitor, which is the unit's main process.
 func engineEnv() []string {
 	var env []string
-	for _, k := range []string{"JOURNAL_STREAM", "TZ"} {
+	for _, k := range []string{"JOURNAL_STREAM", "TZ", "GOMAXPROCS"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -247,5 +248,19 @@ func TestMonitorProcs(t *testing.T) {
 	cfg.Authn.Backend = "pam"
 	if got := monitorProcs(cfg); got != 0 {
 		t.Errorf("with GOMAXPROCS=4: monitorProcs = %d, want 0", got)
+	}
+}
+
+// The engine's environment carries GOMAXPROCS only when mppd's has it.
+func TestEngineEnvGOMAXPROCS(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "3")
+	if env := engineEnv(); !slices.Contains(env, "GOMAXPROCS=3") {
+		t.Errorf("engineEnv() = %q, want GOMAXPROCS=3 in it", env)
+	}
+	os.Unsetenv("GOMAXPROCS") // t.Setenv restores it after the test
+	for _, kv := range engineEnv() {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			t.Errorf("engineEnv() = %q without GOMAXPROCS in mppd's environment", kv)
+		}
 	}
 }
