@@ -384,7 +384,7 @@ func TestIntegrationSubmissionTime(t *testing.T) {
 func TestIntegrationStartRefusedWithoutPrivilege(t *testing.T) {
 	testenv.NeedPostfix(t)
 	dir := testenv.OpenTempDir(t)
-	bin := installSelf(t, dir, privcheckName)
+	bin := testenv.InstallTestBinary(t, dir, privcheckName)
 	acct := mustAccount(t, "mppd-mta1")
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"PATH=" + childPath}
@@ -409,7 +409,7 @@ func TestIntegrationNonRoot(t *testing.T) {
 	testenv.NeedPostfix(t)
 	dir := testenv.OpenTempDir(t)
 	installRecorder(t, dir)
-	helper := installSelf(t, dir, nonrootName)
+	helper := testenv.InstallTestBinary(t, dir, nonrootName)
 	writeScript(t, dir, "hang.sh", "echo $$ >"+dir+"/hang.pid\nexec sleep 3600")
 	cmd := exec.Command(helper)
 	cmd.Dir = "/"

@@ -157,25 +157,7 @@ func recorderMain() int {
 // stand-in and returns its path.
 func installRecorder(t *testing.T, dir string) string {
 	t.Helper()
-	return installSelf(t, dir, recorderName)
-}
-
-// installSelf copies the test binary into dir as name.
-func installSelf(t *testing.T, dir, name string) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.InstallTestBinary(t, dir, recorderName)
 }
 
 // readRecord returns the stand-in's record, or nil when it never ran.
