@@ -1,5 +1,5 @@
-# Shared by test/bench-ad.sh and test/bench-balancer.sh (sourced): where a
-# started mppd listens.
+# Shared by test/bench.sh, test/bench-ad.sh and test/bench-balancer.sh
+# (sourced): where a started mppd listens.
 
 # mppd_addr PID: 127.0.0.1:PORT of the listening TCP socket of mppd PID.
 # Its engine (the child it starts) holds the listener once it runs; PID

@@ -112,54 +112,24 @@ EOF
 } >"$conf"
 "$mppd" passwd --config "$conf" "$user" <"$tmp/pw" >/dev/null
 
+. "$(dirname "$0")/bench-lib.sh"
+
 addr=""
 engine=""
-split=no
-case $("$mppd" engine 2>&1 || true) in
-*"started by mppd itself"*) split=yes ;;
-esac
 start() {
   : >"$tmp/mppd.log"
   "$mppd" --config "$conf" >>"$tmp/mppd.log" 2>&1 &
   pid=$!
   # mppd logs where it listens at level info; at warn it does not, so
-  # find the port from /proc instead: the one listening socket of its
-  # engine (the process mppd starts; mppd itself, the monitor, runs the
-  # PAM and sendmail backends and keeps no listener). The engine holds
-  # the sessions, so its RSS is the memory per session; the monitor's
-  # CPU, with its sendmail children, is what the floor compares with.
-  # (An mppd from before the split is one process: then it is its own
-  # engine.)
-  addr=""
-  for _ in $(seq 1 100); do
-    if [ "$split" = yes ]; then
-      # A thread that ends while cat reads makes cat fail; under
-      # set -e and pipefail that would end the script without a word.
-      engine=$(cat /proc/"$pid"/task/*/children 2>/dev/null | awk '{ print $1; exit }' || true)
-    else
-      engine=$pid
-    fi
-    [ -n "$engine" ] && addr=$(listen_addr "$engine")
-    [ -n "$addr" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$tmp/mppd.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$addr" ] || { echo "bench.sh: mppd did not listen" >&2; cat "$tmp/mppd.log" >&2; exit 1; }
-}
-
-# listen_addr PID: 127.0.0.1:PORT of the process's listening TCP socket.
-listen_addr() {
-  local inodes port
-  inodes=$(ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\]/\1/p')
-  [ -n "$inodes" ] || return 0
-  for ino in $inodes; do
-    # /proc/net/tcp: local_address is hex IP:port, st 0A is LISTEN.
-    port=$(awk -v ino="$ino" '$10 == ino && $4 == "0A" { split($2, a, ":"); print a[2] }' /proc/net/tcp)
-    if [ -n "$port" ]; then
-      echo "127.0.0.1:$((16#$port))"
-      return 0
-    fi
-  done
+  # wait_listen finds the port in /proc.
+  wait_listen "$pid" "$tmp/mppd.log"
+  # The engine, the process mppd starts, holds the sessions, so its RSS
+  # is the memory per session; mppd itself, the monitor, runs the PAM and
+  # sendmail backends. An mppd from before the split is one process: its
+  # own engine. (|| true: a thread ending while cat reads makes cat fail,
+  # which set -e and pipefail would turn into a silent exit.)
+  engine=$(cat /proc/"$pid"/task/*/children 2>/dev/null | awk '{ print $1; exit }' || true)
+  [ -n "$engine" ] || engine=$pid
 }
 
 # server_pids: --server-pid for mppd's processes, the monitor and (after
