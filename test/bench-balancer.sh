@@ -60,18 +60,7 @@ proxy_protocol_from = $2
 [log]
 level = "warn"
 
-[authn]
-backend = "passwdfile"
-
-[authn.passwdfile]
-path = "$tmp/passwd"
-mail_domain = "bench.test"
-
-[delivery]
-backend = "maildir"
-
-[delivery.maildir]
-root = "$tmp/maildir"
+$(dev_backends "$tmp")
 CONF
 }
 

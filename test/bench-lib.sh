@@ -28,3 +28,36 @@ wait_listen() {
   cat "$2" >&2
   exit 1
 }
+
+# dev_backends DIR: the config sections of the development backends, the
+# password file DIR/passwd and maildirs under DIR/maildir, and no sending
+# limits.
+dev_backends() {
+  cat <<EOF
+[authn]
+backend = "passwdfile"
+
+[authn.passwdfile]
+path = "$1/passwd"
+mail_domain = "bench.test"
+
+[delivery]
+backend = "maildir"
+
+[delivery.maildir]
+root = "$1/maildir"
+
+EOF
+  no_limits
+}
+
+# no_limits: the [limits] section that turns the sending limits off: a
+# benchmark posts far more as one user than they allow.
+no_limits() {
+  cat <<EOF
+[limits]
+messages_per_hour = 0
+recipients_per_hour = 0
+recipients_per_day = 0
+EOF
+}

@@ -64,6 +64,8 @@ password=bench-password-$$-$RANDOM
 printf '%s\n' "$password" >"$tmp/pw"
 chmod 600 "$tmp/pw"
 
+. "$(dirname "$0")/bench-lib.sh"
+
 # common_settings prints the top of both daemons' configs: loopback, caps
 # far above the load, quiet logs.
 common_settings() {
@@ -90,29 +92,10 @@ idle_timeout = "5m"
 # A 10 MiB message (10,485,760 octets) is over the default limit.
 max_size = 67108864
 
-[authn]
-backend = "passwdfile"
-
-[authn.passwdfile]
-path = "$tmp/passwd"
-mail_domain = "bench.test"
-
-[delivery]
-backend = "maildir"
-
-[delivery.maildir]
-root = "$tmp/maildir"
-
-[limits]
-# A benchmark posts far more as one user than the sending limits allow.
-messages_per_hour = 0
-recipients_per_hour = 0
-recipients_per_day = 0
 EOF
+dev_backends "$tmp"
 } >"$conf"
 "$mppd" passwd --config "$conf" "$user" <"$tmp/pw" >/dev/null
-
-. "$(dirname "$0")/bench-lib.sh"
 
 addr=""
 engine=""
@@ -258,12 +241,8 @@ backend = "sendmail"
 [delivery.sendmail]
 timeout = "30s"
 
-[limits]
-# A benchmark posts far more as one user than the sending limits allow.
-messages_per_hour = 0
-recipients_per_hour = 0
-recipients_per_day = 0
 EOF
+no_limits
 } >"$conf"
 if want 4; then
 start
