@@ -91,17 +91,7 @@ func (d *daemon) startProxied(ctx context.Context, raw net.Conn, peer netip.Addr
 // bounded refusal goroutines; beyond them it is closed without a reply.
 func (d *daemon) refuseProxied(raw net.Conn, peer netip.Addr, useTLS bool, total int) {
 	d.metrics.Throttled("max-sessions")
-	select {
-	case d.refusing <- struct{}{}:
-	default:
-		d.log.Warn("session refused", logkey.Client, ipString(peer), "reason", "max-sessions", "sessions", total, "proxy", true)
-		raw.Close()
-		return
-	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer func() { <-d.refusing }()
+	started := d.goRefusal(func() {
 		conn, client, _, ok := d.readProxyHeader(raw, peer)
 		if !ok {
 			return
@@ -112,7 +102,11 @@ func (d *daemon) refuseProxied(raw net.Conn, peer netip.Addr, useTLS bool, total
 			conn = tls.Server(conn, d.tlsConfig())
 		}
 		d.refuse(conn, refusalText("max-sessions"))
-	}()
+	})
+	if !started {
+		d.log.Warn("session refused", logkey.Client, ipString(peer), "reason", "max-sessions", "sessions", total, "proxy", true)
+		raw.Close()
+	}
 }
 
 // readProxyHeader reads the PROXY header from a balancer's connection and

@@ -368,20 +368,32 @@ func (d *daemon) refuseConn(conn net.Conn, ip netip.Addr, useTLS bool, reason st
 		d.refuse(conn, why)
 		return
 	}
+	started := d.goRefusal(func() {
+		_ = conn.SetDeadline(time.Now().Add(refusalTimeout))
+		d.refuse(tls.Server(conn, d.tlsConfig()), why)
+	})
+	if !started {
+		d.log.Debug("too many refusals at once, closing without a reply", logkey.Client, ipString(ip))
+		conn.Close()
+	}
+}
+
+// goRefusal runs refusal in one of the bounded refusal goroutines (those
+// of d.refusing) and reports true; when all of them are busy, it reports
+// false at once and refusal does not run.
+func (d *daemon) goRefusal(refusal func()) bool {
 	select {
 	case d.refusing <- struct{}{}:
 	default:
-		d.log.Debug("too many refusals at once, closing without a reply", logkey.Client, ipString(ip))
-		conn.Close()
-		return
+		return false
 	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		defer func() { <-d.refusing }()
-		_ = conn.SetDeadline(time.Now().Add(refusalTimeout))
-		d.refuse(tls.Server(conn, d.tlsConfig()), why)
+		refusal()
 	}()
+	return true
 }
 
 // refusalText is the 451 text for a refusal's reason.
@@ -448,11 +460,7 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 	}
 	c.reading++
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.reading--
-		c.mu.Unlock()
-	}()
+	defer c.done(&c.reading)
 	return c.Conn.Read(p)
 }
 
@@ -465,12 +473,16 @@ func (c *sessionConn) Write(p []byte) (int, error) {
 	}
 	c.writing++
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.writing--
-		c.mu.Unlock()
-	}()
+	defer c.done(&c.writing)
 	return c.Conn.Write(p)
+}
+
+// done ends a Read or a Write that counted itself in n (c.reading or
+// c.writing).
+func (c *sessionConn) done(n *int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*n--
 }
 
 // cut ends the session's wait on its client: a read under way returns at
@@ -492,15 +504,14 @@ func (c *sessionConn) cut() {
 }
 
 // NetConn is the connection the session reads from: a *tls.Conn on an
-// mpps listener (sessionFunc does the handshake).
-func (c *sessionConn) NetConn() net.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.Conn
-}
+// mpps listener (sessionFunc does the handshake). Like Read and Write, it
+// runs on the session's goroutine, the one that calls setConn, and so
+// needs no lock.
+func (c *sessionConn) NetConn() net.Conn { return c.Conn }
 
 // setConn replaces the connection (by the same connection inside TLS)
-// before the session starts reading and writing.
+// before the session starts reading and writing. It takes the lock for
+// cut, which another goroutine may run at any time.
 func (c *sessionConn) setConn(conn net.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
