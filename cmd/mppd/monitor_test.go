@@ -208,7 +208,7 @@ func TestCompromisedEngine(t *testing.T) {
 		t.Errorf("status %d, want %d", got, exitFailure)
 	}
 	out := logs.String()
-	for _, want := range []string{
+	testenv.Contains(t, out,
 		"login s1: ok", "login s2: ok",
 		"no token: refused unknown-token",
 		"another session's token: refused other-session-token",
@@ -217,11 +217,7 @@ func TestCompromisedEngine(t *testing.T) {
 		"two fds: refused fd-count",
 		"good: queued",
 		"event=privsep-violation",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in:\n%s", want, out)
-		}
-	}
+	)
 	if n := strings.Count(out, "event=privsep-refused"); n != 5 {
 		t.Errorf("%d refusals logged, want 5", n)
 	}
