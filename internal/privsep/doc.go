@@ -27,9 +27,10 @@
 // something the engine may not have is refused instead (reply "refused",
 // logged as event=privsep-refused) and the monitor carries on: a delivery
 // without a valid token, with another session's token, with an expired
-// token, from a sender that is not one of the identity's addresses, or
-// with anything but exactly one unlinked regular file no larger than
-// MaxMessage.
+// token, from a sender that is not one of the identity's addresses, with
+// anything but exactly one unlinked regular file no larger than
+// MaxMessage, or past the login's sending limits. The engine turns a
+// refusal into a temporary failure (451) for its client.
 //
 // Tokens. Each successful login earns a token: 32 random octets in hex,
 // bound to the identity the backend returned (login, addresses, local
@@ -37,6 +38,15 @@
 // delivery's envelope takes its login and account from the token, never
 // from the frame; so an engine under an attacker's control can post only
 // as users whose right password it has just been given.
+//
+// Sending limits. The monitor keeps its own count of each login's
+// messages and recipients (internal/sendlimit, the same configuration as
+// the engine's), so that such an engine is also held to those users'
+// limits. The engine checks first and gives its client the proper reply;
+// the monitor's check is the one an attacker cannot skip. Its count lags
+// the engine's by the moment a request takes to arrive, so at a window's
+// edge it can refuse a message a sound engine let through: a refusal,
+// not a violation.
 //
 // Decisions the design left open, and why:
 //   - User and password travel as octets (base64 in JSON): a password need

@@ -18,6 +18,7 @@ import (
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/logkey"
+	"github.com/mppd/mppd/internal/sendlimit"
 )
 
 // ViolationError is what Serve returns when the engine broke the protocol:
@@ -50,7 +51,12 @@ type Monitor struct {
 	MaxRecipients int
 	// MaxMessage is the largest staged message file accepted, in octets.
 	MaxMessage int64
-	Log        *slog.Logger
+	// SendLimit, when not nil, holds each login to the sending limits
+	// here too, built from the same configuration as the engine's, so
+	// that an engine under an attacker's control cannot post past them.
+	// Serve runs its sweeper while it serves.
+	SendLimit *sendlimit.Limiter
+	Log       *slog.Logger
 	// Notify, when not nil, passes a notify request's state to the
 	// service manager.
 	Notify func(state string) error
@@ -95,6 +101,21 @@ func (m *Monitor) Serve(ctx context.Context, c *net.UnixConn) error {
 
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+
+	// The sending limits' sweeper stops once the deliveries under way
+	// have finished (this defer runs after wg.Wait below), and then
+	// sums up the refusal windows still open.
+	if m.SendLimit != nil {
+		sweepStop, sweepDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(sweepDone)
+			m.SendLimit.Run(sweepStop)
+		}()
+		defer func() {
+			close(sweepStop)
+			<-sweepDone
+		}()
+	}
 
 	var (
 		wg       sync.WaitGroup
@@ -315,7 +336,33 @@ func (m *Monitor) deliver(ctx context.Context, r *deliverRequest, fds []int, fds
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return reply{Result: resultTemporary, Reason: "seek"}
 	}
+
+	// The sending limits, counted from here as in the engine: a delivery
+	// that fails gives its count back, so only delivered messages count.
+	//
+	// A sound engine has checked the same limits for the same login and
+	// recipients before asking, so a refusal here nearly always means an
+	// engine that skipped its check. Nearly: the monitor counts a message
+	// a moment after the engine, and when a minute (for the day, half
+	// hour) boundary falls in between, it counts it in the next slot and
+	// forgets it one slot later than the engine does; and when the table
+	// is full the two may each make room by forgetting a different login
+	// (the engine's also sees the messages it refuses). So a login right
+	// at its limit can be let through by a sound engine and refused here.
+	// Concurrent and failed deliveries cannot do it: every message the
+	// monitor counts was counted by the engine first, and a failed one is
+	// given back here before the engine hears of it. Hence a refusal is
+	// only that (logged, and a 451 to the client through the engine),
+	// never a violation that stops anything.
+	reserved, refusal := m.SendLimit.Reserve(g.login, len(r.Recipients))
+	if refusal != nil {
+		return refuse("send-limit", "login", g.login, "limit", refusal.Limit, "max", refusal.Max,
+			"count", refusal.Count, "recipients", len(r.Recipients))
+	}
 	err := m.Delivery.Deliver(context.WithoutCancel(ctx), envelope(g, r), f)
+	if err != nil {
+		reserved.Cancel()
+	}
 	switch {
 	case err == nil:
 		return reply{Result: resultQueued}
