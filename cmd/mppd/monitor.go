@@ -26,6 +26,7 @@ import (
 	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/privdrop"
 	"github.com/mppd/mppd/internal/privsep"
+	"github.com/mppd/mppd/internal/sendlimit"
 )
 
 // engineCommand is the hidden subcommand the monitor starts the engine
@@ -171,6 +172,7 @@ func runMonitor(ms monitorSetup) int {
 		return exitFailure
 	}
 
+	mlog := log.With("component", "monitor")
 	mon := &privsep.Monitor{
 		Auth:           ms.auth,
 		Delivery:       ms.deliv,
@@ -178,13 +180,19 @@ func runMonitor(ms monitorSetup) int {
 		MaxInFlight:    inFlight(cfg),
 		MaxRecipients:  cfg.Message.MaxRecipients,
 		MaxMessage:     maxStaged(cfg),
-		Log:            log.With("component", "monitor"),
+		Log:            mlog,
 		// Stop the engine at once; the monitor reads nothing more from
 		// it and finishes the deliveries under way before it exits.
 		OnViolation: func() { cmd.Process.Signal(syscall.SIGTERM) },
 	}
 	if ac, ok := ms.deliv.(delivery.AccountChecker); ok {
 		mon.Accounts = ac
+	}
+	// The monitor holds every login to the sending limits too, so that
+	// an engine under an attacker's control is still held to them; the
+	// engine checks first, with the same configuration.
+	if lim := sendlimit.New(sendLimitConfig(cfg), mlog); lim.Enabled() {
+		mon.SendLimit = lim
 	}
 	if os.Getenv("NOTIFY_SOCKET") != "" {
 		mon.Notify = sdNotify

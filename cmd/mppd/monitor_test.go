@@ -119,8 +119,10 @@ func TestMonitorExitStatus(t *testing.T) {
 // attackMonitor plays a compromised engine against the real monitor and
 // its real backends (the password file and a maildir): it logs in as alice
 // with her right password in two sessions, then asks for deliveries the
-// monitor must refuse, then one it must make, then sends garbage. It
-// prints what it got on standard error (the monitor's log) and waits for the monitor's SIGTERM.
+// monitor must refuse, then two it must make, then more than alice's
+// sending limit (2 messages an hour) allows, skipping the check a sound
+// engine makes, then sends garbage. It prints what it got on standard
+// error (the monitor's log) and waits for the monitor's SIGTERM.
 func attackMonitor(conn *net.UnixConn, term chan os.Signal) int {
 	staged := func() *os.File {
 		f, _ := os.CreateTemp("", "attack-")
@@ -170,6 +172,9 @@ func attackMonitor(conn *net.UnixConn, term chan os.Signal) int {
 	deliver("no fd", 6, t1, "s1", "alice@example.test")
 	deliver("two fds", 7, t1, "s1", "alice@example.test", staged(), staged())
 	deliver("good", 8, t1, "s1", "alice@example.test", staged())
+	deliver("good again", 9, t2, "s2", "alice@example.test", staged())
+	deliver("past the limit", 10, t1, "s1", "alice@example.test", staged())
+	deliver("past the limit in another session", 11, t2, "s2", "alice@example.test", staged())
 	return sendGarbage(conn, term, "garbage")
 }
 
@@ -186,9 +191,10 @@ func sendGarbage(conn *net.UnixConn, term chan os.Signal, garbage string) int {
 }
 
 // TestCompromisedEngine: an engine that owns alice's right password can
-// post as alice in her session and nothing else. Against the real monitor
-// and backends, every other request is refused and logged, only the one
-// good message reaches the maildir, and garbage stops the engine.
+// post as alice in her session, within her sending limits, and nothing
+// else. Against the real monitor and backends, every other request is
+// refused and logged, only the two good messages reach the maildir, and
+// garbage stops the engine.
 func TestCompromisedEngine(t *testing.T) {
 	if os.Geteuid() == 0 {
 		if _, err := userLookup("mppd"); err != nil {
@@ -197,6 +203,14 @@ func TestCompromisedEngine(t *testing.T) {
 	}
 	cfgPath := monitorConfig(t, "attack.test")
 	dir := filepath.Dir(cfgPath)
+	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n[limits]\nmessages_per_hour = 2\n")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var pw bytes.Buffer
 	if code := run([]string{"passwd", "--config", cfgPath, "alice"}, strings.NewReader("alice-password\n"), &pw, &pw); code != exitOK {
 		t.Fatalf("passwd: %d %s", code, pw.String())
@@ -216,14 +230,23 @@ func TestCompromisedEngine(t *testing.T) {
 		"no fd: refused fd-count",
 		"two fds: refused fd-count",
 		"good: queued",
+		"good again: queued",
+		"past the limit: refused send-limit",
+		"past the limit in another session: refused send-limit",
 		"event=privsep-violation",
 	)
-	if n := strings.Count(out, "event=privsep-refused"); n != 5 {
-		t.Errorf("%d refusals logged, want 5", n)
+	if n := strings.Count(out, "event=privsep-refused"); n != 7 {
+		t.Errorf("%d refusals logged, want 7", n)
 	}
+	if n := strings.Count(out, "reason=send-limit "); n != 2 ||
+		strings.Count(out, "login=alice limit=messages_per_hour max=2 count=2 recipients=1") != 2 {
+		t.Errorf("%d sending-limit refusals logged, want 2 with the login and the limit:\n%s", n, out)
+	}
+	// The monitor's limiter swept until the monitor stopped.
+	testenv.Contains(t, out, "component=monitor event=send-limit-summary login=alice limit=messages_per_hour")
 	msgs, _ := filepath.Glob(filepath.Join(dir, "maildir", "*", "new", "*"))
-	if len(msgs) != 1 {
-		t.Errorf("%d messages delivered, want the one good one: %v", len(msgs), msgs)
+	if len(msgs) != 2 {
+		t.Errorf("%d messages delivered, want the two good ones: %v", len(msgs), msgs)
 	}
 }
 
