@@ -2,7 +2,12 @@ package privsep
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
@@ -109,5 +114,94 @@ func TestSendLimit(t *testing.T) {
 	}
 	if !logHas(r.logs.String(), "event=send-limit-summary", "login=alice", "limit=messages_per_hour", "refused_messages=2") {
 		t.Fatalf("no summary of alice's refusals when the monitor stopped:\n%s", r.logs)
+	}
+}
+
+// failing is a deliverer that fails the messages to fail@example.org and
+// delivers the others, taking a moment so that deliveries overlap.
+type failing struct {
+	mu        sync.Mutex
+	delivered int
+}
+
+func (d *failing) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
+	time.Sleep(time.Millisecond)
+	if env.Recipients[0] == "fail@example.org" {
+		return delivery.Temporary("timeout", nil)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.delivered++
+	return nil
+}
+
+// TestSendLimitSoundEngine: an engine that checks the limits as the
+// protocol engine does (reserve, deliver through the monitor, give the
+// count back on failure), in eight sessions of one login at once, some of
+// whose deliveries fail, is never refused by the monitor: concurrent and
+// failed deliveries leave the monitor's count at or below the engine's.
+// Exactly the limit is delivered, and the two counts end equal.
+func TestSendLimitSoundEngine(t *testing.T) {
+	const limit = 5
+	cfg := sendlimit.Config{Default: sendlimit.Limits{MessagesPerHour: limit, RecipientsPerHour: 100}}
+	backend := &failing{}
+	var mon *sendlimit.Limiter
+	r := newRig(t, func(m *Monitor) {
+		mon = sendlimit.New(cfg, m.Log)
+		m.SendLimit = mon
+		m.Delivery = backend
+	})
+	engine := sendlimit.New(cfg, nil)
+	cl, _ := r.client(t)
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var refusedByMonitor, refusedByEngine int
+	for i := range 8 {
+		session := fmt.Sprintf("s%d", i)
+		if _, err := cl.Authenticate(ctx, authn.Request{User: "alice", Password: "secret", Client: "192.0.2.7", Session: session}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for n := range 6 {
+				rcpt := "bob@example.org"
+				if n == 0 && i%2 == 0 {
+					rcpt = "fail@example.org"
+				}
+				res, ref := engine.Reserve("alice", 1)
+				if ref != nil {
+					mu.Lock()
+					refusedByEngine++
+					mu.Unlock()
+					continue
+				}
+				err := cl.Deliver(ctx, delivery.Envelope{Sender: "alice@example.org", Recipients: []string{rcpt}, Session: session},
+					stagedFile(t, msgText))
+				if err != nil {
+					res.Cancel()
+				}
+				if delivery.Reason(err) == "refused" {
+					mu.Lock()
+					refusedByMonitor++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refusedByMonitor != 0 || strings.Contains(r.logs.String(), "reason=send-limit") {
+		t.Fatalf("the monitor refused %d deliveries of a sound engine:\n%s", refusedByMonitor, r.logs)
+	}
+	em, _, _ := engine.Counts("alice")
+	mm, _, _ := mon.Counts("alice")
+	backend.mu.Lock()
+	delivered := backend.delivered
+	backend.mu.Unlock()
+	if delivered != limit || em != limit || mm != limit {
+		t.Fatalf("delivered %d, engine counts %d, monitor counts %d; want %d each", delivered, em, mm, limit)
+	}
+	if refusedByEngine == 0 {
+		t.Fatal("the engine refused nothing: the test did not reach the limit")
 	}
 }
