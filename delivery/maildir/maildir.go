@@ -228,7 +228,7 @@ func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 		}
 		var n int64
 		if i == 0 {
-			n, err = writeTmp(c.dir, c.tmpPath(), io.MultiReader(strings.NewReader(header), msg))
+			n, err = writeTmp(c.dir, c.tmpPath(), header, msg)
 		} else {
 			// The message may be a stream that can be read only once:
 			// the other copies are made from the first one.
@@ -236,7 +236,7 @@ func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 			if oerr != nil {
 				return diskError("reopening the first copy", oerr)
 			}
-			n, err = writeTmp(c.dir, c.tmpPath(), f)
+			n, err = writeTmp(c.dir, c.tmpPath(), "", f)
 			f.Close()
 		}
 		if err != nil {
@@ -363,10 +363,16 @@ func (e *symlinkError) Error() string {
 	return "maildir: " + e.path + " is a symbolic link"
 }
 
-// writeTmp writes src to a new file at path and syncs it. It returns the
-// number of octets written. An error is a delivery error, and then no file
-// is left at path.
-func writeTmp(dir *os.Root, path string, src io.Reader) (n int64, err error) {
+// writeTmp writes header and then src to a new file at path and syncs it.
+// It returns the number of octets written. An error is a delivery error,
+// and then no file is left at path.
+//
+// A src that is a regular file (in mppd always: the staged message the
+// engine hands over, or the first copy) is copied by the kernel
+// ((*os.File).ReadFrom uses copy_file_range(2)), so the message's octets
+// do not pass through this process; a failure there is a disk error on
+// either side. Any other reader is copied through a buffer.
+func writeTmp(dir *os.Root, path string, header string, src io.Reader) (n int64, err error) {
 	f, err := dir.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, diskError("creating the file", err)
@@ -379,14 +385,25 @@ func writeTmp(dir *os.Root, path string, src io.Reader) (n int64, err error) {
 			dir.Remove(path)
 		}
 	}()
-	r := &message.SourceReader{R: src}
-	n, err = io.Copy(f, r)
-	if err != nil {
-		if r.Err != nil {
-			return n, delivery.Temporary("read-message", r.Err)
-		}
-		return n, diskError("writing the file", err)
+	if _, err := f.WriteString(header); err != nil {
+		return 0, diskError("writing the file", err)
 	}
+	if file, ok := src.(*os.File); ok && isRegular(file) {
+		n, err = f.ReadFrom(file)
+		if err != nil {
+			return n, diskError("copying the message", err)
+		}
+	} else {
+		r := &message.SourceReader{R: src}
+		n, err = io.Copy(f, r)
+		if err != nil {
+			if r.Err != nil {
+				return n, delivery.Temporary("read-message", r.Err)
+			}
+			return n, diskError("writing the file", err)
+		}
+	}
+	n += int64(len(header))
 	if err := f.Sync(); err != nil {
 		return n, diskError("syncing the file", err)
 	}
@@ -396,6 +413,12 @@ func writeTmp(dir *os.Root, path string, src io.Reader) (n int64, err error) {
 		return n, diskError("closing the file", err)
 	}
 	return n, nil
+}
+
+// isRegular reports whether f is open on a regular file.
+func isRegular(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // syncDir syncs the directory name in parent.
