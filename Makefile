@@ -151,7 +151,7 @@ fuzz:
 # DC's raw bind rate. BENCH_SECONDS sets each load run.
 bench: build
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./...
-	$(GO) build -tags '$(TAGS)' -o bin/ ./test/benchfloor ./test/benchad
+	$(GO) build -tags '$(TAGS)' -o bin/ ./test/benchfloor ./test/benchad ./test/benchbare
 	test/bench.sh bin
 	test/bench-balancer.sh bin
 	test/bench-ad.sh bin

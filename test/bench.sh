@@ -22,6 +22,10 @@
 #      loop, no login) and mppd (PAM behind the cache, sendmail) measured
 #      alternately at 1 and 8 clients; mppd's CPU is its two processes'
 #      (monitor and engine, summed), its children's sendmail and postdrop.
+#      Between them, the same sessions against BINDIR/benchbare, the
+#      leanest one-process Go MPP server (no login check, no logging, the
+#      same sendmail run): what any Go server costs per session here. Last,
+#      benchbare with no sendmail at all: the connection and dialogue alone.
 # Every mppd this script starts is stopped on exit. Bounded: each load run
 # lasts BENCH_SECONDS (default 10), each idle run holds for 3 s, each floor
 # loop is a fixed count. BENCH_SECTIONS="1 2 3 5 4 6" (the default) picks
@@ -56,7 +60,12 @@ stop() {
   fi
   pid=""
 }
-cleanup() { stop; rm -rf "$tmp"; }
+barepid=""
+cleanup() {
+  stop
+  [ -z "$barepid" ] || { kill "$barepid" 2>/dev/null; wait "$barepid" 2>/dev/null || true; }
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 user=bench
@@ -204,6 +213,7 @@ why=""
 [ -z "$why" ] && { { id "$pam_user" >/dev/null 2>&1 && [ -e /etc/pam.d/mppd-test ]; } || why="needs the PAM test account (test/setup.sh)"; }
 [ -z "$why" ] && { postfix status >/dev/null 2>&1 || why="needs Postfix running (test/setup.sh)"; }
 [ -z "$why" ] && { [ -x "$floor" ] || why="needs $floor (make bench builds it)"; }
+[ -z "$why" ] && { [ -x "$bindir/benchbare" ] || why="needs $bindir/benchbare (make bench builds it)"; }
 printf '%s\n' "$pam_password" >"$tmp/pampw"
 chmod 600 "$tmp/pampw"
 rcpt=$pam_user@localhost
@@ -263,12 +273,40 @@ done
 stop
 fi
 
+# bare_start ARGS: starts BINDIR/benchbare on a loopback port with ARGS
+# and sets bareaddr; bare_bench ARGS runs mpp bench against it;
+# bare_stop ends it.
+bare_start() {
+  "$bindir/benchbare" -listen 127.0.0.1:0 "$@" >"$tmp/bare.out" 2>&1 &
+  barepid=$!
+  bareaddr=""
+  for _ in $(seq 1 50); do
+    bareaddr=$(sed -n 's/^listening on //p' "$tmp/bare.out")
+    [ -n "$bareaddr" ] && return 0
+    sleep 0.1
+  done
+  echo "bench.sh: benchbare did not start:" >&2
+  cat "$tmp/bare.out" >&2
+  exit 1
+}
+bare_bench() {
+  echo "\$ mpp bench $* -m 1 --size 1024 --to $rcpt (benchbare)"
+  MPP_PASSWORD= "$mpp" bench -s "$bareaddr" -u "$pam_user" --password-file "$tmp/pampw" \
+    --server-pid "$barepid" "$@" -m 1 --size 1024 --to "$rcpt" || true
+}
+bare_stop() {
+  kill "$barepid" 2>/dev/null
+  wait "$barepid" 2>/dev/null || true
+  barepid=""
+}
+
 if want 6; then
   echo "== 6. auth cache on: the raw sendmail floor and mppd, alternately"
   printf '\n[authn.cache]\nenabled = true\nttl = "10m"\n' >>"$conf"
   start
   # One session fills the cache.
   MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" -n 1 -m 1 --to "$rcpt" >/dev/null || true
+  bare_start -account "$pam_user" -from "$pam_user@mppd.test"
   for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
     for c in 1 8; do
       n=$((c == 1 ? 100 : 200))
@@ -278,9 +316,17 @@ if want 6; then
       # shellcheck disable=SC2046 # two words per pid
       MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" \
         $(server_pids) -c "$c" -n "$n" -m 1 --size 1024 --to "$rcpt" || true
+      bare_bench -c "$c" -n "$n"
       echo
     done
   done
+  bare_stop
+  echo "-- benchbare -deliver=false: the connection and the dialogue alone"
+  bare_start -deliver=false
+  for c in 1 8; do
+    bare_bench -c "$c" -n 1000
+  done
+  bare_stop
   stop
 fi
 
