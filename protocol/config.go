@@ -9,7 +9,7 @@ import (
 
 // Limits bound what one client can make the server do. Every one must be
 // set; the defaults, and where each number comes from, are mppd.conf's
-// (internal/config, mppd.conf(5) and mppd(8)).
+// (internal/config, mppd.conf(5) and mppd(8)); DefaultConfig has them too.
 type Limits struct {
 	// MaxLine is the longest command line accepted, CRLF included (RFC 5321
 	// §4.5.3.1.4 uses 512 for SMTP commands; we take 1000 like its text
@@ -69,4 +69,31 @@ type Config struct {
 	// MemoryThreshold is how much of a message is kept in memory before
 	// it spills to StagingDir.
 	MemoryThreshold int
+}
+
+// DefaultConfig returns mppd.conf's defaults (internal/config.Default) as
+// the engine's configuration, with no Hostname: for running the engine
+// without a config file, as the tests of the engine and of mpp do.
+// cmd/mppd's TestProtocolConfigDefaults checks that the two agree.
+func DefaultConfig() Config {
+	msg := message.DefaultOptions()
+	return Config{
+		Limits: Limits{
+			MaxLine:        1000,
+			MaxMessage:     10_240_000,
+			MaxHeader:      102_400,
+			MaxRecipients:  msg.MaxRecipients,
+			MaxReceived:    msg.MaxReceived,
+			IdleTimeout:    5 * time.Minute,
+			SessionTimeout: 20 * time.Minute,
+			MinDataRate:    500,
+			MaxErrors:      3,
+			MaxJunk:        100,
+		},
+		UserPattern:           regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`),
+		SenderPolicy:          msg.Sender,
+		ReceivedClientAddress: msg.ReceivedClientAddress,
+		AuthFailureDelay:      time.Second,
+		MemoryThreshold:       1 << 20,
+	}
 }

@@ -6,10 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mppd/mppd/authn/authntest"
 	"github.com/mppd/mppd/delivery/deliverytest"
@@ -30,27 +28,12 @@ type testServer struct {
 	cancel context.CancelFunc
 }
 
-// testConfig is mppd.conf's defaults (internal/config.Default), with no
-// failure delay.
+// testConfig is mppd.conf's defaults, with no failure delay.
 func testConfig() Config {
-	return Config{
-		Hostname: "mpp.example.test",
-		Limits: Limits{
-			MaxLine:        1000,
-			MaxMessage:     10_240_000,
-			MaxHeader:      102_400,
-			MaxRecipients:  100,
-			MaxReceived:    50,
-			IdleTimeout:    5 * time.Minute,
-			SessionTimeout: 20 * time.Minute,
-			MinDataRate:    500,
-			MaxErrors:      3,
-			MaxJunk:        100,
-		},
-		UserPattern:           regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`),
-		ReceivedClientAddress: true,
-		MemoryThreshold:       1 << 20,
-	}
+	cfg := DefaultConfig()
+	cfg.Hostname = "mpp.example.test"
+	cfg.AuthFailureDelay = 0
+	return cfg
 }
 
 // newTestServer serves the engine of newTestEngine, with alice and bob,

@@ -14,10 +14,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mppd/mppd/authn/passwdfile"
 	"github.com/mppd/mppd/delivery"
@@ -80,25 +78,10 @@ func serveReal(t *testing.T, deliver delivery.Deliverer, wrap func(net.Conn) net
 		}
 		deliver = md
 	}
-	// mppd.conf's defaults (internal/config.Default), no failure delay.
-	cfg := protocol.Config{
-		Hostname: "mppd.test",
-		Limits: protocol.Limits{
-			MaxLine:        1000,
-			MaxMessage:     10_240_000,
-			MaxHeader:      102_400,
-			MaxRecipients:  100,
-			MaxReceived:    50,
-			IdleTimeout:    5 * time.Minute,
-			SessionTimeout: 20 * time.Minute,
-			MinDataRate:    500,
-			MaxErrors:      3,
-			MaxJunk:        100,
-		},
-		UserPattern:           regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`),
-		ReceivedClientAddress: true,
-		MemoryThreshold:       1 << 20,
-	}
+	// mppd.conf's defaults, no failure delay.
+	cfg := protocol.DefaultConfig()
+	cfg.Hostname = "mppd.test"
+	cfg.AuthFailureDelay = 0
 	srv := &protocol.Server{Config: cfg, Auth: auth, Delivery: deliver, Log: log}
 
 	ctx, cancel := context.WithCancel(context.Background())

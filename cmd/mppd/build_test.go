@@ -70,6 +70,15 @@ func TestProtocolConfigDefaults(t *testing.T) {
 	if p.UserPattern == nil || p.UserPattern.String() != config.DefaultUserPattern {
 		t.Errorf("user pattern = %v", p.UserPattern)
 	}
+	// protocol.DefaultConfig, the engine without a config file, is the same.
+	d := protocol.DefaultConfig()
+	if d.UserPattern == nil || d.UserPattern.String() != config.DefaultUserPattern {
+		t.Errorf("protocol.DefaultConfig user pattern = %v", d.UserPattern)
+	}
+	d.Hostname, d.UserPattern = p.Hostname, p.UserPattern
+	if d != p {
+		t.Errorf("protocol.DefaultConfig() = %+v\nthe default file gives %+v", d, p)
+	}
 }
 
 // TestProtocolConfigAllKeys: every [session] and [message] key reaches
