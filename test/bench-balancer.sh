@@ -13,13 +13,7 @@
 set -euo pipefail
 . "$(dirname "$0")/bench-lib.sh"
 
-bindir=${1:-bin}
-mppd=$bindir/mppd
-mpp=$bindir/mpp
-seconds=${BENCH_SECONDS:-10}
-for b in "$mppd" "$mpp"; do
-  [ -x "$b" ] || { echo "bench-balancer.sh: $b not found; run make build" >&2; exit 1; }
-done
+bench_binaries "${1:-}"
 if ! command -v haproxy >/dev/null; then
   echo "== balancer: skipped, haproxy is not installed (test/setup.d/70-haproxy.sh)"
   exit 0
@@ -39,10 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-user=bench
-password=bench-password-$$-$RANDOM
-printf '%s\n' "$password" >"$tmp/pw"
-chmod 600 "$tmp/pw"
+bench_user "$tmp"
 
 # config NAME PROXY: an instance's config; PROXY is the value of
 # proxy_protocol_from. All instances share the password file and the

@@ -1,5 +1,30 @@
 # Shared by test/bench.sh, test/bench-ad.sh and test/bench-balancer.sh
-# (sourced): where a started mppd listens.
+# (sourced): the binaries under test, the benchmark user, where a started
+# mppd listens, the config sections of the development backends.
+
+# bench_binaries [BINDIR]: sets bindir (BINDIR, default bin, as `make
+# build` leaves it), mppd and mpp (the binaries in it) and seconds (how
+# long each load run lasts: BENCH_SECONDS, default 10); exits 1 if mppd or
+# mpp is not there.
+bench_binaries() {
+  local b
+  bindir=${1:-bin}
+  mppd=$bindir/mppd
+  mpp=$bindir/mpp
+  seconds=${BENCH_SECONDS:-10}
+  for b in "$mppd" "$mpp"; do
+    [ -x "$b" ] || { echo "${0##*/}: $b not found; run make build" >&2; exit 1; }
+  done
+}
+
+# bench_user DIR: sets user, the account the benchmarks post as, and
+# writes a fresh password for it to DIR/pw (mode 600), for mppd passwd
+# and mpp bench --password-file.
+bench_user() {
+  user=bench
+  printf 'bench-password-%s-%s\n' "$$" "$RANDOM" >"$1/pw"
+  chmod 600 "$1/pw"
+}
 
 # mppd_addr PID: 127.0.0.1:PORT of the listening TCP socket of mppd PID.
 # Its engine (the child it starts) holds the listener once it runs; PID

@@ -32,13 +32,8 @@
 # the scenarios to run.
 set -euo pipefail
 
-bindir=${1:-bin}
-mppd=$bindir/mppd
-mpp=$bindir/mpp
-seconds=${BENCH_SECONDS:-10}
-for b in "$mppd" "$mpp"; do
-  [ -x "$b" ] || { echo "bench.sh: $b not found; run make build" >&2; exit 1; }
-done
+. "$(dirname "$0")/bench-lib.sh"
+bench_binaries "${1:-}"
 
 # 10,000 idle sessions need 10,000 descriptors on each side, plus margin.
 want_fds=20000
@@ -68,12 +63,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-user=bench
-password=bench-password-$$-$RANDOM
-printf '%s\n' "$password" >"$tmp/pw"
-chmod 600 "$tmp/pw"
-
-. "$(dirname "$0")/bench-lib.sh"
+bench_user "$tmp"
 
 # common_settings prints the top of both daemons' configs: loopback, caps
 # far above the load, quiet logs.
