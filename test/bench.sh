@@ -218,6 +218,28 @@ floor_run() {
   echo "\$ benchfloor $*"
   "$floor" -user "$pam_user" -password-file "$tmp/pampw" -rcpt "$rcpt" "$@" || echo "(failed)"
 }
+# floor_and_mppd WHAT N1 N8 LABEL [OTHER...]: BENCH_ROUNDS times (default
+# 3), at 1 and 8 concurrent clients (N1 and N8 sessions), benchfloor -what
+# WHAT, then mppd end to end with the same backends (LABEL says how mppd
+# runs), then, if given, OTHER -c C -n N, alternately, so that a change in
+# the machine's load hits them all alike.
+floor_and_mppd() {
+  local what=$1 n1=$2 n8=$3 label=$4 round c n
+  shift 4
+  for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+    for c in 1 8; do
+      n=$((c == 1 ? n1 : n8))
+      echo "-- round $round, $c concurrent, $n sessions"
+      floor_run -what "$what" -c "$c" -n "$n"
+      echo "\$ mpp bench -c $c -n $n -m 1 --size 1024 --to $rcpt ($label)"
+      # shellcheck disable=SC2046 # two words per pid
+      MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" \
+        $(server_pids) -c "$c" -n "$n" -m 1 --size 1024 --to "$rcpt" || true
+      [ "$#" -eq 0 ] || "$@" -c "$c" -n "$n"
+      echo
+    done
+  done
+}
 # Each cost alone, for the breakdown.
 if want 4; then
   floor_run -what login -c 1 -n 50
@@ -246,20 +268,8 @@ no_limits
 } >"$conf"
 if want 4; then
 start
-# The floor (login then sendmail, in a loop, no mppd) and mppd end to end
-# with the same backends, alternately, BENCH_ROUNDS times (default 3), so
-# that a change in the machine's load hits both alike.
-for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
-  for c in 1 8; do
-    n=$((c == 1 ? 40 : 80))
-    echo "-- round $round, $c concurrent, $n sessions"
-    floor_run -what both -c "$c" -n "$n"
-    echo "\$ mpp bench -c $c -n $n -m 1 --size 1024 --to $rcpt (mppd with PAM + sendmail)"
-    MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" $(server_pids) \
-      -c "$c" -n "$n" -m 1 --size 1024 --to "$rcpt" || true
-    echo
-  done
-done
+# The floor (login then sendmail, in a loop, no mppd) and mppd end to end.
+floor_and_mppd both 40 80 "mppd with PAM + sendmail"
 stop
 fi
 
@@ -297,19 +307,7 @@ if want 6; then
   # One session fills the cache.
   MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" -n 1 -m 1 --to "$rcpt" >/dev/null || true
   bare_start -account "$pam_user" -from "$pam_user@mppd.test"
-  for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
-    for c in 1 8; do
-      n=$((c == 1 ? 100 : 200))
-      echo "-- round $round, $c concurrent, $n sessions"
-      floor_run -what raw -c "$c" -n "$n"
-      echo "\$ mpp bench -c $c -n $n -m 1 --size 1024 --to $rcpt (mppd with the cache, PAM + sendmail)"
-      # shellcheck disable=SC2046 # two words per pid
-      MPP_PASSWORD= "$mpp" bench -s "$addr" -u "$pam_user" --password-file "$tmp/pampw" \
-        $(server_pids) -c "$c" -n "$n" -m 1 --size 1024 --to "$rcpt" || true
-      bare_bench -c "$c" -n "$n"
-      echo
-    done
-  done
+  floor_and_mppd raw 100 200 "mppd with the cache, PAM + sendmail" bare_bench
   bare_stop
   echo "-- benchbare -deliver=false: the connection and the dialogue alone"
   bare_start -deliver=false
