@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mppd/mppd/authn/ldap/adtest"
+	"github.com/mppd/mppd/internal/testenv"
 	"github.com/mppd/mppd/internal/testharness"
 )
 
@@ -145,22 +145,12 @@ func TestADRepliesAndReasons(t *testing.T) {
 // cache's 1 s ttl) logins with one wrong password, each answered 530.
 func stormThroughMppd(t *testing.T, m *testharness.Daemon, user string) {
 	t.Helper()
-	var wg sync.WaitGroup
-	codes := make(chan int, 10)
-	for i := 0; i < 10; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes <- adLogin(t, m, user, "stale-saved-pw")
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	for code := range codes {
-		if code != 530 {
-			t.Errorf("parallel repeat: %d, want 530", code)
+	testenv.Concurrently(t, 10, func() error {
+		if code := adLogin(t, m, user, "stale-saved-pw"); code != 530 {
+			return fmt.Errorf("parallel repeat: %d, want 530", code)
 		}
-	}
+		return nil
+	})()
 	for i := 0; i < 4; i++ {
 		time.Sleep(1500 * time.Millisecond)
 		if code := adLogin(t, m, user, "stale-saved-pw"); code != 530 {
