@@ -70,6 +70,20 @@ func (c *cli) openQueue(s *settings) (*mppqueue.Queue, int) {
 	return q, exOK
 }
 
+// queueSettings resolves cf for mpp flush and mpp queue, which work on a
+// queue that is there already: without a queue directory it says so and
+// returns status noDir.
+func (c *cli) queueSettings(cf *connFlags, noDir int) (*settings, int) {
+	s, err := c.resolve(cf)
+	if err != nil {
+		return nil, c.errorf(exitStatusOf(err), "%v", err)
+	}
+	if s.queueDir == "" {
+		return nil, c.errorf(noDir, "no queue directory (set HOME, or %s, or queue_dir in the config file)", envQueueDir)
+	}
+	return s, exOK
+}
+
 // queueAndPost writes the message to the queue, then posts it at once.
 // What the server takes is removed again; what it cannot take now stays
 // for mpp flush, and mpp exits 0 after saying so; what it refuses is
@@ -196,12 +210,9 @@ func (c *cli) flush(args []string) int {
 
 // flushQueue posts the queue of the settings cf leads to.
 func (c *cli) flushQueue(cf *connFlags, o flushOptions) int {
-	s, err := c.resolve(cf)
-	if err != nil {
-		return c.errorf(exitStatusOf(err), "%v", err)
-	}
-	if s.queueDir == "" {
-		return c.errorf(exCantCreat, "no queue directory (set HOME, or %s, or queue_dir in the config file)", envQueueDir)
+	s, st := c.queueSettings(cf, exCantCreat)
+	if s == nil {
+		return st
 	}
 	if _, err := os.Stat(s.queueDir); errors.Is(err, os.ErrNotExist) {
 		return exOK // nothing was ever queued
@@ -359,12 +370,9 @@ func (c *cli) queue(args []string) int {
 // listQueue prints the queue (mpp queue, sendmail -bp), or first requeues
 // failed messages.
 func (c *cli) listQueue(cf *connFlags, requeue string) int {
-	s, err := c.resolve(cf)
-	if err != nil {
-		return c.errorf(exitStatusOf(err), "%v", err)
-	}
-	if s.queueDir == "" {
-		return c.errorf(exUsage, "no queue directory (set HOME, or %s, or queue_dir in the config file)", envQueueDir)
+	s, st := c.queueSettings(cf, exUsage)
+	if s == nil {
+		return st
 	}
 	if _, err := os.Stat(s.queueDir); errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(c.stdout, "The queue (%s) is empty.\n", s.queueDir)

@@ -209,6 +209,14 @@ func TestQueueCannotBeWritten(t *testing.T) {
 	if c, st := runCLI(env, "hi\n", "sendmail", "a@x.test"); st != exCantCreat || !strings.Contains(c.stderr.String(), "no queue directory") {
 		t.Errorf("no directory: %d %q", st, c.stderr.String())
 	}
+	// mpp flush cannot work without one either; for mpp queue the
+	// caller has to say where it is.
+	if c, st := runCLI(env, "", "flush"); st != exCantCreat || !strings.Contains(c.stderr.String(), "no queue directory") {
+		t.Errorf("flush, no directory: %d %q", st, c.stderr.String())
+	}
+	if c, st := runCLI(env, "", "queue"); st != exUsage || !strings.Contains(c.stderr.String(), "no queue directory") {
+		t.Errorf("queue, no directory: %d %q", st, c.stderr.String())
+	}
 	srv.Close()
 	if n := len(srv.Sessions()); n != 0 {
 		t.Errorf("%d sessions", n)
