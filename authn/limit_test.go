@@ -21,13 +21,7 @@ func (g *limitGate) Authenticate(ctx context.Context, req Request) (Identity, er
 // waitInUse waits, with a deadline, until n slots are held.
 func waitInUse(t *testing.T, l *Limited, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for l.InUse() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d slots held after 10s, want %d", l.InUse(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, func() bool { return l.InUse() >= n }, "fewer than %d slots held after 10s", n)
 }
 
 func TestCapAndQueueTimeout(t *testing.T) {

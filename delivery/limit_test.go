@@ -26,9 +26,7 @@ func TestCapAndQueueTimeout(t *testing.T) {
 	wait := testenv.Concurrently(t, 3, func() error {
 		return l.Deliver(context.Background(), Envelope{}, strings.NewReader("x"))
 	})
-	for l.InUse() < 3 {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, func() bool { return l.InUse() >= 3 }, "fewer than 3 deliveries hold a slot after 10s")
 	err := l.Deliver(context.Background(), Envelope{Session: "s1"}, strings.NewReader("x"))
 	if err == nil || IsPermanent(err) || Reason(err) != "busy" {
 		t.Fatalf("fourth delivery: %v", err)
