@@ -31,7 +31,7 @@ func (l *Limited) String() string { return fmt.Sprintf("%v, %v", l.next, l.slots
 // Deliver waits for a slot, then hands the message to next.
 func (l *Limited) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 	if err := l.slots.Acquire(ctx, "deliveries", "too many deliveries at once, message refused",
-		logkey.Event, logkey.EventDeliveryBusy, "session", env.Session); err != nil {
+		logkey.Event, logkey.EventDeliveryBusy, logkey.Session, env.Session); err != nil {
 		return Temporary("busy", err)
 	}
 	defer l.slots.Release()

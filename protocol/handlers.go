@@ -91,7 +91,7 @@ func (s *session) cmdPass(ctx context.Context, cmd command) reply {
 	s.identity = id
 	s.state = stateAuthed
 	s.event(Event{Kind: EventLogin, Result: "ok"})
-	s.log.Info("authenticated", logkey.Event, logkey.EventLogin, logkey.User, s.user, "login", id.Login,
+	s.log.Info("authenticated", logkey.Event, logkey.EventLogin, logkey.User, s.user, logkey.Login, id.Login,
 		"address", id.Addresses[0], logkey.Duration, time.Since(start).Round(time.Millisecond))
 	return replyOK
 }

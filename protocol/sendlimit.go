@@ -27,7 +27,7 @@ var limitNames = map[string]string{
 // over (internal/sendlimit).
 func (s *session) sendLimited(log *slog.Logger, ref *sendlimit.Refusal, recipients int) reply {
 	s.event(Event{Kind: EventSendLimit, Result: ref.Limit})
-	attrs := []any{"login", s.identity.Login, "limit", ref.Limit, "max", ref.Max, "count", ref.Count,
+	attrs := []any{logkey.Login, s.identity.Login, "limit", ref.Limit, "max", ref.Max, "count", ref.Count,
 		"recipients", recipients}
 	if ref.Permanent {
 		log.Warn("message refused", append([]any{logkey.Event, logkey.EventRejected, logkey.Reason, "send-limit"}, attrs...)...)

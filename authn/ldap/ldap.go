@@ -235,7 +235,7 @@ func (b *Backend) whoAmI(c *conn) string {
 		var le *goldap.Error
 		if errors.As(err, &le) && le.ResultCode < goldap.ErrorNetwork {
 			b.noWhoAmI.Store(true)
-			b.log.Info("ldap: the server does not answer who-am-I; finding entries by userPrincipalName or sAMAccountName", "err", err)
+			b.log.Info("ldap: the server does not answer who-am-I; finding entries by userPrincipalName or sAMAccountName", logkey.Err, err)
 		}
 		return ""
 	}

@@ -18,6 +18,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/mppd/mppd/authn"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // conn is one LDAP connection. raw is the TCP connection under any TLS
@@ -174,7 +175,7 @@ func (p *pool) with(ctx context.Context, fn func(*conn) error) error {
 			return authn.Unavailable("timeout", ctx.Err())
 		}
 		if broken && reused && attempt == 0 && !isTimeout(err) {
-			p.b.log.Debug("ldap: pooled connection was closed, dialling again", "pool", p.name, "uri", c.uri, "err", err)
+			p.b.log.Debug("ldap: pooled connection was closed, dialling again", "pool", p.name, "uri", c.uri, logkey.Err, err)
 			fresh = true
 			continue
 		}
@@ -254,7 +255,7 @@ func (b *Backend) dial(ctx context.Context, service bool) (*conn, error) {
 			// count it against the account too.
 			break
 		}
-		b.log.Warn("ldap: cannot connect", "uri", uri, "reason", authn.Reason(err), "err", err)
+		b.log.Warn("ldap: cannot connect", "uri", uri, logkey.Reason, authn.Reason(err), logkey.Err, err)
 		if ctx.Err() != nil {
 			break
 		}
@@ -408,7 +409,7 @@ func (b *Backend) dialOne(ctx context.Context, uri string, service bool, service
 			if goldap.IsErrorWithCode(err, goldap.LDAPResultInvalidCredentials) {
 				wait := b.svc.refusedNow(servicePW)
 				b.log.Error("ldap: the directory refused the service account's password; fix service_password_file (read again when it changes)",
-					"reason", "service-credentials", "uri", uri, "service_dn", b.cfg.ServiceDN, "retry_in", wait.String(), "err", err)
+					logkey.Reason, "service-credentials", "uri", uri, "service_dn", b.cfg.ServiceDN, "retry_in", wait.String(), logkey.Err, err)
 				return nil, authn.Unavailable("service-credentials", fmt.Errorf("ldap: binding as the service account at %s: %w", uri, err))
 			}
 			return nil, authn.Unavailable(unavailableReason(err, "service-bind"), fmt.Errorf("ldap: binding as the service account at %s: %w", uri, err))

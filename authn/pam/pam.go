@@ -94,7 +94,7 @@ func newBackend(cfg config.PAM, log *slog.Logger, confDir string) (*Backend, err
 	}
 	b := &Backend{
 		cfg:     cfg,
-		log:     log.With("backend", "pam", "service", cfg.Service),
+		log:     log.With(logkey.Backend, "pam", "service", cfg.Service),
 		slots:   slots.New(cfg.Workers, cfg.QueueTimeout.D()),
 		confDir: confDir,
 	}
@@ -108,7 +108,7 @@ func newBackend(cfg config.PAM, log *slog.Logger, confDir string) (*Backend, err
 			f.Close()
 		} else if !errors.Is(err, os.ErrNotExist) {
 			b.log.Warn("cannot read /etc/shadow: pam_unix will refuse every user but mppd's own; run mppd as root or in group shadow",
-				"err", err)
+				logkey.Err, err)
 		}
 	}
 	return b, nil
@@ -178,7 +178,7 @@ func (b *Backend) Authenticate(ctx context.Context, req authn.Request) (authn.Id
 	}
 	if err := b.acquire(ctx); err != nil {
 		b.log.Warn("pam login not started", logkey.Session, req.Session, logkey.User, req.User, logkey.Client, req.Client,
-			"reason", authn.Reason(err), "err", err)
+			logkey.Reason, authn.Reason(err), logkey.Err, err)
 		return authn.Identity{}, err
 	}
 	j := &job{req: req, done: make(chan outcome, 1)}
@@ -251,7 +251,7 @@ func (b *Backend) work(j *job) {
 	if j.abandoned.Load() {
 		b.log.Warn("pam transaction finished after its caller gave up",
 			logkey.Session, j.req.Session, logkey.User, j.req.User, logkey.Client, j.req.Client, logkey.Duration, o.took,
-			"reason", reasonOf(o.err), "messages", o.messages)
+			logkey.Reason, reasonOf(o.err), "messages", o.messages)
 	}
 }
 
@@ -347,9 +347,9 @@ func (b *Backend) logOutcome(req authn.Request, o outcome) {
 		}
 		b.log.Debug("pam login ok", attrs...)
 	case authn.IsBadCredentials(o.err):
-		b.log.Info("pam login refused", append(attrs, "reason", authn.Reason(o.err), "err", o.err)...)
+		b.log.Info("pam login refused", append(attrs, logkey.Reason, authn.Reason(o.err), logkey.Err, o.err)...)
 	default:
-		b.log.Warn("pam backend error", append(attrs, "reason", authn.Reason(o.err), "err", o.err)...)
+		b.log.Warn("pam backend error", append(attrs, logkey.Reason, authn.Reason(o.err), logkey.Err, o.err)...)
 	}
 }
 

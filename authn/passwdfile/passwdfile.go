@@ -54,6 +54,7 @@ import (
 
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/logkey"
 )
 
 // maxFileSize bounds what is read: a password file of a small site is a
@@ -102,7 +103,7 @@ func New(cfg config.Passwdfile, log *slog.Logger) (*Backend, error) {
 	a := &Backend{
 		path:     path,
 		domain:   cfg.MailDomain,
-		log:      log.With("backend", "passwdfile", "file", path),
+		log:      log.With(logkey.Backend, "passwdfile", "file", path),
 		slots:    make(chan struct{}, max(1, runtime.NumCPU())),
 		interval: reloadInterval,
 	}
@@ -201,11 +202,11 @@ func (a *Backend) refresh() {
 	case errors.As(err, &perr):
 		// Keep serving the last good entries; remember this version so
 		// the error is logged once, not every second.
-		a.log.Error("password file does not parse; keeping the previous entries", "err", err)
+		a.log.Error("password file does not parse; keeping the previous entries", logkey.Err, err)
 		a.loaded, a.unavailable = fi, nil
 	case err != nil:
 		if a.unavailable == nil {
-			a.log.Error("password file cannot be read; logins fail as unavailable", "err", err)
+			a.log.Error("password file cannot be read; logins fail as unavailable", logkey.Err, err)
 		}
 		a.unavailable = err
 	default:

@@ -47,6 +47,7 @@ import (
 	"github.com/mppd/mppd/authn"
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/metrics"
 	"github.com/mppd/mppd/internal/sendlimit"
 	"github.com/mppd/mppd/protocol"
@@ -115,7 +116,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	if err := disableCoreDumps(); err != nil {
-		log.Warn("cannot set RLIMIT_CORE to 0", "err", err)
+		log.Warn("cannot set RLIMIT_CORE to 0", logkey.Err, err)
 	}
 
 	// Socket activation first, before any goroutine: it unsets LISTEN_*.
@@ -242,7 +243,7 @@ func serveMetrics(l net.Listener, m *metrics.Metrics, log *slog.Logger) (*http.S
 	go func() {
 		defer close(done)
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics endpoint stopped", "err", err)
+			log.Error("metrics endpoint stopped", logkey.Err, err)
 		}
 	}()
 	return hs, done

@@ -68,7 +68,7 @@ func (d *daemon) startProxied(ctx context.Context, raw net.Conn, peer netip.Addr
 		d.mu.Unlock()
 		if reason != "" {
 			d.metrics.Throttled(reason)
-			d.log.Warn("session refused", logkey.Client, ipString(client), "reason", reason, "sessions", total, "client_sessions", fromIP, "proxy", true)
+			d.log.Warn("session refused", logkey.Client, ipString(client), logkey.Reason, reason, "sessions", total, "client_sessions", fromIP, "proxy", true)
 			_ = conn.SetDeadline(time.Now().Add(refusalTimeout))
 			if useTLS {
 				conn = tls.Server(conn, d.tlsConfig())
@@ -96,7 +96,7 @@ func (d *daemon) refuseProxied(raw net.Conn, peer netip.Addr, useTLS bool, total
 		if !ok {
 			return
 		}
-		d.log.Warn("session refused", logkey.Client, ipString(client), "reason", "max-sessions", "sessions", total, "proxy", true)
+		d.log.Warn("session refused", logkey.Client, ipString(client), logkey.Reason, "max-sessions", "sessions", total, "proxy", true)
 		_ = conn.SetDeadline(time.Now().Add(refusalTimeout))
 		if useTLS {
 			conn = tls.Server(conn, d.tlsConfig())
@@ -104,7 +104,7 @@ func (d *daemon) refuseProxied(raw net.Conn, peer netip.Addr, useTLS bool, total
 		d.refuse(conn, refusalText("max-sessions"))
 	})
 	if !started {
-		d.log.Warn("session refused", logkey.Client, ipString(peer), "reason", "max-sessions", "sessions", total, "proxy", true)
+		d.log.Warn("session refused", logkey.Client, ipString(peer), logkey.Reason, "max-sessions", "sessions", total, "proxy", true)
 		raw.Close()
 	}
 }

@@ -247,7 +247,7 @@ func (d *daemon) acceptLoop(acceptCtx, sessionCtx context.Context, l net.Listene
 			} else {
 				backoff = min(2*backoff, maxBackoff)
 			}
-			d.log.Warn("accept failed, pausing", "addr", l.Addr().String(), "err", err, "pause", backoff)
+			d.log.Warn("accept failed, pausing", "addr", l.Addr().String(), logkey.Err, err, "pause", backoff)
 			d.sleep(acceptCtx, backoff)
 			continue
 		}
@@ -360,7 +360,7 @@ func (d *daemon) networkOf(ip netip.Addr) netip.Prefix {
 // once on a plain connection, in a bounded goroutine on an mpps one.
 func (d *daemon) refuseConn(conn net.Conn, ip netip.Addr, useTLS bool, reason string, total, fromIP int) {
 	d.metrics.Throttled(reason)
-	d.log.Warn("session refused", logkey.Client, ipString(ip), "reason", reason, "sessions", total, "client_sessions", fromIP)
+	d.log.Warn("session refused", logkey.Client, ipString(ip), logkey.Reason, reason, "sessions", total, "client_sessions", fromIP)
 	why := refusalText(reason)
 	if !useTLS {
 		// The deadline only guards against a pathological peer.

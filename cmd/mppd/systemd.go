@@ -35,7 +35,7 @@ func (d *daemon) sendNotify(state string) {
 		return
 	}
 	if err := d.notify(state); err != nil {
-		d.log.Warn("sd_notify failed", "err", err, "state", strings.ReplaceAll(state, "\n", " "))
+		d.log.Warn("sd_notify failed", logkey.Err, err, "state", strings.ReplaceAll(state, "\n", " "))
 	}
 }
 

@@ -40,7 +40,7 @@ func (s *certStore) load(certPEM, keyPEM []byte, reload bool) error {
 		s.metrics.CertificateLoaded(time.Time{}, reload, false)
 		err = fmt.Errorf("TLS certificate %s, key %s: %w", s.certFile, s.keyFile, err)
 		if reload && s.cur.Load() != nil {
-			s.log.Error("certificate reload failed, keeping the one in use", logkey.Event, logkey.EventTLSReload, "result", "failed", "err", err)
+			s.log.Error("certificate reload failed, keeping the one in use", logkey.Event, logkey.EventTLSReload, "result", "failed", logkey.Err, err)
 		}
 		return err
 	}
@@ -93,7 +93,7 @@ func handshake(ctx context.Context, tc *tls.Conn, idle time.Duration, log *slog.
 	err := tc.HandshakeContext(hctx)
 	m.TLSHandshake(err == nil)
 	if err != nil {
-		log.Info("TLS handshake failed", logkey.Event, logkey.EventTLSFailed, logkey.Client, clientAddr(tc), "err", err)
+		log.Info("TLS handshake failed", logkey.Event, logkey.EventTLSFailed, logkey.Client, clientAddr(tc), logkey.Err, err)
 		tc.Close()
 		return false
 	}

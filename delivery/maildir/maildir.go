@@ -60,6 +60,7 @@ import (
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/message"
 )
 
@@ -106,7 +107,7 @@ func New(cfg config.Maildir, log *slog.Logger) (*Backend, error) {
 	}
 	return &Backend{
 		root: root,
-		log:  log.With("backend", "maildir"),
+		log:  log.With(logkey.Backend, "maildir"),
 		host: escapeHost(host),
 		pid:  os.Getpid(),
 	}, nil
@@ -208,7 +209,7 @@ func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 			d.undo(copies)
 			var sl *symlinkError
 			if errors.As(err, &sl) {
-				d.log.Warn("a maildir path is a symbolic link; nothing delivered", "session", env.Session, "path", sl.path)
+				d.log.Warn("a maildir path is a symbolic link; nothing delivered", logkey.Session, env.Session, "path", sl.path)
 			}
 		}
 		for _, c := range copies {
@@ -267,7 +268,7 @@ func (d *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 			return diskError("syncing new/", err)
 		}
 	}
-	d.log.Info("delivered", "session", env.Session, "recipients", len(copies), "bytes", size)
+	d.log.Info("delivered", logkey.Session, env.Session, "recipients", len(copies), "bytes", size)
 	return nil
 }
 
@@ -285,7 +286,7 @@ func (d *Backend) undo(copies []*copyFile) {
 			continue
 		}
 		if err := c.dir.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			d.log.Warn("cannot remove the file of a failed delivery", "file", filepath.Join(d.root, c.name, p), "err", err)
+			d.log.Warn("cannot remove the file of a failed delivery", "file", filepath.Join(d.root, c.name, p), logkey.Err, err)
 		}
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/mppd/mppd/delivery"
 	"github.com/mppd/mppd/internal/address"
 	"github.com/mppd/mppd/internal/config"
+	"github.com/mppd/mppd/internal/logkey"
 	"github.com/mppd/mppd/internal/privdrop"
 )
 
@@ -116,7 +117,7 @@ func New(cfg config.Sendmail, log *slog.Logger) (*Backend, error) {
 		b.fallback = &acct
 	}
 	if err := checkExecutable(cfg.Path); err != nil {
-		log.Warn("sendmail program not usable yet; messages will get 451 until it is", "backend", "sendmail", "path", cfg.Path, "err", err)
+		log.Warn("sendmail program not usable yet; messages will get 451 until it is", logkey.Backend, "sendmail", "path", cfg.Path, logkey.Err, err)
 	}
 	return b, nil
 }
@@ -152,35 +153,35 @@ func checkExecutable(path string) error {
 // only after sendmail exited 0.
 func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Reader) error {
 	start := time.Now()
-	log := b.log.With("backend", "sendmail", "session", env.Session, "login", env.Login)
+	log := b.log.With(logkey.Backend, "sendmail", logkey.Session, env.Session, logkey.Login, env.Login)
 
 	argv, err := b.checkedArgv(env)
 	if err != nil {
-		log.Warn("message refused before sendmail", "reason", delivery.Reason(err), "err", err)
+		log.Warn("message refused before sendmail", logkey.Reason, delivery.Reason(err), logkey.Err, err)
 		return err
 	}
 	acct, err := b.resolveForDelivery(env.Account)
 	if err != nil {
-		log.Warn("no account to submit as", "reason", delivery.Reason(err), "account", env.Account, "err", err)
+		log.Warn("no account to submit as", logkey.Reason, delivery.Reason(err), logkey.Account, env.Account, logkey.Err, err)
 		return err
 	}
-	log = log.With("account", acct.Name, "uid", acct.UID)
+	log = log.With(logkey.Account, acct.Name, "uid", acct.UID)
 
 	if dir := readOnlySpool(b.spoolDirs); dir != "" {
 		err := delivery.Temporary("spool-read-only", fmt.Errorf("the MTA's queue directory %s is read-only to mppd: it did not exist when mppd started (an MTA installed since); restart mppd (systemctl restart mppd)", dir))
-		log.Error("cannot submit: restart mppd", "reason", "spool-read-only", "dir", dir, "err", err)
+		log.Error("cannot submit: restart mppd", logkey.Reason, "spool-read-only", "dir", dir, logkey.Err, err)
 		return err
 	}
 	stdin, cleanup, err := stageStdin(msg)
 	if err != nil {
 		err = delivery.Temporary("staging", err)
-		log.Error("cannot stage the message for sendmail", "reason", "staging", "err", err)
+		log.Error("cannot stage the message for sendmail", logkey.Reason, "staging", logkey.Err, err)
 		return err
 	}
 	defer cleanup()
 
 	out, err := b.run(ctx, argv, acct, stdin)
-	attrs := []any{"reason", delivery.Reason(err), "rcpts", len(env.Recipients), "duration", time.Since(start).Round(time.Millisecond)}
+	attrs := []any{logkey.Reason, delivery.Reason(err), "rcpts", len(env.Recipients), logkey.Duration, time.Since(start).Round(time.Millisecond)}
 	if s := out.String(); s != "" {
 		attrs = append(attrs, "output", s)
 	}
@@ -188,9 +189,9 @@ func (b *Backend) Deliver(ctx context.Context, env delivery.Envelope, msg io.Rea
 	case err == nil:
 		log.Info("submitted to sendmail", attrs[2:]...)
 	case delivery.Reason(err) == "exec":
-		log.Error("cannot run sendmail", append([]any{"err", err}, attrs...)...)
+		log.Error("cannot run sendmail", append([]any{logkey.Err, err}, attrs...)...)
 	default:
-		log.Warn("sendmail failed", append([]any{"err", err}, attrs...)...)
+		log.Warn("sendmail failed", append([]any{logkey.Err, err}, attrs...)...)
 	}
 	return err
 }
@@ -292,7 +293,7 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 	// them all close-on-exec first (TestRecordedChild checks the child
 	// sees exactly 0, 1 and 2).
 	if err := closeOnExecFrom3(); err != nil {
-		b.log.Warn("cannot mark descriptors close-on-exec", "backend", "sendmail", "err", err)
+		b.log.Warn("cannot mark descriptors close-on-exec", logkey.Backend, "sendmail", logkey.Err, err)
 	}
 	// Started from a thread whose ambient and inheritable capability
 	// sets are cleared (and bounding set emptied when mppd may): the
@@ -347,7 +348,7 @@ func (b *Backend) run(ctx context.Context, argv []string, acct account, stdin *o
 			// stop it. The group still has that member, so its id
 			// cannot have been reused.
 			_ = b.killGroup(pgid, "output-held")
-			b.log.Warn("sendmail exited 0 but left a process holding its output; killed its process group", "backend", "sendmail", "pgid", pgid)
+			b.log.Warn("sendmail exited 0 but left a process holding its output; killed its process group", logkey.Backend, "sendmail", "pgid", pgid)
 		}
 		return out, nil
 	}
@@ -420,7 +421,7 @@ func (b *Backend) killGroup(pgid int, why string) error {
 	case errors.Is(err, syscall.ESRCH):
 		return os.ErrProcessDone
 	}
-	b.log.Error("cannot kill sendmail's process group", "backend", "sendmail", "pgid", pgid, "why", why, "err", err)
+	b.log.Error("cannot kill sendmail's process group", logkey.Backend, "sendmail", "pgid", pgid, "why", why, logkey.Err, err)
 	return err
 }
 

@@ -19,6 +19,8 @@ const (
 	Duration = "duration" // how long something took
 	Err      = "err"      // the underlying error, for people
 	Backend  = "backend"  // which backend wrote a detail line
+	Login    = "login"    // the identity a login earned (the backend's name for the user)
+	Account  = "account"  // the local account mail is submitted as
 )
 
 // Outcome events, written by the engine.

@@ -250,7 +250,7 @@ func (m *Monitor) authenticate(ctx context.Context, r *authRequest) reply {
 				err = authn.Unavailable(delivery.Reason(aerr), aerr)
 			}
 			m.Log.Info("account refused at login", logkey.Event, logkey.EventAccountRefused, logkey.Session, r.Session,
-				"login", id.Login, "account", id.Account, logkey.Reason, delivery.Reason(aerr), logkey.Err, aerr)
+				logkey.Login, id.Login, logkey.Account, id.Account, logkey.Reason, delivery.Reason(aerr), logkey.Err, aerr)
 		}
 	}
 	if err != nil {
@@ -315,7 +315,7 @@ func (m *Monitor) deliver(ctx context.Context, r *deliverRequest, fds []int, fds
 		return refuse(reason)
 	}
 	if !senderOf(r.Sender, g.addresses) {
-		return refuse("sender-not-identity", "login", g.login, "sender", r.Sender)
+		return refuse("sender-not-identity", logkey.Login, g.login, "sender", r.Sender)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fds[0], &st); err != nil {
@@ -356,7 +356,7 @@ func (m *Monitor) deliver(ctx context.Context, r *deliverRequest, fds []int, fds
 	// never a violation that stops anything.
 	reserved, refusal := m.SendLimit.Reserve(g.login, len(r.Recipients))
 	if refusal != nil {
-		return refuse("send-limit", "login", g.login, "limit", refusal.Limit, "max", refusal.Max,
+		return refuse("send-limit", logkey.Login, g.login, "limit", refusal.Limit, "max", refusal.Max,
 			"count", refusal.Count, "recipients", len(r.Recipients))
 	}
 	err := m.Delivery.Deliver(context.WithoutCancel(ctx), envelope(g, r), f)

@@ -332,7 +332,7 @@ func (l *Limiter) summarise(e *entry) {
 	}
 	since := e.episodeEnd.Add(-window(e.episodeLimit))
 	l.log.Info("sending limit window over", logkey.Event, logkey.EventSendLimitSummary,
-		"login", e.key, "limit", e.episodeLimit, "since", since.UTC().Format(time.RFC3339),
+		logkey.Login, e.key, "limit", e.episodeLimit, "since", since.UTC().Format(time.RFC3339),
 		"refused_messages", e.refusedMessages, "refused_recipients", e.refusedRecipients)
 	e.episodeEnd, e.episodeLimit = time.Time{}, ""
 	e.refusedMessages, e.refusedRecipients = 0, 0
